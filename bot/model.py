@@ -1,0 +1,220 @@
+"""The shared vocabulary: charts, entries, snapshots, milestones and title identity. No I/O."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import ftfy
+
+PERIODS: dict[str, timedelta] = {"day": timedelta(days=1), "week": timedelta(days=7)}
+SOURCES = ("netflix", "flixpatrol", "file")
+CATEGORIES = (
+    "tv",
+    "movies",
+    "overall",
+    "tv-english",
+    "tv-non-english",
+    "movies-english",
+    "movies-non-english",
+)
+WORLD = "world"
+CHART_SIZE = 10
+
+
+class InputError(ValueError):
+    """Bad input from a user or a file. The message is meant to be shown as it is."""
+
+
+class ChartError(InputError):
+    """A chart that must not be stored: wrong size, repeated or impossible ranks, no rows."""
+
+
+# --- title identity -----------------------------------------------------------------------------
+
+_QUOTES = dict.fromkeys(map(ord, "‘’‚‛′`´ʼ"), "'") | dict.fromkeys(map(ord, "“”„‟″«»"), '"')
+_DASHES = dict.fromkeys(map(ord, "‐‑‒–—―−﹘﹣"), "-")
+_SPACES = re.compile(r"\s+")
+_SEASON_SUFFIX = re.compile(
+    r"^(?P<show>.+?)\s*[:\-–—]\s*(?P<season>(?:season|series|part|volume|vol\.|book|chapter|collection)"
+    r"\s+[\w.]+|limited series|miniseries)$",
+    re.IGNORECASE,
+)
+
+
+def clean_title(text: str) -> str:
+    """Repair mojibake (text decoded twice), normalise width and spacing, keep the spelling."""
+    text = ftfy.fix_text(text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def title_key(text: str) -> str:
+    """The identity of a title: one key despite case, quotes, dashes, width, accents and mojibake."""
+    text = unicodedata.normalize("NFKD", clean_title(text))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.translate(_QUOTES).translate(_DASHES).casefold()
+    return _SPACES.sub(" ", text).strip()
+
+
+def split_season(title: str, season: str | None = None) -> tuple[str, str | None]:
+    """Keep the season apart from the show: ("All of Us Are Dead", "Season 1").
+
+    Netflix writes seasons as "Show: Season 1" in its own column; other sources put them in the title.
+    """
+    title = clean_title(title)
+    if season is not None:
+        season = clean_title(season)
+        if season.upper() in ("", "N/A", "NA", "NONE", "NULL"):
+            season = None
+    if season:
+        prefix = title_key(title)
+        if title_key(season).startswith(prefix) and len(season) > len(title):
+            season = season[len(title) :].lstrip(" :-–—") or season
+        return title, season
+    match = _SEASON_SUFFIX.match(title)
+    if match:
+        return match["show"].strip(), match["season"].strip()
+    return title, None
+
+
+# --- charts -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChartKey:
+    """One chart on one date. `series` is the same chart across dates."""
+
+    source: str
+    service: str
+    region: str
+    category: str
+    period: str
+    date: date
+
+    @property
+    def series(self) -> tuple[str, str, str, str]:
+        return (self.service, self.region, self.category, self.period)
+
+    @property
+    def step(self) -> timedelta:
+        return PERIODS[self.period]
+
+    def previous_date(self) -> date:
+        return self.date - self.step
+
+    def label(self) -> str:
+        return f"{self.service}/{self.region}/{self.category}/{self.period}/{self.date.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    rank: int
+    title: str
+    title_key: str
+    season: str | None = None
+    points: float | None = None
+    hours: int | None = None
+    views: int | None = None
+    runtime: float | None = None
+    weeks_reported: int | None = None
+
+    @classmethod
+    def make(cls, rank: int, title: str, season: str | None = None, **figures: Any) -> Entry:
+        """An entry whose title is cleaned, split from its season and keyed."""
+        show, season = split_season(title, season)
+        if not show:
+            raise InputError("empty title")
+        return cls(rank=rank, title=show, title_key=title_key(show), season=season, **figures)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    key: ChartKey
+    entries: tuple[Entry, ...]
+
+    def __post_init__(self) -> None:
+        validate_entries(self.key, self.entries)
+
+    @property
+    def complete(self) -> bool:
+        """A full Top 10: only a complete chart may say that a title left it."""
+        return [e.rank for e in self.entries] == list(range(1, CHART_SIZE + 1))
+
+    def best_ranks(self) -> dict[str, int]:
+        """title_key -> best rank in this chart (two seasons of one show may both chart)."""
+        best: dict[str, int] = {}
+        for entry in self.entries:
+            if entry.rank < best.get(entry.title_key, CHART_SIZE + 1):
+                best[entry.title_key] = entry.rank
+        return best
+
+
+def validate_entries(key: ChartKey, entries: tuple[Entry, ...]) -> None:
+    if key.period not in PERIODS:
+        raise ChartError(f"{key.label()}: period must be one of {', '.join(PERIODS)}")
+    if not entries:
+        raise ChartError(f"{key.label()}: the chart has no entries")
+    seen: set[int] = set()
+    for entry in entries:
+        if not 1 <= entry.rank <= CHART_SIZE:
+            raise ChartError(f"{key.label()}: rank {entry.rank} is outside 1..{CHART_SIZE}")
+        if entry.rank in seen:
+            raise ChartError(f"{key.label()}: rank {entry.rank} is repeated")
+        seen.add(entry.rank)
+    if any(a.rank > b.rank for a, b in zip(entries, entries[1:], strict=False)):
+        raise ChartError(f"{key.label()}: entries must be in rank order")
+
+
+def make_snapshot(key: ChartKey, entries: list[Entry]) -> Snapshot:
+    return Snapshot(key, tuple(sorted(entries, key=lambda e: e.rank)))
+
+
+# --- milestones ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Milestone:
+    """Something fans cheer about. `key` is stable across runs: the same news has the same key."""
+
+    kind: str
+    chart: ChartKey
+    title_key: str
+    title: str
+    value: int | None
+    previous: int | None
+    key: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self, text: str) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "title": self.title,
+            "title_key": self.title_key,
+            "service": self.chart.service,
+            "region": self.chart.region,
+            "category": self.chart.category,
+            "period": self.chart.period,
+            "date": self.chart.date.isoformat(),
+            "value": self.value,
+            "previous": self.previous,
+            "key": self.key,
+            "text": text,
+        }
+
+
+def milestone_key(kind: str, chart: ChartKey, title_key: str, detail: str = "") -> str:
+    parts = [kind, *chart.series, chart.date.isoformat(), title_key]
+    if detail:
+        parts.append(detail)
+    return "|".join(parts)
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
