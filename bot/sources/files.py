@@ -1,0 +1,237 @@
+"""Import of local files: Netflix's TSVs, the Netflix U.S. daily Top 10 CSV and the generic format.
+
+Every format turns a whole file into snapshots or raises one InputError naming the file, the line
+and the reason: nothing of a bad file is returned.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bot.model import CATEGORIES, PERIODS, ChartKey, Entry, InputError, Snapshot
+from bot.sources import netflix
+from bot.sources.netflix import (
+    Charts,
+    Row,
+    a_date,
+    a_sunday,
+    at_line,
+    decimal,
+    decode,
+    integer,
+    make_entry,
+    optional,
+    read_rows,
+    region,
+    whole,
+)
+
+SOURCE = "file"
+FORMATS = ("netflix-countries", "netflix-global", "netflix-us-daily", "generic-csv", "jsonl")
+
+US_DAILY_COLUMNS = ("as of", "rank", "title")
+GENERIC_COLUMNS = ("date", "region", "category", "rank", "title")
+_GENERIC_FIELDS = (*GENERIC_COLUMNS, "period", "service", "season", "points", "hours", "views")
+_HEADERS = {
+    "netflix-countries": netflix.COUNTRIES_COLUMNS,
+    "netflix-global": netflix.GLOBAL_COLUMNS,
+    "netflix-us-daily": US_DAILY_COLUMNS,
+    "generic-csv": GENERIC_COLUMNS,
+}
+
+
+# --- format detection ---------------------------------------------------------------------------
+
+
+def detect_format(first_line: str) -> str:
+    """The format whose header this is (or `jsonl` when the line is a JSON object)."""
+    line = first_line.removeprefix("\ufeff").strip()
+    if line.startswith("{"):
+        return "jsonl"
+    if "\t" in line:
+        columns = {name.strip().lower() for name in line.split("\t")}
+        candidates = ("netflix-countries", "netflix-global")
+    else:
+        columns = {name.strip().lower() for name in next(csv.reader([line]), [])}
+        candidates = ("netflix-us-daily", "generic-csv")
+    for name in candidates:
+        if columns.issuperset(_HEADERS[name]):
+            return name
+    expected = "; ".join(f"{name} ({', '.join(cols)}, …)" for name, cols in _HEADERS.items())
+    shown = line if len(line) <= 80 else line[:77] + "..."
+    raise InputError(
+        f"line 1: unrecognised header {shown!r}; expected one of: {expected}; "
+        "or jsonl (one JSON object per line)"
+    )
+
+
+# --- entry points -------------------------------------------------------------------------------
+
+
+def read_file(path: Path, format: str | None = None) -> list[Snapshot]:
+    """Parse a file on disk; `format` forces one of FORMATS instead of detecting it."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    return parse_bytes(data, format, name=str(path))
+
+
+def parse_bytes(data: bytes, format: str | None = None, name: str = "<data>") -> list[Snapshot]:
+    """Parse a whole file's bytes; errors read `name: line N: reason`."""
+    if format is not None and format not in FORMATS:
+        raise InputError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+    try:
+        text = decode(data)
+        if not text.strip():
+            raise InputError("line 1: the file is empty")
+        chosen = format or detect_format(text.split("\n", 1)[0])
+        return _PARSERS[chosen](text)
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from None
+
+
+# --- Netflix U.S. daily Top 10 (Kaggle "Netflix daily top 10 in US", via The Numbers) -----------
+
+
+def parse_us_daily(data: bytes | str) -> list[Snapshot]:
+    """`netflix_daily_top_10.csv`: one U.S. chart per day, TV and films mixed (`overall`)."""
+    charts = Charts()
+    keys: dict[str, ChartKey] = {}
+
+    def chart_key(day: str) -> ChartKey:
+        if day not in keys:
+            keys[day] = ChartKey(SOURCE, "netflix", "us", "overall", "day", a_date(day, "As of"))
+        return keys[day]
+
+    for line, row in read_rows(decode(data), US_DAILY_COLUMNS):
+        with at_line(line):
+            entry = make_entry(
+                integer(row["rank"], "Rank"),
+                row["title"],
+                points=optional(row, "viewership score", decimal),
+                weeks_reported=optional(row, "days in top 10", whole),
+            )
+            charts.add(chart_key(row["as of"]), entry, line)
+    return charts.snapshots()
+
+
+# --- the generic format (DESIGN.md, "Generic import format") ------------------------------------
+
+
+def parse_generic_csv(data: bytes | str) -> list[Snapshot]:
+    """Generic CSV: one row per chart entry, columns named in the header (any order, extras ignored)."""
+    return _parse_generic(read_rows(decode(data), GENERIC_COLUMNS))
+
+
+def parse_jsonl(data: bytes | str) -> list[Snapshot]:
+    """Generic JSON Lines: one object per chart entry, with the generic format's fields."""
+    return _parse_generic(_json_rows(decode(data)))
+
+
+def _json_rows(text: str) -> Iterator[tuple[int, Row]]:
+    # Split on "\n" only: str.splitlines() would also split on U+2028 inside JSON strings.
+    for line, raw in enumerate(text.split("\n"), start=1):
+        if raw.strip():
+            with at_line(line):
+                row = _json_row(raw)
+            yield line, row
+
+
+def _json_row(raw: str) -> Row:
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"expected a JSON object, found {_json_type(record)}")
+    row = {str(name).strip().lower(): value for name, value in record.items()}
+    missing = [name for name in GENERIC_COLUMNS if name not in row]
+    if missing:
+        raise InputError(f"missing field(s) {', '.join(map(repr, missing))}")
+    return {name: _json_text(name, value) for name, value in row.items() if name in _GENERIC_FIELDS}
+
+
+def _json_text(name: str, value: Any) -> str:
+    """A JSON value as the text a CSV cell would hold, so both share one validator."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise InputError(f"{name} must be text or a number, not {_json_type(value)}")
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", bool: "true/false", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _parse_generic(rows: Iterator[tuple[int, Row]]) -> list[Snapshot]:
+    charts = Charts()
+    for line, row in rows:
+        with at_line(line):
+            charts.add(_generic_key(row), _generic_entry(row), line)
+    return charts.snapshots()
+
+
+def _generic_key(row: Row) -> ChartKey:
+    period = _choice(_default(row, "period", "day"), "period", tuple(PERIODS))
+    return ChartKey(
+        source=SOURCE,
+        service=_service(_default(row, "service", "netflix")),
+        region=region(_required(row, "region"), "region"),
+        category=_choice(_required(row, "category"), "category", CATEGORIES),
+        period=period,
+        date=(a_sunday if period == "week" else a_date)(_required(row, "date"), "date"),
+    )
+
+
+def _generic_entry(row: Row) -> Entry:
+    return make_entry(
+        integer(_required(row, "rank"), "rank"),
+        _required(row, "title"),
+        row.get("season", "").strip() or None,
+        points=optional(row, "points", decimal),
+        hours=optional(row, "hours", whole),
+        views=optional(row, "views", whole),
+    )
+
+
+def _default(row: Row, column: str, default: str) -> str:
+    return row.get(column, "").strip() or default
+
+
+def _required(row: Row, column: str) -> str:
+    value = row[column].strip()
+    if not value:
+        raise InputError(f"{column} is empty")
+    return value
+
+
+def _choice(value: str, column: str, allowed: tuple[str, ...]) -> str:
+    word = value.strip().lower()
+    if word not in allowed:
+        raise InputError(f"{column} {value!r} is not one of {', '.join(allowed)}")
+    return word
+
+
+def _service(value: str) -> str:
+    slug = value.strip().lower()
+    if not slug or not all(ch.isascii() and (ch.isalnum() or ch == "-") for ch in slug):
+        raise InputError(f"service {value!r} is not a service slug like 'netflix' or 'hbo-max'")
+    return slug
+
+
+_PARSERS: dict[str, Callable[[str], list[Snapshot]]] = {
+    "netflix-countries": netflix.parse_countries_tsv,
+    "netflix-global": netflix.parse_global_tsv,
+    "netflix-us-daily": parse_us_daily,
+    "generic-csv": parse_generic_csv,
+    "jsonl": parse_jsonl,
+}

@@ -1,0 +1,608 @@
+"""The write path: charts in, running stats and country counts updated, milestones to the outbox.
+
+Everything here runs on the database thread inside one transaction (see `Store.ingest`). A batch is
+worked series by series: charts newer than the series' newest are appended incrementally (stats
+advanced in memory, written once); older or revised charts are written first and the stats of the
+titles they touch are recomputed from history, so the result never depends on arrival order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from bot import milestones as detector
+from bot.model import PERIODS, WORLD, ChartKey, Milestone, Snapshot
+from bot.stats import TitleStats, advance, fold
+
+SeriesKey = tuple[str, str, str, str]
+GroupKey = tuple[str, str, str]  # service, category, period: the country charts of one kind
+_CHUNK = 500  # parameters per IN (...) list, well under SQLite's limit
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    backfilled: int = 0  # added or replaced below a series' newest period: history only, no news
+    entries: int = 0
+    milestones: list[Milestone] = field(default_factory=list)
+    # country periods counted in this batch: (service, category, period, date) -> a source of them
+    country_periods: dict[tuple[str, str, str, date], str] = field(default_factory=dict)
+
+    def merge(self, other: IngestReport) -> None:
+        self.added += other.added
+        self.replaced += other.replaced
+        self.unchanged += other.unchanged
+        self.backfilled += other.backfilled
+        self.entries += other.entries
+        self.milestones.extend(other.milestones)
+        self.country_periods.update(other.country_periods)
+
+
+def digest(snapshot: Snapshot) -> str:
+    rows = [
+        (e.rank, e.title_key, e.title, e.season, e.points, e.hours, e.views, e.runtime, e.weeks_reported)
+        for e in snapshot.entries
+    ]
+    return hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()
+
+
+def chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+class Batch:
+    """One ingest call: the shared lookups and the rows waiting to be written."""
+
+    def __init__(self, conn: sqlite3.Connection, news: bool) -> None:
+        self.conn = conn
+        self.news = news
+        self.now = datetime.now(UTC).isoformat(timespec="seconds")
+        self.report = IngestReport()
+        self.title_ids: dict[str, int] = {}
+        self.title_keys: dict[int, str] = {}
+        self.title_names: dict[int, str] = {}
+        self.next_chart_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM charts").fetchone()[0]
+        self.touched_groups: set[tuple[GroupKey, str]] = set()
+
+    def resolve_titles(self, snapshots: Iterable[Snapshot]) -> None:
+        names: dict[str, str] = {}
+        for snapshot in snapshots:
+            for entry in snapshot.entries:
+                names.setdefault(entry.title_key, entry.title)
+        self.conn.executemany(
+            "INSERT INTO titles (title_key, title) VALUES (?, ?) ON CONFLICT (title_key) DO NOTHING",
+            names.items(),
+        )
+        self.load_titles_by_key(list(names))
+
+    def load_titles_by_key(self, keys: Sequence[str]) -> None:
+        for part in chunks(keys):
+            sql = f"SELECT id, title_key, title FROM titles WHERE title_key IN ({marks(len(part))})"
+            self._remember(self.conn.execute(sql, part))
+
+    def load_titles_by_id(self, ids: Iterable[int]) -> None:
+        missing = [i for i in set(ids) if i not in self.title_keys]
+        for part in chunks(missing):
+            sql = f"SELECT id, title_key, title FROM titles WHERE id IN ({marks(len(part))})"
+            self._remember(self.conn.execute(sql, part))
+
+    def _remember(self, rows: Iterable[tuple[int, str, str]]) -> None:
+        for title_id, key, name in rows:
+            self.title_ids[key] = title_id
+            self.title_keys[title_id] = key
+            self.title_names[title_id] = name
+
+
+def ingest(conn: sqlite3.Connection, snapshots: Sequence[Snapshot], *, news: bool) -> IngestReport:
+    """Store the charts; with `news`, detect milestones of new newest periods into the outbox.
+
+    The caller holds the transaction. Country aggregates are counted here but detected separately
+    (`detect_countries`), because only the caller knows when a period's regions are complete.
+    """
+    batch = Batch(conn, news)
+    latest: dict[SeriesKey, Snapshot] = {}
+    for snapshot in snapshots:  # the last copy of a chart in a batch wins
+        latest[(*snapshot.key.series, snapshot.key.date.isoformat())] = snapshot  # type: ignore[index]
+    by_series: dict[SeriesKey, list[Snapshot]] = defaultdict(list)
+    for snapshot in latest.values():
+        by_series[snapshot.key.series].append(snapshot)
+    batch.resolve_titles(latest.values())
+    for series, charts in by_series.items():
+        charts.sort(key=lambda s: s.key.date)
+        SeriesIngest(batch, series).run(charts)
+    for group, day in sorted(batch.touched_groups):
+        count_countries(conn, group, day)
+    return batch.report
+
+
+class SeriesIngest:
+    """The charts of one series in one batch."""
+
+    def __init__(self, batch: Batch, series: SeriesKey) -> None:
+        self.batch = batch
+        self.conn = batch.conn
+        self.series = series
+        self.step = PERIODS[series[3]]
+        row = self.conn.execute(
+            "SELECT id, latest_date, record_run, record_holder, record_end FROM series "
+            "WHERE service = ? AND region = ? AND category = ? AND period = ?",
+            series,
+        ).fetchone()
+        if row is None:
+            cursor = self.conn.execute(
+                "INSERT INTO series (service, region, category, period) VALUES (?, ?, ?, ?)", series
+            )
+            row = (cursor.lastrowid, None, 0, None, None)
+        self.series_id: int = row[0]
+        self.latest: date | None = date.fromisoformat(row[1]) if row[1] else None
+        self.record = (row[2], row[3], date.fromisoformat(row[4]) if row[4] else None)
+        self.stats: dict[int, TitleStats] = {}
+        self.dirty: set[int] = set()
+
+    def run(self, charts: list[Snapshot]) -> None:
+        existing = self._existing_charts(charts[0].key.date)
+        fresh, late = [], []
+        for snapshot in charts:
+            known = existing.get(snapshot.key.date)
+            if known and known[1] == digest(snapshot):
+                self.batch.report.unchanged += 1
+            elif self.latest is None or snapshot.key.date > self.latest:
+                fresh.append(snapshot)
+            else:
+                late.append((snapshot, known[0] if known else None))
+        if late:
+            self._write_late(late)
+        if fresh:
+            self._append(fresh)
+        self._save()
+
+    def _existing_charts(self, since: date) -> dict[date, tuple[int, str]]:
+        rows = self.conn.execute(
+            "SELECT date, id, digest FROM charts WHERE series_id = ? AND date >= ?",
+            (self.series_id, since.isoformat()),
+        )
+        return {date.fromisoformat(day): (chart_id, dig) for day, chart_id, dig in rows}
+
+    # --- late charts: backfills and revisions --------------------------------------------------
+
+    def _write_late(self, late: list[tuple[Snapshot, int | None]]) -> None:
+        affected: set[int] = set()
+        revised_latest: list[tuple[Snapshot, dict[int, int]]] = []
+        for snapshot, chart_id in late:
+            old_ranks: dict[int, int] = {}
+            if chart_id is not None:
+                old_ranks = self._chart_ranks(chart_id)
+                affected.update(old_ranks)
+                self.conn.execute("DELETE FROM entries WHERE chart_id = ?", (chart_id,))
+                self.conn.execute(
+                    "UPDATE charts SET source = ?, digest = ?, complete = ?, ingested_at = ? WHERE id = ?",
+                    (snapshot.key.source, digest(snapshot), snapshot.complete, self.batch.now, chart_id),
+                )
+                self.batch.report.replaced += 1
+            else:
+                chart_id = self._insert_chart(snapshot)
+                self.batch.report.added += 1
+            self._insert_entries(chart_id, snapshot)
+            affected.update(self._ranks_of(snapshot))
+            if snapshot.key.date == self.latest and self.batch.news:
+                revised_latest.append((snapshot, old_ranks))
+            else:
+                self.batch.report.backfilled += 1
+            self._touch_group(snapshot.key)
+        for snapshot, _ in revised_latest:
+            self._detect_revision(snapshot)
+        self._recompute(affected)
+
+    def _detect_revision(self, snapshot: Snapshot) -> None:
+        """A corrected newest chart: detect again against history; stale news is retracted."""
+        ranks = self._ranks_of(snapshot)
+        previous = self._previous_ranks(snapshot.key.date)
+        titles = set(ranks) | set(previous or {})
+        before = self._fold(titles, until=snapshot.key.date)
+        after = {t: advance(before.get(t), snapshot.key.date, r, self.step) for t, r in ranks.items()}
+        record = self._record_before(snapshot.key.date)
+        found = self._detect(snapshot, ranks, previous, before, after, record)
+        keep = {m.key for m in found}
+        self.conn.execute(
+            "UPDATE outbox SET status = 'retracted', updated_at = ? WHERE scope = 'chart' AND service = ? "
+            "AND region = ? AND category = ? AND period = ? AND date = ? AND status != 'retracted' "
+            f"AND key NOT IN ({marks(len(keep))})",
+            (self.batch.now, *self.series, snapshot.key.date.isoformat(), *keep),
+        )
+
+    def _recompute(self, titles: set[int]) -> None:
+        folded = self._fold(titles, until=None)
+        for title_id in titles:
+            if title_id in folded:
+                self.stats[title_id] = folded[title_id]
+            else:
+                self.stats.pop(title_id, None)
+                self.conn.execute(
+                    "DELETE FROM title_stats WHERE series_id = ? AND title_id = ?", (self.series_id, title_id)
+                )
+        self.dirty.update(t for t in titles if t in folded)
+        self._save_stats()
+        self.record = self._record_from_stats()
+
+    def _fold(self, titles: Iterable[int], until: date | None) -> dict[int, TitleStats]:
+        """Stats from the stored history of these titles in this series (before `until`)."""
+        appearances: dict[int, dict[date, int]] = defaultdict(dict)
+        bound = until.isoformat() if until else "9999-12-31"
+        for part in chunks(sorted(titles)):
+            rows = self.conn.execute(
+                "SELECT e.title_id, c.date, e.rank FROM entries e JOIN charts c ON c.id = e.chart_id "
+                f"WHERE c.series_id = ? AND c.date < ? AND e.title_id IN ({marks(len(part))})",
+                (self.series_id, bound, *part),
+            )
+            for title_id, day, rank in rows:
+                seen = appearances[title_id]
+                when = date.fromisoformat(day)
+                seen[when] = min(rank, seen.get(when, rank))
+        result = {}
+        for title_id, seen in appearances.items():
+            stats = fold(sorted(seen.items()), self.step)
+            if stats is not None:
+                result[title_id] = stats
+        return result
+
+    def _record_from_stats(self) -> tuple[int, int | None, date | None]:
+        row = self.conn.execute(
+            "SELECT longest_no1_run, title_id, longest_no1_end FROM title_stats WHERE series_id = ? "
+            "AND longest_no1_run > 0 ORDER BY longest_no1_run DESC, longest_no1_end ASC LIMIT 1",
+            (self.series_id,),
+        ).fetchone()
+        if row is None:
+            return (0, None, None)
+        return (row[0], row[1], date.fromisoformat(row[2]))
+
+    def _record_before(self, day: date) -> tuple[int, int | None, date | None]:
+        """The run record as it stood before `day`: runs ending earlier, cut at `day`."""
+        rows = self.conn.execute(
+            "SELECT e.title_id, c.date FROM entries e JOIN charts c ON c.id = e.chart_id "
+            "WHERE c.series_id = ? AND c.date < ? AND e.rank = 1 ORDER BY c.date",
+            (self.series_id, day.isoformat()),
+        )
+        best: tuple[int, int | None, date | None] = (0, None, None)
+        holder, run, last = None, 0, None
+        for title_id, text in rows:
+            when = date.fromisoformat(text)
+            run = run + 1 if holder == title_id and last is not None and last + self.step == when else 1
+            holder, last = title_id, when
+            if run > best[0]:
+                best = (run, title_id, when)
+        return best
+
+    # --- fresh charts: the newest periods, appended in order ------------------------------------
+
+    def _append(self, fresh: list[Snapshot]) -> None:
+        previous = self._previous_ranks(fresh[0].key.date) if self.latest else None
+        wanted = {t for s in fresh for t in self._ranks_of(s)} | set(previous or {})
+        self._load_stats(wanted)
+        for snapshot in fresh:
+            ranks = self._ranks_of(snapshot)
+            contiguous = self.latest is not None and self.latest + self.step == snapshot.key.date
+            before = {t: self.stats[t] for t in set(ranks) | set(previous or {}) if t in self.stats}
+            after = {t: advance(self.stats.get(t), snapshot.key.date, r, self.step) for t, r in ranks.items()}
+            if self.batch.news and self.latest is not None:
+                self._detect(snapshot, ranks, previous if contiguous else None, before, after, self.record)
+            self.stats.update(after)
+            self.dirty.update(after)
+            for title_id, stats in after.items():
+                if stats.longest_no1_run > self.record[0]:
+                    self.record = (stats.longest_no1_run, title_id, stats.longest_no1_end)
+            chart_id = self._insert_chart(snapshot)
+            self._insert_entries(chart_id, snapshot)
+            self._touch_group(snapshot.key)
+            self.batch.report.added += 1
+            self.latest, previous = snapshot.key.date, ranks
+
+    def _load_stats(self, titles: set[int]) -> None:
+        missing = sorted(t for t in titles if t not in self.stats)
+        for part in chunks(missing):
+            rows = self.conn.execute(
+                f"SELECT {STATS_COLUMNS} FROM title_stats WHERE series_id = ? "
+                f"AND title_id IN ({marks(len(part))})",
+                (self.series_id, *part),
+            )
+            for row in rows:
+                self.stats[row[0]] = stats_from_row(row[1:])
+
+    # --- shared pieces ----------------------------------------------------------------------------
+
+    def _detect(
+        self,
+        snapshot: Snapshot,
+        ranks: dict[int, int],
+        previous: dict[int, int] | None,
+        before: dict[int, TitleStats],
+        after: dict[int, TitleStats],
+        record: tuple[int, int | None, date | None],
+    ) -> list[Milestone]:
+        batch = self.batch
+        batch.load_titles_by_id([*ranks, *(previous or {}), *([record[1]] if record[1] else [])])
+        key_of = batch.title_keys
+        run_record = None
+        if record[1] is not None:
+            run_record = detector.Record(
+                record[0], key_of[record[1]], batch.title_names[record[1]], record[2]
+            )
+        change = detector.ChartChange(
+            chart=snapshot.key,
+            ranks={key_of[t]: r for t, r in ranks.items()},
+            titles={key_of[t]: batch.title_names[t] for t in {*ranks, *(previous or {})}},
+            previous_ranks={key_of[t]: r for t, r in previous.items()} if previous is not None else None,
+            before={key_of[t]: s for t, s in before.items()},
+            after={key_of[t]: s for t, s in after.items()},
+            complete=snapshot.complete,
+            run_record=run_record,
+        )
+        found = detector.detect_chart(change)
+        record_milestones(batch, found, scope="chart")
+        return found
+
+    def _previous_ranks(self, day: date) -> dict[int, int] | None:
+        row = self.conn.execute(
+            "SELECT id FROM charts WHERE series_id = ? AND date = ?",
+            (self.series_id, (day - self.step).isoformat()),
+        ).fetchone()
+        return self._chart_ranks(row[0]) if row else None
+
+    def _chart_ranks(self, chart_id: int) -> dict[int, int]:
+        ranks: dict[int, int] = {}
+        for title_id, rank in self.conn.execute(
+            "SELECT title_id, rank FROM entries WHERE chart_id = ? ORDER BY rank DESC", (chart_id,)
+        ):
+            ranks[title_id] = rank
+        return ranks
+
+    def _ranks_of(self, snapshot: Snapshot) -> dict[int, int]:
+        ids = self.batch.title_ids
+        return {ids[key]: rank for key, rank in snapshot.best_ranks().items()}
+
+    def _insert_chart(self, snapshot: Snapshot) -> int:
+        chart_id = self.batch.next_chart_id
+        self.batch.next_chart_id += 1
+        self.conn.execute(
+            "INSERT INTO charts (id, series_id, date, source, digest, complete, ingested_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                chart_id,
+                self.series_id,
+                snapshot.key.date.isoformat(),
+                snapshot.key.source,
+                digest(snapshot),
+                snapshot.complete,
+                self.batch.now,
+            ),
+        )
+        return chart_id
+
+    def _insert_entries(self, chart_id: int, snapshot: Snapshot) -> None:
+        ids = self.batch.title_ids
+        self.conn.executemany(
+            "INSERT INTO entries (chart_id, rank, title_id, season, points, hours, views, runtime, "
+            "weeks_reported) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    chart_id,
+                    e.rank,
+                    ids[e.title_key],
+                    e.season,
+                    e.points,
+                    e.hours,
+                    e.views,
+                    e.runtime,
+                    e.weeks_reported,
+                )
+                for e in snapshot.entries
+            ],
+        )
+        self.batch.report.entries += len(snapshot.entries)
+
+    def _touch_group(self, key: ChartKey) -> None:
+        if key.region != WORLD:
+            self.batch.touched_groups.add(((key.service, key.category, key.period), key.date.isoformat()))
+            self.batch.report.country_periods[(key.service, key.category, key.period, key.date)] = key.source
+
+    def _save(self) -> None:
+        self._save_stats()
+        holder = self.record[1]
+        self.conn.execute(
+            "UPDATE series SET latest_date = (SELECT max(date) FROM charts WHERE series_id = ?), "
+            "record_run = ?, record_holder = ?, record_end = ? WHERE id = ?",
+            (
+                self.series_id,
+                self.record[0],
+                holder,
+                self.record[2].isoformat() if self.record[2] else None,
+                self.series_id,
+            ),
+        )
+
+    def _save_stats(self) -> None:
+        if not self.dirty:
+            return
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO title_stats (series_id, title_id, {STATS_FIELDS}) "
+            f"VALUES (?, ?, {marks(len(STATS_FIELD_NAMES))})",
+            [(self.series_id, t, *stats_to_row(self.stats[t])) for t in self.dirty],
+        )
+        self.dirty.clear()
+
+
+STATS_FIELD_NAMES = tuple(TitleStats.__dataclass_fields__)
+STATS_FIELDS = ", ".join(STATS_FIELD_NAMES)
+STATS_COLUMNS = "title_id, " + STATS_FIELDS
+_DATE_FIELDS = {"first_date", "last_date", "peak_date", "longest_no1_end"}
+
+
+def stats_to_row(stats: TitleStats) -> tuple:
+    values = []
+    for name in STATS_FIELD_NAMES:
+        value = getattr(stats, name)
+        values.append(value.isoformat() if isinstance(value, date) else value)
+    return tuple(values)
+
+
+def stats_from_row(row: Sequence) -> TitleStats:
+    values = {}
+    for name, value in zip(STATS_FIELD_NAMES, row, strict=True):
+        values[name] = date.fromisoformat(value) if name in _DATE_FIELDS and value else value
+    return TitleStats(**values)
+
+
+# --- country aggregates ---------------------------------------------------------------------------
+
+
+def count_countries(conn: sqlite3.Connection, group: GroupKey, day: str) -> None:
+    """Recount, for one period of a group, the countries where each title is No. 1 / in the top 10."""
+    conn.execute(
+        "DELETE FROM country_counts WHERE service = ? AND category = ? AND period = ? AND date = ?",
+        (*group, day),
+    )
+    charts = (
+        "SELECT c.id FROM charts c JOIN series s ON s.id = c.series_id WHERE c.date = ? "
+        "AND s.service = ? AND s.category = ? AND s.period = ? AND s.region != ?"
+    )
+    conn.execute(
+        "INSERT INTO country_counts (service, category, period, date, title_id, no1, top10) "
+        "SELECT ?, ?, ?, ?, e.title_id, sum(CASE WHEN e.rank = 1 THEN 1 ELSE 0 END), "
+        f"count(DISTINCT e.chart_id) FROM entries e WHERE e.chart_id IN ({charts}) GROUP BY e.title_id",
+        (*group, day, day, *group, WORLD),
+    )
+    reporting = conn.execute(f"SELECT count(*) FROM ({charts})", (day, *group, WORLD)).fetchone()[0]
+    conn.execute(
+        "INSERT OR REPLACE INTO country_periods (service, category, period, date, reporting) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (*group, day, reporting),
+    )
+
+
+def detect_countries(conn: sqlite3.Connection, group: GroupKey, day: date, source: str) -> list[Milestone]:
+    """Aggregate milestones for one complete period of a group; nothing for a backfill or a baseline."""
+    where = "service = ? AND category = ? AND period = ?"
+    newest = conn.execute(f"SELECT max(date) FROM country_periods WHERE {where}", group).fetchone()[0]
+    previous_day = (day - PERIODS[group[2]]).isoformat()
+    reporting = _reporting(conn, group, day.isoformat())
+    previous_reporting = _reporting(conn, group, previous_day)
+    if newest != day.isoformat() or reporting is None or previous_reporting is None:
+        return []
+    counts = _counts(conn, group, day.isoformat())
+    previous = _counts(conn, group, previous_day)
+    best_before: dict[int, int] = {}
+    ids = list(counts)
+    for part in chunks(ids):
+        rows = conn.execute(
+            f"SELECT title_id, max(no1) FROM country_counts WHERE {where} AND date < ? "
+            f"AND title_id IN ({marks(len(part))}) GROUP BY title_id",
+            (*group, day.isoformat(), *part),
+        )
+        best_before.update(rows)
+    record_row = conn.execute(
+        f"SELECT no1, title_id, date FROM country_counts WHERE {where} AND date < ? AND no1 > 0 "
+        "ORDER BY no1 DESC, date ASC LIMIT 1",
+        (*group, day.isoformat()),
+    ).fetchone()
+    batch = Batch(conn, news=True)
+    batch.load_titles_by_id([*counts, *previous, *([record_row[1]] if record_row else [])])
+    key_of, name_of = batch.title_keys, batch.title_names
+    record = None
+    if record_row:
+        record = detector.Record(
+            record_row[0], key_of[record_row[1]], name_of[record_row[1]], date.fromisoformat(record_row[2])
+        )
+    service, category, period = group
+    change = detector.CountryChange(
+        chart=ChartKey(source, service, WORLD, category, period, day),
+        counts={key_of[t]: c for t, c in counts.items()},
+        previous={key_of[t]: c for t, c in previous.items()},
+        best_before={key_of[t]: n for t, n in best_before.items()},
+        reporting=reporting,
+        previous_reporting=previous_reporting,
+        titles={key_of[t]: name_of[t] for t in {*counts, *previous}},
+        record=record,
+    )
+    found = detector.detect_countries(change)
+    record_milestones(batch, found, scope="countries")
+    return found
+
+
+def _reporting(conn: sqlite3.Connection, group: GroupKey, day: str) -> int | None:
+    row = conn.execute(
+        "SELECT reporting FROM country_periods WHERE service = ? AND category = ? AND period = ? AND date = ?",
+        (*group, day),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _counts(conn: sqlite3.Connection, group: GroupKey, day: str) -> dict[int, tuple[int, int]]:
+    rows = conn.execute(
+        "SELECT title_id, no1, top10 FROM country_counts "
+        "WHERE service = ? AND category = ? AND period = ? AND date = ?",
+        (*group, day),
+    )
+    return {title_id: (no1, top10) for title_id, no1, top10 in rows}
+
+
+# --- the outbox -------------------------------------------------------------------------------------
+
+
+def record_milestones(batch: Batch, found: list[Milestone], *, scope: str) -> None:
+    """Write milestones to the outbox once per key; a changed value updates the pending row."""
+    if not found:
+        return
+    conn = batch.conn
+    keys = [m.key for m in found]
+    known = {
+        key: (value, previous, context, status)
+        for key, value, previous, context, status in conn.execute(
+            f"SELECT key, value, previous, context, status FROM outbox WHERE key IN ({marks(len(keys))})",
+            keys,
+        )
+    }
+    for milestone in found:
+        chart = milestone.chart
+        context = json.dumps(dict(milestone.context), sort_keys=True, ensure_ascii=False)
+        old = known.get(milestone.key)
+        if old is None:
+            conn.execute(
+                "INSERT INTO outbox (key, kind, scope, title_id, source, service, region, category, period, "
+                "date, value, previous, context, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    milestone.key,
+                    milestone.kind,
+                    scope,
+                    batch.title_ids[milestone.title_key],
+                    chart.source,
+                    *chart.series,
+                    chart.date.isoformat(),
+                    milestone.value,
+                    milestone.previous,
+                    context,
+                    batch.now,
+                    batch.now,
+                ),
+            )
+            batch.report.milestones.append(milestone)
+        elif old[:3] != (milestone.value, milestone.previous, context) or old[3] == "retracted":
+            status = "pending" if old[3] in ("pending", "retracted") else old[3]
+            conn.execute(
+                "UPDATE outbox SET value = ?, previous = ?, context = ?, status = ?, revision = revision + 1, "
+                "updated_at = ? WHERE key = ?",
+                (milestone.value, milestone.previous, context, status, batch.now, milestone.key),
+            )
+            batch.report.milestones.append(milestone)

@@ -1,0 +1,139 @@
+"""The database schema, versioned with PRAGMA user_version and migrated forward only."""
+
+from __future__ import annotations
+
+import sqlite3
+
+# Each step moves the schema from version N to N + 1; a released step is never edited.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE series (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        region TEXT NOT NULL,
+        category TEXT NOT NULL,
+        period TEXT NOT NULL,
+        latest_date TEXT,
+        record_run INTEGER NOT NULL DEFAULT 0,        -- longest No. 1 run in this series
+        record_holder INTEGER REFERENCES titles(id),
+        record_end TEXT,
+        UNIQUE (service, region, category, period)
+    );
+    CREATE TABLE charts (
+        id INTEGER PRIMARY KEY,
+        series_id INTEGER NOT NULL REFERENCES series(id),
+        date TEXT NOT NULL,
+        source TEXT NOT NULL,
+        digest TEXT NOT NULL,                          -- identical content: re-ingest is a no-op
+        complete INTEGER NOT NULL,
+        ingested_at TEXT NOT NULL,
+        UNIQUE (series_id, date)
+    );
+    CREATE INDEX charts_by_date ON charts (date);
+    CREATE TABLE titles (
+        id INTEGER PRIMARY KEY,
+        title_key TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL
+    );
+    CREATE TABLE entries (
+        chart_id INTEGER NOT NULL REFERENCES charts(id),
+        rank INTEGER NOT NULL,
+        title_id INTEGER NOT NULL REFERENCES titles(id),
+        season TEXT,
+        points REAL,
+        hours INTEGER,
+        views INTEGER,
+        runtime REAL,
+        weeks_reported INTEGER,
+        PRIMARY KEY (chart_id, rank)
+    ) WITHOUT ROWID;
+    CREATE INDEX entries_by_title ON entries (title_id, chart_id);
+    CREATE TABLE title_stats (
+        series_id INTEGER NOT NULL REFERENCES series(id),
+        title_id INTEGER NOT NULL REFERENCES titles(id),
+        first_date TEXT NOT NULL,
+        last_date TEXT NOT NULL,
+        last_rank INTEGER NOT NULL,
+        prev_rank INTEGER,
+        peak INTEGER NOT NULL,
+        peak_date TEXT NOT NULL,
+        periods_in_top10 INTEGER NOT NULL,
+        periods_at_no1 INTEGER NOT NULL,
+        no1_run INTEGER NOT NULL,
+        longest_no1_run INTEGER NOT NULL,
+        longest_no1_end TEXT,
+        top10_run INTEGER NOT NULL,
+        PRIMARY KEY (series_id, title_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX title_stats_by_title ON title_stats (title_id);
+    -- one row per (service, category, period, date): how many country charts reported
+    CREATE TABLE country_periods (
+        service TEXT NOT NULL,
+        category TEXT NOT NULL,
+        period TEXT NOT NULL,
+        date TEXT NOT NULL,
+        reporting INTEGER NOT NULL,
+        PRIMARY KEY (service, category, period, date)
+    ) WITHOUT ROWID;
+    -- per title and period: countries where it is No. 1 / in the top 10
+    CREATE TABLE country_counts (
+        service TEXT NOT NULL,
+        category TEXT NOT NULL,
+        period TEXT NOT NULL,
+        date TEXT NOT NULL,
+        title_id INTEGER NOT NULL REFERENCES titles(id),
+        no1 INTEGER NOT NULL,
+        top10 INTEGER NOT NULL,
+        PRIMARY KEY (service, category, period, date, title_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX country_counts_by_title ON country_counts (title_id, date);
+    CREATE INDEX country_counts_by_no1 ON country_counts (service, category, period, no1);
+    -- every milestone ever detected, keyed for dedupe; delivery reads the pending ones
+    CREATE TABLE outbox (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        scope TEXT NOT NULL,                           -- 'chart' or 'countries'
+        title_id INTEGER NOT NULL REFERENCES titles(id),
+        source TEXT NOT NULL,
+        service TEXT NOT NULL,
+        region TEXT NOT NULL,
+        category TEXT NOT NULL,
+        period TEXT NOT NULL,
+        date TEXT NOT NULL,
+        value INTEGER,
+        previous INTEGER,
+        context TEXT NOT NULL,                         -- JSON
+        status TEXT NOT NULL DEFAULT 'pending',        -- pending, sent, skipped, retracted
+        revision INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX outbox_by_status ON outbox (status, created_at);
+    CREATE INDEX outbox_by_title ON outbox (title_id, date);
+    CREATE INDEX outbox_by_chart ON outbox (service, region, category, period, date);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaError(RuntimeError):
+    pass
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database up to SCHEMA_VERSION, one transaction per step. Returns the version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"the database is at schema version {version}, newer than this chartbot ({SCHEMA_VERSION}); "
+            "upgrade chartbot"
+        )
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE; {step}; PRAGMA user_version = {number}; COMMIT;")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION

@@ -1,0 +1,1815 @@
+"""A fake Discord (REST + websocket gateway) on 127.0.0.1 for end-to-end tests of the real discord.py client.
+
+The real ``discord.py`` client is aimed at this server by two process-global class attributes,
+``discord.http.Route.BASE`` and ``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`` (see
+``/work/shared/notes/discord-without-discord.md``). Nothing here ever talks to discord.com.
+
+Typical test::
+
+    async with FakeDiscord() as fake:
+        fake.add_guild(
+            GUILD,
+            "Fans",
+            channels=[FakeChannel(CHANNEL, "charts")],
+            roles=[FakeRole(MODS, "Mods", permissions=MANAGE_GUILD)],
+            members=[FakeMember(ALICE, "alice", roles=[MODS]), FakeMember(BOB, "bob")],
+        )
+        async with fake.run_bot(make_bot()):  # patches discord.py, starts the bot, waits until ready
+            rec = await fake.slash(GUILD, CHANNEL, ALICE, "rank", {"title": "All of Us Are Dead"})
+            reply = await rec.response()  # waits for the callback (and the edit/followup after a defer)
+            assert "No. 1" in reply.content and not reply.ephemeral
+            choices = await fake.autocomplete(GUILD, CHANNEL, BOB, "rank", focused="title", value="all of")
+            posts = await fake.wait_for_messages(CHANNEL, count=1)
+
+A bot that reads its endpoints from settings can use :meth:`FakeDiscord.settings_env` instead of (or as
+well as) :meth:`FakeDiscord.patch_discord`. One fake per test: the patch is process-global and is
+restored when the context manager exits.
+
+What the fake records (all public attributes): ``requests`` (every REST call, with status),
+``unhandled`` (REST calls it has no route for), ``interactions`` (one :class:`InteractionRecord` per
+push), ``messages`` (every message the bot created, by id), ``sync_calls`` (every bulk command sync),
+``identify_payloads`` (every IDENTIFY, e.g. to check intents), ``gateway_connects``, ``resumes``.
+A :class:`Reply` holds the live :class:`SentMessage`: edits made after ``response()`` returned show up.
+
+Realism that catches bugs: unknown channels answer 404 (10003); the bot's own permissions in a channel
+(roles + overwrites) are enforced on posts (403 50001/50013); >25 autocomplete choices, content >2000,
+embed limits and empty messages answer 400 (50035); a second callback answers 400 (40060); a callback
+later than ``interaction_deadline`` answers 404 Unknown interaction (10062).
+
+Gotchas (beyond the shared note):
+- Start the bot with :meth:`FakeDiscord.run_bot` (or close it before the fake exits): a bot left running
+  retries its connection forever against a dead port.
+- Without the members intent discord.py caches no other members (``guild.get_member`` is ``None``);
+  interactions still carry the invoking member and its ``permissions``.
+- ``@app_commands.default_permissions`` on a subcommand is silently dropped: put it on the ``Group``.
+  discord.py sends it as an int (Discord echoes a string).
+- ``AutoShardedBot`` with several shards sleeps 5 s before each further IDENTIFY
+  (``before_identify_hook``): override that hook in tests.
+"""
+
+# ruff: noqa: ASYNC109 -- waiting helpers take `timeout=` on purpose: it reads better in tests.
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import aiohttp
+import discord
+import yarl
+from aiohttp import web
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+Json = dict[str, Any]
+
+API_VERSION = 10
+
+# Permission bits (https://discord.com/developers/docs/topics/permissions).
+ADMINISTRATOR = 0x8
+MANAGE_GUILD = 0x20
+VIEW_CHANNEL = 0x400
+SEND_MESSAGES = 0x800
+ATTACH_FILES = 0x8000
+ALL_PERMISSIONS = discord.Permissions.all().value
+DEFAULT_EVERYONE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    read_message_history=True,
+    embed_links=True,
+    attach_files=True,
+    add_reactions=True,
+    use_application_commands=True,
+    use_external_emojis=True,
+).value
+DEFAULT_BOT_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    read_message_history=True,
+    embed_links=True,
+    attach_files=True,
+    add_reactions=True,
+).value
+
+# Message flags and interaction callback types.
+EPHEMERAL = 64
+LOADING = 128
+CALLBACK_PONG = 1
+CALLBACK_MESSAGE = 4
+CALLBACK_DEFERRED_MESSAGE = 5
+CALLBACK_DEFERRED_UPDATE = 6
+CALLBACK_UPDATE_MESSAGE = 7
+CALLBACK_AUTOCOMPLETE = 8
+CALLBACK_MODAL = 9
+
+# Application command option types.
+OPT_SUBCOMMAND = 1
+OPT_GROUP = 2
+OPT_STRING = 3
+OPT_INTEGER = 4
+OPT_BOOLEAN = 5
+OPT_USER = 6
+OPT_CHANNEL = 7
+OPT_ROLE = 8
+OPT_MENTIONABLE = 9
+OPT_NUMBER = 10
+
+OWNER_ID = 100_000_000_000_000_009
+"""Default guild and application owner: a user who is not a member of any fake guild."""
+
+_BOT_USER_ID = 100_000_000_000_000_001
+
+
+class FakeDiscordTimeout(AssertionError):
+    """Raised when something the test waits for did not happen in time (a test failure, not an error)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Guild model
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeRole:
+    """A guild role. ``permissions`` is the bit set (e.g. ``MANAGE_GUILD``)."""
+
+    id: int
+    name: str
+    permissions: int = 0
+    position: int = 1
+    bot_id: int | None = None  # set on the bot's managed role
+
+    def payload(self) -> Json:
+        data: Json = {
+            "id": str(self.id),
+            "name": self.name,
+            "permissions": str(self.permissions),
+            "position": self.position,
+            "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "managed": self.bot_id is not None,
+            "mentionable": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "flags": 0,
+        }
+        if self.bot_id is not None:
+            data["tags"] = {"bot_id": str(self.bot_id)}
+        return data
+
+
+@dataclass
+class Overwrite:
+    """A channel permission overwrite: ``type`` 0 = role (use the guild id for @everyone), 1 = member."""
+
+    id: int
+    type: int = 0
+    allow: int = 0
+    deny: int = 0
+
+    def payload(self) -> Json:
+        return {"id": str(self.id), "type": self.type, "allow": str(self.allow), "deny": str(self.deny)}
+
+
+@dataclass
+class FakeChannel:
+    """A guild channel (``type`` 0 = text, 4 = category, 5 = announcement)."""
+
+    id: int
+    name: str = ""
+    type: int = 0
+    overwrites: list[Overwrite] = field(default_factory=list)
+    position: int = 0
+    parent_id: int | None = None
+    topic: str | None = None
+
+    def payload(self, guild_id: int) -> Json:
+        return {
+            "id": str(self.id),
+            "guild_id": str(guild_id),
+            "type": self.type,
+            "name": self.name or f"channel-{self.id}",
+            "position": self.position,
+            "permission_overwrites": [ow.payload() for ow in self.overwrites],
+            "parent_id": str(self.parent_id) if self.parent_id else None,
+            "topic": self.topic,
+            "nsfw": False,
+            "rate_limit_per_user": 0,
+            "last_message_id": None,
+            "flags": 0,
+        }
+
+
+@dataclass
+class FakeMember:
+    """A guild member; ``roles`` are role ids (the @everyone role is implied)."""
+
+    id: int
+    name: str = ""
+    roles: list[int] = field(default_factory=list)
+    bot: bool = False
+    nick: str | None = None
+
+    def user_payload(self) -> Json:
+        name = self.name or f"user{self.id}"
+        return {
+            "id": str(self.id),
+            "username": name,
+            "global_name": name,
+            "discriminator": "0",
+            "avatar": None,
+            "bot": self.bot,
+            "public_flags": 0,
+        }
+
+    def payload(self) -> Json:
+        return {
+            "user": self.user_payload(),
+            "roles": [str(r) for r in self.roles],
+            "nick": self.nick,
+            "avatar": None,
+            "joined_at": "2024-01-01T00:00:00+00:00",
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "pending": False,
+            "flags": 0,
+            "communication_disabled_until": None,
+        }
+
+
+@dataclass
+class FakeGuild:
+    """A guild as the fake serves it; mutate ``channels``/``members``/``roles`` before the bot connects."""
+
+    id: int
+    name: str
+    owner_id: int
+    roles: dict[int, FakeRole] = field(default_factory=dict)
+    channels: dict[int, FakeChannel] = field(default_factory=dict)
+    members: dict[int, FakeMember] = field(default_factory=dict)
+    locale: str = "en-US"
+
+    @property
+    def everyone(self) -> FakeRole:
+        return self.roles[self.id]
+
+    def base_permissions(self, user_id: int) -> int:
+        """Guild-level permissions of a user: owner, @everyone, roles, administrator."""
+        if user_id == self.owner_id:
+            return ALL_PERMISSIONS
+        perms = self.everyone.permissions
+        member = self.members.get(user_id)
+        for role_id in member.roles if member else ():
+            role = self.roles.get(role_id)
+            if role is not None:
+                perms |= role.permissions
+        return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
+
+    def permissions_in(self, user_id: int, channel_id: int) -> int:
+        """Permissions of a user in a channel, with overwrites applied the way Discord does."""
+        perms = self.base_permissions(user_id)
+        channel = self.channels.get(channel_id)
+        if perms == ALL_PERMISSIONS or channel is None:
+            return perms
+        member = self.members.get(user_id)
+        role_ids = set(member.roles) if member else set()
+        for ow in channel.overwrites:
+            if ow.type == 0 and ow.id == self.id:
+                perms = (perms & ~ow.deny) | ow.allow
+        allow = deny = 0
+        for ow in channel.overwrites:
+            if ow.type == 0 and ow.id in role_ids:
+                allow |= ow.allow
+                deny |= ow.deny
+        perms = (perms & ~deny) | allow
+        for ow in channel.overwrites:
+            if ow.type == 1 and ow.id == user_id:
+                perms = (perms & ~ow.deny) | ow.allow
+        return perms if perms & VIEW_CHANNEL else 0
+
+    def payload(self, *, bot_id: int) -> Json:
+        """The GUILD_CREATE payload."""
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "owner_id": str(self.owner_id),
+            "unavailable": False,
+            "large": False,
+            "member_count": len(self.members),
+            "joined_at": "2024-01-01T00:00:00+00:00",
+            "roles": [r.payload() for r in self.roles.values()],
+            "channels": [c.payload(self.id) for c in self.channels.values()],
+            "members": [m.payload() for m in self.members.values()],
+            "threads": [],
+            "presences": [],
+            "voice_states": [],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+            "icon": None,
+            "banner": None,
+            "splash": None,
+            "discovery_splash": None,
+            "description": None,
+            "vanity_url_code": None,
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "preferred_locale": self.locale,
+            "application_id": None,
+            "max_members": 500_000,
+            "max_video_channel_users": 25,
+            "premium_progress_bar_enabled": False,
+        }
+
+
+# --------------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SentFile:
+    """A file the bot uploaded (multipart ``files[n]`` part)."""
+
+    id: int
+    filename: str
+    data: bytes
+    content_type: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class SentMessage:
+    """A message the bot created: a channel post, an interaction reply (``original``) or a followup.
+
+    ``payload`` is the JSON body as the bot sent it, with later edits merged in; ``history`` keeps
+    every raw body (creation first, then each edit).
+    """
+
+    id: int
+    channel_id: int
+    kind: str  # "channel" | "interaction" | "followup"
+    payload: Json
+    files: list[SentFile]
+    flags: int = 0
+    created_at: float = 0.0
+    history: list[Json] = field(default_factory=list)
+    deleted: bool = False
+    interaction_id: int | None = None
+
+    @property
+    def content(self) -> str:
+        return self.payload.get("content") or ""
+
+    @property
+    def embeds(self) -> list[Json]:
+        return self.payload.get("embeds") or []
+
+    @property
+    def allowed_mentions(self) -> Json | None:
+        """``allowed_mentions`` as sent (``None`` when the bot sent none: Discord then parses everything)."""
+        return self.payload.get("allowed_mentions")
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & EPHEMERAL)
+
+    @property
+    def edited(self) -> bool:
+        return len(self.history) > 1
+
+    @property
+    def mentions_everyone(self) -> bool:
+        """Whether Discord would ping @everyone/@here for this content and ``allowed_mentions``."""
+        content = self.content
+        if "@everyone" not in content and "@here" not in content:
+            return False
+        allowed = self.allowed_mentions
+        return allowed is None or "everyone" in allowed.get("parse", [])
+
+
+@dataclass
+class Reply:
+    """What the invoking user sees for a slash command (returned by :meth:`InteractionRecord.response`).
+
+    ``type`` is the callback type (4 message, 5 deferred, 8 autocomplete, 9 modal, …). ``message`` is
+    the original response (after edits), or for a deferred reply answered by a followup, that followup.
+    """
+
+    type: int
+    message: SentMessage | None
+    followups: list[SentMessage]
+    callback: Json
+    deferred_flags: int = 0
+
+    @property
+    def content(self) -> str:
+        return self.message.content if self.message else ""
+
+    @property
+    def embeds(self) -> list[Json]:
+        return self.message.embeds if self.message else []
+
+    @property
+    def embed(self) -> Json | None:
+        return self.embeds[0] if self.embeds else None
+
+    @property
+    def files(self) -> list[SentFile]:
+        return self.message.files if self.message else []
+
+    @property
+    def flags(self) -> int:
+        flags = self.message.flags if self.message else self.callback.get("data", {}).get("flags", 0)
+        return int(flags) | (self.deferred_flags & EPHEMERAL)
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & EPHEMERAL)
+
+    @property
+    def deferred(self) -> bool:
+        return self.type in (CALLBACK_DEFERRED_MESSAGE, CALLBACK_DEFERRED_UPDATE)
+
+    @property
+    def payload(self) -> Json:
+        return self.message.payload if self.message else self.callback.get("data", {})
+
+    @property
+    def allowed_mentions(self) -> Json | None:
+        return self.message.allowed_mentions if self.message else None
+
+
+@dataclass
+class InteractionRecord:
+    """One interaction pushed to the bot, and everything the bot did with it."""
+
+    id: int
+    token: str
+    type: int  # 2 = slash command, 4 = autocomplete
+    guild_id: int
+    channel_id: int
+    user_id: int
+    command: str  # full name, e.g. "watch add"
+    payload: Json  # as dispatched in INTERACTION_CREATE
+    pushed_at: float
+    fake: FakeDiscord = field(repr=False)
+    callbacks: list[Json] = field(default_factory=list)
+    answered_at: float | None = None
+    original: SentMessage | None = None
+    followups: list[SentMessage] = field(default_factory=list)
+
+    @property
+    def callback(self) -> Json | None:
+        return self.callbacks[0] if self.callbacks else None
+
+    @property
+    def callback_type(self) -> int | None:
+        return self.callbacks[0]["type"] if self.callbacks else None
+
+    @property
+    def answered_after(self) -> float | None:
+        """Seconds from the push to the (accepted) interaction callback."""
+        return None if self.answered_at is None else self.answered_at - self.pushed_at
+
+    @property
+    def choices(self) -> list[Json] | None:
+        """Autocomplete choices (callback type 8), or ``None`` if not answered that way."""
+        if self.callback_type != CALLBACK_AUTOCOMPLETE:
+            return None
+        return list(self.callbacks[0].get("data", {}).get("choices", []))
+
+    def _visible_message(self) -> SentMessage | None:
+        if self.original is not None and not self.original.flags & LOADING:
+            return self.original
+        if self.followups:
+            return self.followups[0]
+        return self.original
+
+    def _settled(self, followups: int) -> bool:
+        if not self.callbacks or len(self.followups) < followups:
+            return False
+        if self.callback_type in (CALLBACK_DEFERRED_MESSAGE, CALLBACK_DEFERRED_UPDATE):
+            return self._visible_message() is not self.original or (
+                self.original is not None and self.original.edited
+            )
+        return True
+
+    async def response(self, timeout: float = 2.0, *, followups: int = 0) -> Reply:
+        """Wait for the callback (after a defer: also the edit of the original or a followup).
+
+        ``followups``: also wait until at least that many followups were posted.
+        """
+        await self.fake._wait_until(
+            lambda: self._settled(followups),
+            timeout,
+            lambda: (
+                f"no complete response to /{self.command} (interaction {self.id}) within {timeout}s; "
+                f"callbacks={self.callbacks}, followups={len(self.followups)}"
+            ),
+        )
+        assert self.callbacks
+        deferred_flags = 0
+        if self.callback_type == CALLBACK_DEFERRED_MESSAGE:
+            deferred_flags = int(self.callbacks[0].get("data", {}).get("flags", 0))
+        return Reply(
+            type=self.callbacks[0]["type"],
+            message=self._visible_message(),
+            followups=list(self.followups),
+            callback=self.callbacks[0],
+            deferred_flags=deferred_flags,
+        )
+
+    async def wait_followups(self, count: int = 1, timeout: float = 2.0) -> list[SentMessage]:
+        """Wait until at least ``count`` followups were posted; return them all."""
+        await self.fake._wait_until(
+            lambda: len(self.followups) >= count,
+            timeout,
+            lambda: f"/{self.command}: {len(self.followups)} followups, wanted {count}",
+        )
+        return list(self.followups)
+
+
+@dataclass
+class RecordedRequest:
+    """One REST call received by the fake (``path`` is relative to the API base, without query)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    files: list[SentFile]
+    at: float
+    status: int = 0
+
+
+@dataclass
+class SyncCall:
+    """One bulk overwrite of application commands (``guild_id`` is ``None`` for global)."""
+
+    guild_id: int | None
+    commands: list[Json]
+    at: float
+
+
+@dataclass
+class InjectedFailure:
+    """A failure queued with :meth:`FakeDiscord.fail_next`; ``hits`` counts how often it was served."""
+
+    method: str
+    path_regex: re.Pattern[str]
+    status: int
+    retry_after: float
+    times: int
+    is_global: bool
+    code: int
+    message: str
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return (
+            self.hits < self.times
+            and self.method in ("*", method)
+            and self.path_regex.search(path) is not None
+        )
+
+
+@dataclass
+class _Connection:
+    ws: web.WebSocketResponse
+    shard_id: int = 0
+    shard_count: int = 1
+    session_id: str = ""
+    seq: int = 0
+    identified: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def send(self, op: int, data: Any, event: str | None = None) -> None:
+        async with self.lock:
+            seq = None
+            if op == 0:
+                self.seq += 1
+                seq = self.seq
+            await self.ws.send_str(json.dumps({"op": op, "d": data, "s": seq, "t": event}))
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, code: int, message: str, errors: Json | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.errors = status, code, message, errors
+
+
+def _json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    # Exactly "application/json": web.json_response adds "; charset=utf-8" and discord.py then reads text.
+    return web.Response(
+        body=json.dumps(data).encode(),
+        status=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+# --------------------------------------------------------------------------------------------------
+# The fake
+# --------------------------------------------------------------------------------------------------
+
+
+class FakeDiscord:
+    """A fake Discord API + gateway on 127.0.0.1 (random port). Use as ``async with FakeDiscord() as fake``.
+
+    Knobs (plain attributes): ``rate_limit_per_second`` / ``rate_limit_burst`` (global limit, a token
+    bucket; ``None`` = off), ``interaction_deadline`` (seconds a bot has to answer an interaction, 3 like
+    Discord; ``None`` = no limit), ``heartbeat_interval_ms``, ``expected_token`` (reject other tokens).
+    """
+
+    _patched_by: ClassVar[FakeDiscord | None] = None
+
+    def __init__(
+        self,
+        *,
+        bot_user_id: int = _BOT_USER_ID,
+        bot_name: str = "chartbot",
+        application_id: int | None = None,
+        owner_id: int = OWNER_ID,
+        expected_token: str | None = None,
+        heartbeat_interval_ms: int = 41_250,
+        interaction_deadline: float | None = 3.0,
+    ) -> None:
+        self.bot_user_id = bot_user_id
+        self.bot_name = bot_name
+        self.application_id = application_id or bot_user_id
+        self.owner_id = owner_id
+        self.expected_token = expected_token
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.interaction_deadline = interaction_deadline
+        self.rate_limit_burst: float | None = None
+        self._rate_limit_per_second: float | None = None
+        self._tokens = 0.0
+        self._tokens_at: float | None = None
+
+        self.guilds: dict[int, FakeGuild] = {}
+        self.requests: list[RecordedRequest] = []
+        self.unhandled: list[RecordedRequest] = []
+        self.interactions: list[InteractionRecord] = []
+        self.messages: dict[int, SentMessage] = {}
+        self.sync_calls: list[SyncCall] = []
+        self.identify_payloads: list[Json] = []
+        self.gateway_connects = 0
+        self.resumes = 0
+        self.global_rate_limited = 0
+        """How many requests were answered 429 by the global rate limit."""
+
+        self._commands: dict[int | None, list[Json]] = {}
+        self._command_ids: dict[tuple[int | None, str, int], int] = {}
+        self._failures: list[InjectedFailure] = []
+        self._channel_errors: dict[int, tuple[int, int, str]] = {}
+        self._by_token: dict[str, InteractionRecord] = {}
+        self._connections: list[_Connection] = []
+        self._sessions: dict[str, tuple[int, int]] = {}
+        self._ids = itertools.count()
+        self._changed = asyncio.Condition()
+        self._ready = asyncio.Event()
+        self._bot_tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._routes = self._route_table()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> FakeDiscord:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/attachments/{channel}/{id}/{name}", self._attachment)
+        app.router.add_route("*", f"/api/v{API_VERSION}/{{tail:.*}}", self._rest)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for task in self._bot_tasks:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        for conn in list(self._connections):
+            await conn.ws.close(code=1001)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def http_base(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_base(self) -> str:
+        """What ``discord.http.Route.BASE`` must be: ``http://127.0.0.1:PORT/api/v10``."""
+        return f"{self.http_base}/api/v{API_VERSION}"
+
+    @property
+    def gateway_url(self) -> str:
+        """What ``DiscordWebSocket.DEFAULT_GATEWAY`` must be: ``ws://127.0.0.1:PORT/gateway``."""
+        return f"ws://127.0.0.1:{self._port}/gateway"
+
+    def settings_env(self) -> dict[str, str]:
+        """Environment for a bot that reads its endpoints from settings."""
+        return {"DISCORD_API_BASE": self.api_base, "DISCORD_GATEWAY_URL": self.gateway_url}
+
+    @contextlib.contextmanager
+    def patch_discord(self) -> Iterator[None]:
+        """Point discord.py's REST base and default gateway at this fake; restore them on exit."""
+        owner = FakeDiscord._patched_by
+        if owner is not None and owner is not self:
+            raise RuntimeError("another FakeDiscord is patched in: use one fake per test")
+        old_base, old_gateway = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
+        Route.BASE = self.api_base
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+        FakeDiscord._patched_by = self
+        try:
+            yield
+        finally:
+            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = old_base, old_gateway
+            FakeDiscord._patched_by = owner
+
+    @contextlib.asynccontextmanager
+    async def run_bot(
+        self, bot: discord.Client, token: str = "fake-token", *, timeout: float = 5.0
+    ) -> AsyncIterator[discord.Client]:
+        """Patch discord.py, run ``bot.start(token)`` in a task and wait until the bot is ready.
+
+        On exit the bot is closed and the task awaited; if the bot task failed, that error is raised.
+        """
+        with self.patch_discord():
+            task: asyncio.Task[None] = asyncio.create_task(bot.start(token), name="fake-discord-bot")
+            self._bot_tasks.append(task)
+            try:
+                await self._wait_bot_ready(bot, task, timeout)
+                yield bot
+            finally:
+                if not bot.is_closed():
+                    await bot.close()
+                done, _ = await asyncio.wait({task}, timeout=timeout)
+                if not done:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+    async def _wait_bot_ready(self, bot: discord.Client, task: asyncio.Task[None], timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not bot.is_ready():
+            if task.done():
+                error = None if task.cancelled() else task.exception()
+                raise FakeDiscordTimeout(f"bot.start() ended before the bot was ready: {error!r}") from error
+            if loop.time() > deadline:
+                raise FakeDiscordTimeout(
+                    f"bot not ready after {timeout}s (identified: {bool(self.identify_payloads)}, "
+                    f"unhandled requests: {[(r.method, r.path) for r in self.unhandled]})"
+                )
+            await asyncio.sleep(0.005)
+
+    async def wait_ready(self, timeout: float = 5.0) -> None:
+        """Wait until a bot has IDENTIFYed and the fake sent READY and every GUILD_CREATE.
+
+        The bot may still be processing them: :meth:`run_bot` also waits for ``bot.is_ready()``.
+        """
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            raise FakeDiscordTimeout(f"no IDENTIFY within {timeout}s") from None
+
+    # -- setup -------------------------------------------------------------------------------------
+
+    def add_guild(
+        self,
+        id: int,
+        name: str = "Test Guild",
+        *,
+        channels: Iterable[FakeChannel | int] = (),
+        members: Iterable[FakeMember | int] = (),
+        roles: Iterable[FakeRole] = (),
+        owner_id: int | None = None,
+        everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
+        bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
+        locale: str = "en-US",
+    ) -> FakeGuild:
+        """Add a guild the bot is in (before starting the bot; later use :meth:`send_guild_create`).
+
+        ``channels``/``members`` accept plain ids as shorthand. The @everyone role (id = guild id) gets
+        ``everyone_permissions``; the bot joins as a member with a managed role of ``bot_permissions``.
+        The owner (default :data:`OWNER_ID`, not a member) has every permission.
+        """
+        guild = FakeGuild(id=id, name=name, owner_id=self.owner_id if owner_id is None else owner_id)
+        guild.locale = locale
+        guild.roles[id] = FakeRole(id, "@everyone", permissions=everyone_permissions, position=0)
+        for role in roles:
+            guild.roles[role.id] = role
+        bot_role = FakeRole(
+            self.new_id(), self.bot_name, permissions=bot_permissions, bot_id=self.bot_user_id
+        )
+        guild.roles[bot_role.id] = bot_role
+        for channel in channels:
+            ch = channel if isinstance(channel, FakeChannel) else FakeChannel(channel)
+            guild.channels[ch.id] = ch
+        guild.members[self.bot_user_id] = FakeMember(self.bot_user_id, self.bot_name, [bot_role.id], bot=True)
+        for member in members:
+            m = member if isinstance(member, FakeMember) else FakeMember(member)
+            guild.members[m.id] = m
+        self.guilds[id] = guild
+        return guild
+
+    def new_id(self) -> int:
+        """A fresh snowflake (its timestamp is now)."""
+        return discord.utils.time_snowflake(datetime.now(UTC)) + next(self._ids) % 4096
+
+    def channel(self, channel_id: int) -> tuple[FakeGuild, FakeChannel] | None:
+        for guild in self.guilds.values():
+            if channel_id in guild.channels:
+                return guild, guild.channels[channel_id]
+        return None
+
+    # -- failure injection -------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        path_regex: str,
+        status: int = 429,
+        retry_after: float = 0.3,
+        *,
+        times: int = 1,
+        is_global: bool = False,
+        code: int = 0,
+        message: str | None = None,
+    ) -> InjectedFailure:
+        """Answer the next ``times`` requests matching ``method`` (or ``"*"``) and ``path_regex``
+        (searched in the path after ``/api/v10``, e.g. ``r"/interactions/\\d+/[^/]+/callback"``) with
+        ``status``. A 429 carries ``retry_after`` in the body, ``Retry-After``, ``X-RateLimit-Scope``
+        and a ``Via`` header (without ``Via`` discord.py takes a 429 for a Cloudflare ban).
+        """
+        failure = InjectedFailure(
+            method=method.upper(),
+            path_regex=re.compile(path_regex),
+            status=status,
+            retry_after=retry_after,
+            times=times,
+            is_global=is_global,
+            code=code,
+            message=message or ("You are being rate limited." if status == 429 else f"HTTP {status}"),
+        )
+        self._failures.append(failure)
+        return failure
+
+    def forbid_channel(self, channel_id: int) -> None:
+        """Writes to this channel answer 403 Missing Permissions (code 50013)."""
+        self._channel_errors[channel_id] = (403, 50013, "Missing Permissions")
+
+    def remove_channel(self, channel_id: int) -> None:
+        """Every request on this channel answers 404 Unknown Channel (code 10003)."""
+        self._channel_errors[channel_id] = (404, 10003, "Unknown Channel")
+
+    def restore_channel(self, channel_id: int) -> None:
+        """Undo :meth:`forbid_channel` / :meth:`remove_channel`."""
+        self._channel_errors.pop(channel_id, None)
+
+    @property
+    def rate_limit_per_second(self) -> float | None:
+        """Global rate limit (token bucket of ``rate_limit_burst``, default = the rate). ``None`` = off.
+
+        Interaction callbacks and interaction webhooks are exempt, as on Discord.
+        """
+        return self._rate_limit_per_second
+
+    @rate_limit_per_second.setter
+    def rate_limit_per_second(self, value: float | None) -> None:
+        self._rate_limit_per_second = value
+        self._tokens_at = None
+
+    # -- reading what the bot did ------------------------------------------------------------------
+
+    def synced_commands(self, guild_id: int | None = None) -> list[Json]:
+        """The command payloads of the last bulk sync for a guild (``None``: global), as the bot sent
+        them; ``[]`` if never synced (see ``sync_calls`` to count syncs)."""
+        for call in reversed(self.sync_calls):
+            if call.guild_id == guild_id:
+                return call.commands
+        return []
+
+    def sent_messages(self, channel_id: int, *, include_interactions: bool = False) -> list[SentMessage]:
+        """Messages the bot posted in a channel (``POST /channels/{id}/messages``), oldest first."""
+        kinds = ("channel", "interaction", "followup") if include_interactions else ("channel",)
+        return [
+            m
+            for m in self.messages.values()
+            if m.channel_id == channel_id and m.kind in kinds and not m.deleted
+        ]
+
+    async def wait_for_messages(
+        self, channel_id: int, count: int = 1, timeout: float = 2.0
+    ) -> list[SentMessage]:
+        """Wait until the bot posted at least ``count`` messages in a channel; return them all."""
+        await self._wait_until(
+            lambda: len(self.sent_messages(channel_id)) >= count,
+            timeout,
+            lambda: f"{len(self.sent_messages(channel_id))} messages in channel {channel_id}, wanted {count}",
+        )
+        return self.sent_messages(channel_id)
+
+    async def wait_for_request(self, method: str, path_regex: str, timeout: float = 2.0) -> RecordedRequest:
+        """Wait for a REST call matching ``method`` and ``path_regex`` (searched); return the first."""
+        pattern = re.compile(path_regex)
+
+        def find() -> RecordedRequest | None:
+            return next(
+                (r for r in self.requests if r.method == method.upper() and pattern.search(r.path)), None
+            )
+
+        await self._wait_until(lambda: find() is not None, timeout, lambda: f"no {method} {path_regex}")
+        found = find()
+        assert found is not None
+        return found
+
+    async def _wait_until(
+        self, predicate: Callable[[], bool], timeout: float, describe: Callable[[], str]
+    ) -> None:
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+            except TimeoutError:
+                raise FakeDiscordTimeout(describe() + self._diagnostics()) from None
+
+    def _diagnostics(self) -> str:
+        notes = []
+        for task in self._bot_tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                notes.append(f"bot task failed: {task.exception()!r}")
+        if self.unhandled:
+            notes.append(f"unhandled requests: {[(r.method, r.path) for r in self.unhandled]}")
+        errors = [(r.method, r.path, r.status) for r in self.requests if r.status >= 400]
+        if errors:
+            notes.append(f"error answers: {errors[-5:]}")
+        return "".join(f"\n  {n}" for n in notes)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- gateway pushes ----------------------------------------------------------------------------
+
+    async def dispatch(self, event: str, data: Json, *, guild_id: int | None = None) -> None:
+        """Send a raw gateway DISPATCH to the connection serving ``guild_id`` (``None``: every connection)."""
+        conns = [self._connection_for(guild_id)] if guild_id is not None else self._identified()
+        for conn in conns:
+            await conn.send(0, data, event)
+
+    async def send_guild_create(self, guild_id: int) -> None:
+        """Dispatch GUILD_CREATE for a guild added after the bot connected (the bot "joins" it)."""
+        await self.dispatch(
+            "GUILD_CREATE", self.guilds[guild_id].payload(bot_id=self.bot_user_id), guild_id=guild_id
+        )
+
+    async def close_gateway(self, code: int = 4000) -> None:
+        """Close every gateway connection with ``code`` (discord.py reconnects and RESUMEs on 4000)."""
+        for conn in list(self._connections):
+            await conn.ws.close(code=code)
+
+    async def slash(
+        self,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        command: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        subcommand: str | None = None,
+        guild_command: bool | None = None,
+        locale: str = "en-US",
+    ) -> InteractionRecord:
+        """Push a slash command (INTERACTION_CREATE type 2) and return its record.
+
+        ``command`` may hold the whole path (``"watch add"``) or use ``subcommand`` (``"add"``, or
+        ``"group sub"``). Option types come from the synced command when there is one, else from the
+        Python values (str, int, float, bool). User/channel/role options take ids and are resolved.
+        ``guild_command``: whether the command is a guild command (default: it is if it was synced
+        to that guild).
+        """
+        return await self._push(
+            2, guild_id, channel_id, user_id, command, options or {}, subcommand, None, guild_command, locale
+        )
+
+    async def push_autocomplete(
+        self,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        command: str,
+        *,
+        focused: str,
+        value: str,
+        options: Mapping[str, Any] | None = None,
+        subcommand: str | None = None,
+        guild_command: bool | None = None,
+        locale: str = "en-US",
+    ) -> InteractionRecord:
+        """Push an autocomplete interaction (type 4) with ``focused`` holding ``value``; return its record."""
+        opts = {**(options or {}), focused: value}
+        return await self._push(
+            4, guild_id, channel_id, user_id, command, opts, subcommand, focused, guild_command, locale
+        )
+
+    async def autocomplete(
+        self,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        command: str,
+        *,
+        focused: str,
+        value: str,
+        options: Mapping[str, Any] | None = None,
+        subcommand: str | None = None,
+        timeout: float = 2.0,
+    ) -> list[Json]:
+        """Push an autocomplete interaction and return the choices (``[{"name", "value"}, …]``).
+
+        The time to answer is on the record: ``fake.interactions[-1].answered_after``.
+        """
+        rec = await self.push_autocomplete(
+            guild_id,
+            channel_id,
+            user_id,
+            command,
+            focused=focused,
+            value=value,
+            options=options,
+            subcommand=subcommand,
+        )
+        reply = await rec.response(timeout)
+        if reply.type != CALLBACK_AUTOCOMPLETE:
+            raise AssertionError(f"autocomplete answered with callback type {reply.type}")
+        return rec.choices or []
+
+    async def _push(
+        self,
+        itype: int,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        command: str,
+        options: Mapping[str, Any],
+        subcommand: str | None,
+        focused: str | None,
+        guild_command: bool | None,
+        locale: str,
+    ) -> InteractionRecord:
+        guild = self.guilds[guild_id]
+        channel = guild.channels[channel_id]
+        member = guild.members[user_id]
+        path = command.split() + (subcommand.split() if subcommand else [])
+        schema, scope = self._find_command(guild_id, path[0], guild_command)
+        resolved: Json = {}
+        data: Json = {
+            "id": str(schema["id"] if schema else self._command_id(scope, path[0], 1)),
+            "name": path[0],
+            "type": 1,
+            "options": self._build_options(guild, channel_id, schema, path[1:], options, focused, resolved),
+        }
+        if scope is not None:
+            data["guild_id"] = str(scope)
+        if resolved:
+            data["resolved"] = resolved
+        iid, token = self.new_id(), f"tok-{secrets.token_urlsafe(24)}"
+        payload: Json = {
+            "id": str(iid),
+            "application_id": str(self.application_id),
+            "type": itype,
+            "token": token,
+            "version": 1,
+            "data": data,
+            "guild_id": str(guild_id),
+            "guild": {"id": str(guild_id), "locale": guild.locale, "features": []},
+            "channel_id": str(channel_id),
+            "channel": channel.payload(guild_id),
+            "member": {**member.payload(), "permissions": str(guild.permissions_in(user_id, channel_id))},
+            "app_permissions": str(guild.permissions_in(self.bot_user_id, channel_id)),
+            "locale": locale,
+            "guild_locale": guild.locale,
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(guild_id)},
+            "context": 0,
+            "attachment_size_limit": 10 * 1024 * 1024,
+        }
+        conn = self._connection_for(guild_id)
+        rec = InteractionRecord(
+            id=iid,
+            token=token,
+            type=itype,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            command=" ".join(path),
+            payload=payload,
+            pushed_at=time.monotonic(),
+            fake=self,
+        )
+        self.interactions.append(rec)
+        self._by_token[token] = rec
+        await conn.send(0, payload, "INTERACTION_CREATE")
+        return rec
+
+    def _find_command(
+        self, guild_id: int, name: str, guild_command: bool | None
+    ) -> tuple[Json | None, int | None]:
+        scopes: list[int | None] = {None: [guild_id, None], True: [guild_id], False: [None]}[guild_command]
+        for scope in scopes:
+            for cmd in self._commands.get(scope, []):
+                if cmd["name"] == name and cmd.get("type", 1) == 1:
+                    return cmd, scope
+        return None, guild_id if guild_command else None
+
+    def _build_options(
+        self,
+        guild: FakeGuild,
+        channel_id: int,
+        schema: Json | None,
+        subpath: list[str],
+        values: Mapping[str, Any],
+        focused: str | None,
+        resolved: Json,
+    ) -> list[Json]:
+        if subpath:
+            sub_schema = None
+            if schema is not None:
+                sub_schema = next((o for o in schema.get("options", []) if o["name"] == subpath[0]), None)
+            kind = sub_schema["type"] if sub_schema else (OPT_GROUP if len(subpath) > 1 else OPT_SUBCOMMAND)
+            inner = self._build_options(guild, channel_id, sub_schema, subpath[1:], values, focused, resolved)
+            return [{"name": subpath[0], "type": kind, "options": inner}]
+        out = []
+        for name, value in values.items():
+            opt_schema = None
+            if schema is not None:
+                opt_schema = next((o for o in schema.get("options", []) if o["name"] == name), None)
+            kind = opt_schema["type"] if opt_schema else self._infer_type(value)
+            option: Json = {"name": name, "type": kind, "value": value}
+            if name == focused:
+                option["focused"] = True
+            elif kind in (OPT_USER, OPT_CHANNEL, OPT_ROLE, OPT_MENTIONABLE):
+                option["value"] = str(value)
+                self._resolve(guild, channel_id, kind, int(value), resolved)
+            elif kind == OPT_INTEGER:
+                option["value"] = int(value)
+            elif kind == OPT_NUMBER:
+                option["value"] = float(value)
+            out.append(option)
+        return out
+
+    @staticmethod
+    def _infer_type(value: Any) -> int:
+        if isinstance(value, bool):
+            return OPT_BOOLEAN
+        if isinstance(value, int):
+            return OPT_INTEGER
+        if isinstance(value, float):
+            return OPT_NUMBER
+        return OPT_STRING
+
+    def _resolve(self, guild: FakeGuild, channel_id: int, kind: int, target: int, resolved: Json) -> None:
+        if kind in (OPT_USER, OPT_MENTIONABLE) and target in guild.members:
+            member = guild.members[target]
+            resolved.setdefault("users", {})[str(target)] = member.user_payload()
+            member_data = {k: v for k, v in member.payload().items() if k != "user"}
+            member_data["permissions"] = str(guild.permissions_in(target, channel_id))
+            resolved.setdefault("members", {})[str(target)] = member_data
+        elif kind in (OPT_ROLE, OPT_MENTIONABLE) and target in guild.roles:
+            resolved.setdefault("roles", {})[str(target)] = guild.roles[target].payload()
+        elif kind == OPT_CHANNEL and target in guild.channels:
+            ch = guild.channels[target]
+            resolved.setdefault("channels", {})[str(target)] = {
+                **ch.payload(guild.id),
+                "permissions": str(guild.permissions_in(self.bot_user_id, target)),
+            }
+
+    def _identified(self) -> list[_Connection]:
+        return [c for c in self._connections if c.identified]
+
+    def _connection_for(self, guild_id: int) -> _Connection:
+        for conn in reversed(self._identified()):
+            if (guild_id >> 22) % conn.shard_count == conn.shard_id:
+                return conn
+        raise RuntimeError(
+            f"no gateway connection serves guild {guild_id}: is the bot running (fake.run_bot)?"
+        )
+
+    # -- gateway -----------------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        conn = _Connection(ws=ws)
+        self._connections.append(conn)
+        self.gateway_connects += 1
+        try:
+            await conn.send(10, {"heartbeat_interval": self.heartbeat_interval_ms})
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    await self._on_gateway_message(conn, json.loads(msg.data))
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    break
+        finally:
+            self._connections.remove(conn)
+        return ws
+
+    async def _on_gateway_message(self, conn: _Connection, msg: Json) -> None:
+        op, data = msg.get("op"), msg.get("d")
+        if op == 1:  # HEARTBEAT
+            await conn.send(11, None)
+        elif op == 2:  # IDENTIFY
+            await self._identify(conn, data)
+        elif op == 6:  # RESUME
+            shard = self._sessions.get(data.get("session_id", ""))
+            if shard is None:
+                await conn.send(9, False)  # INVALID_SESSION, not resumable: the client IDENTIFYs again
+                return
+            conn.session_id = data["session_id"]
+            conn.shard_id, conn.shard_count = shard
+            conn.seq = data.get("seq") or 0
+            conn.identified = True
+            self.resumes += 1
+            await conn.send(0, {}, "RESUMED")
+            await self._notify()
+        elif op == 8:  # REQUEST_GUILD_MEMBERS
+            guild = self.guilds.get(int(data["guild_id"]))
+            members = [m.payload() for m in guild.members.values()] if guild else []
+            chunk = {
+                "guild_id": data["guild_id"],
+                "members": members,
+                "chunk_index": 0,
+                "chunk_count": 1,
+                "not_found": [],
+                "nonce": data.get("nonce"),
+            }
+            await conn.send(0, chunk, "GUILD_MEMBERS_CHUNK")
+
+    async def _identify(self, conn: _Connection, data: Json) -> None:
+        self.identify_payloads.append(data)
+        if self.expected_token is not None and data.get("token") != self.expected_token:
+            await conn.ws.close(code=4004, message=b"Authentication failed.")
+            return
+        conn.shard_id, conn.shard_count = data.get("shard") or [0, 1]
+        conn.session_id = secrets.token_hex(16)
+        self._sessions[conn.session_id] = (conn.shard_id, conn.shard_count)
+        guilds = [g for g in self.guilds.values() if (g.id >> 22) % conn.shard_count == conn.shard_id]
+        ready = {
+            "v": API_VERSION,
+            "user": self._bot_user(),
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
+            "session_id": conn.session_id,
+            "session_type": "normal",
+            "resume_gateway_url": self.gateway_url,
+            "shard": [conn.shard_id, conn.shard_count],
+            "application": {"id": str(self.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "geo_ordered_rtc_regions": [],
+        }
+        await conn.send(0, ready, "READY")
+        for guild in guilds:
+            await conn.send(0, guild.payload(bot_id=self.bot_user_id), "GUILD_CREATE")
+        conn.identified = True
+        self._ready.set()
+        await self._notify()
+
+    # -- REST --------------------------------------------------------------------------------------
+
+    def _route_table(self) -> list[tuple[str, re.Pattern[str], Callable[..., Any]]]:
+        table: list[tuple[str, str, Callable[..., Any]]] = [
+            ("GET", r"/users/@me", self._get_me),
+            ("GET", r"/users/(?P<user_id>\d+)", self._get_user),
+            ("GET", r"/(?:oauth2/)?applications/@me", self._get_application),
+            ("GET", r"/gateway(?:/bot)?", self._get_gateway),
+            ("PUT", r"/applications/(?P<app>\d+)(?:/guilds/(?P<guild_id>\d+))?/commands", self._put_commands),
+            ("GET", r"/applications/(?P<app>\d+)(?:/guilds/(?P<guild_id>\d+))?/commands", self._get_commands),
+            ("POST", r"/interactions/(?P<iid>\d+)/(?P<token>[^/]+)/callback", self._callback),
+            ("POST", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)", self._followup),
+            (
+                "*",
+                r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)/messages/(?P<mid>@original|\d+)",
+                self._webhook_msg,
+            ),
+            ("GET", r"/channels/(?P<cid>\d+)", self._get_channel),
+            ("POST", r"/channels/(?P<cid>\d+)/messages", self._post_message),
+            ("*", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", self._channel_msg),
+            ("POST", r"/channels/(?P<cid>\d+)/typing", self._typing),
+            ("GET", r"/guilds/(?P<guild_id>\d+)", self._get_guild),
+            ("GET", r"/guilds/(?P<guild_id>\d+)/channels", self._get_guild_channels),
+            ("GET", r"/guilds/(?P<guild_id>\d+)/roles", self._get_guild_roles),
+            ("GET", r"/guilds/(?P<guild_id>\d+)/members/(?P<user_id>\d+)", self._get_member),
+        ]
+        return [(m, re.compile(p + "$"), h) for m, p, h in table]
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        body, files = await self._read_body(request)
+        rec = RecordedRequest(request.method, path, dict(request.query), body, files, time.monotonic())
+        self.requests.append(rec)
+        try:
+            response = self._injected(request.method, path) or self._global_limit(path)
+            if response is None:
+                response = await self._route(request, rec)
+        except _HTTPError as e:
+            error: Json = {"message": e.message, "code": e.code}
+            if e.errors:
+                error["errors"] = e.errors
+            response = _json_response(error, e.status)
+        rec.status = response.status
+        await self._notify()
+        return response
+
+    async def _route(self, request: web.Request, rec: RecordedRequest) -> web.Response:
+        needs_auth = self.expected_token is not None and not rec.path.startswith(
+            ("/interactions/", "/webhooks/")
+        )
+        if needs_auth and request.headers.get("Authorization") != f"Bot {self.expected_token}":
+            raise _HTTPError(401, 0, "401: Unauthorized")
+        for method, pattern, handler in self._routes:
+            match = pattern.match(rec.path)
+            if match and method in ("*", rec.method):
+                result = await handler(rec, **match.groupdict())
+                if isinstance(result, web.Response):
+                    return result
+                return web.Response(status=204) if result is None else _json_response(result)
+        self.unhandled.append(rec)
+        raise _HTTPError(404, 0, "404: Not Found")
+
+    @staticmethod
+    async def _read_body(request: web.Request) -> tuple[Any, list[SentFile]]:
+        if not request.can_read_body:
+            return None, []
+        if request.content_type == "multipart/form-data":
+            form = await request.post()
+            payload = json.loads(str(form.get("payload_json", "null")))
+            files: list[SentFile] = []
+            for name, value in form.items():
+                if isinstance(value, web.FileField):
+                    index = re.search(r"\d+", name)
+                    files.append(
+                        SentFile(
+                            id=int(index.group()) if index else len(files),
+                            filename=value.filename,
+                            data=value.file.read(),
+                            content_type=value.content_type,
+                        )
+                    )
+            return payload, files
+        raw = await request.read()
+        try:
+            return json.loads(raw), []
+        except ValueError:
+            return raw.decode(errors="replace"), []
+
+    def _injected(self, method: str, path: str) -> web.Response | None:
+        for failure in self._failures:
+            if failure.matches(method, path):
+                failure.hits += 1
+                if failure.status == 429:
+                    return self._too_many(failure.retry_after, is_global=failure.is_global)
+                return _json_response({"message": failure.message, "code": failure.code}, failure.status)
+        return None
+
+    def _global_limit(self, path: str) -> web.Response | None:
+        rate = self._rate_limit_per_second
+        if not rate or path.startswith(("/interactions/", "/webhooks/")):
+            return None
+        burst = self.rate_limit_burst or rate
+        now = time.monotonic()
+        tokens = (
+            burst if self._tokens_at is None else min(burst, self._tokens + (now - self._tokens_at) * rate)
+        )
+        self._tokens_at = now
+        if tokens >= 1:
+            self._tokens = tokens - 1
+            return None
+        self._tokens = tokens
+        self.global_rate_limited += 1
+        return self._too_many((1 - tokens) / rate, is_global=True)
+
+    @staticmethod
+    def _too_many(retry_after: float, *, is_global: bool) -> web.Response:
+        headers = {
+            "Retry-After": str(max(1, math.ceil(retry_after))),  # Discord: whole seconds here, exact in body
+            "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+            "X-RateLimit-Scope": "global" if is_global else "user",
+            "Via": "1.1 google",
+        }
+        if is_global:
+            headers["X-RateLimit-Global"] = "true"
+        body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}
+        if is_global:
+            body["code"] = 0
+        return _json_response(body, 429, headers)
+
+    # -- REST handlers -----------------------------------------------------------------------------
+
+    def _bot_user(self) -> Json:
+        return {
+            "id": str(self.bot_user_id),
+            "username": self.bot_name,
+            "global_name": None,
+            "discriminator": "0",
+            "avatar": None,
+            "bot": True,
+            "verified": True,
+            "mfa_enabled": False,
+            "flags": 0,
+            "public_flags": 0,
+        }
+
+    async def _get_me(self, rec: RecordedRequest) -> Json:
+        return self._bot_user()
+
+    async def _get_user(self, rec: RecordedRequest, user_id: str) -> Json:
+        for guild in self.guilds.values():
+            if int(user_id) in guild.members:
+                return guild.members[int(user_id)].user_payload()
+        raise _HTTPError(404, 10013, "Unknown User")
+
+    async def _get_application(self, rec: RecordedRequest) -> Json:
+        return {
+            "id": str(self.application_id),
+            "name": self.bot_name,
+            "icon": None,
+            "description": "",
+            "summary": "",
+            "type": None,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "owner": FakeMember(self.owner_id, "owner").user_payload(),
+            "team": None,
+            "verify_key": "0" * 64,
+            "flags": 0,
+            "rpc_origins": [],
+            "interactions_endpoint_url": None,
+            "bot": self._bot_user(),
+        }
+
+    async def _get_gateway(self, rec: RecordedRequest) -> Json:
+        return {
+            "url": self.gateway_url,
+            "shards": 1,
+            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1},
+        }
+
+    def _check_app(self, app: str) -> None:
+        if int(app) != self.application_id:
+            raise _HTTPError(403, 50001, "Missing Access")
+
+    def _command_id(self, scope: int | None, name: str, kind: int) -> int:
+        return self._command_ids.setdefault((scope, name, kind), self.new_id())
+
+    async def _put_commands(self, rec: RecordedRequest, app: str, guild_id: str | None) -> list[Json]:
+        self._check_app(app)
+        scope = int(guild_id) if guild_id else None
+        if scope is not None and scope not in self.guilds:
+            raise _HTTPError(403, 50001, "Missing Access")
+        commands = rec.json or []
+        self.sync_calls.append(SyncCall(scope, commands, rec.at))
+        echoed = []
+        for cmd in commands:
+            kind = cmd.get("type", 1)
+            perms = cmd.get("default_member_permissions")  # discord.py sends an int, Discord answers a string
+            echoed.append(
+                {
+                    "options": [],
+                    "dm_permission": True,
+                    "nsfw": False,
+                    **cmd,
+                    "id": str(self._command_id(scope, cmd["name"], kind)),
+                    "application_id": str(self.application_id),
+                    "type": kind,
+                    "version": str(self.new_id()),
+                    "default_member_permissions": None if perms is None else str(perms),
+                    **({"guild_id": str(scope)} if scope is not None else {}),
+                }
+            )
+        self._commands[scope] = echoed
+        return echoed
+
+    async def _get_commands(self, rec: RecordedRequest, app: str, guild_id: str | None) -> list[Json]:
+        self._check_app(app)
+        return self._commands.get(int(guild_id) if guild_id else None, [])
+
+    def _interaction(self, app: str, token: str) -> InteractionRecord:
+        rec = self._by_token.get(token)
+        if rec is None or int(app) != self.application_id:
+            raise _HTTPError(404, 10015, "Unknown Webhook")
+        return rec
+
+    async def _callback(self, rec: RecordedRequest, iid: str, token: str) -> Json | None:
+        interaction = self._by_token.get(token)
+        if interaction is None or interaction.id != int(iid):
+            raise _HTTPError(404, 10062, "Unknown interaction")
+        if (
+            self.interaction_deadline is not None
+            and rec.at - interaction.pushed_at > self.interaction_deadline
+        ):
+            raise _HTTPError(404, 10062, "Unknown interaction")
+        if interaction.callbacks:
+            raise _HTTPError(400, 40060, "Interaction has already been acknowledged.")
+        body: Json = rec.json or {}
+        kind = int(body.get("type", 0))
+        data: Json = body.get("data") or {}
+        if kind == CALLBACK_AUTOCOMPLETE:
+            self._validate_choices(data.get("choices", []))
+        elif kind == CALLBACK_MESSAGE:
+            self._validate_message(data)
+        interaction.callbacks.append(body)
+        interaction.answered_at = rec.at
+        flags = int(data.get("flags", 0))
+        if kind in (CALLBACK_MESSAGE, CALLBACK_DEFERRED_MESSAGE):
+            if kind == CALLBACK_DEFERRED_MESSAGE:
+                flags |= LOADING
+                data = {"content": "", "flags": flags}
+            interaction.original = self._store_message(
+                interaction.channel_id, "interaction", data, rec.files, flags=flags, interaction=interaction
+            )
+        response: Json = {
+            "interaction": {
+                "id": str(interaction.id),
+                "type": interaction.type,
+                "activity_instance_id": None,
+                "response_message_id": str(interaction.original.id) if interaction.original else None,
+                "response_message_loading": kind == CALLBACK_DEFERRED_MESSAGE,
+                "response_message_ephemeral": bool(flags & EPHEMERAL),
+            }
+        }
+        if interaction.original is not None:
+            response["resource"] = {"type": kind, "message": self._message_payload(interaction.original)}
+        return response if rec.query.get("with_response") in ("1", "true", "True") else None
+
+    async def _followup(self, rec: RecordedRequest, app: str, token: str) -> Json | None:
+        interaction = self._interaction(app, token)
+        if not interaction.callbacks:
+            raise _HTTPError(404, 10015, "Unknown Webhook")
+        body: Json = rec.json or {}
+        self._validate_message(body)
+        flags = int(body.get("flags", 0))
+        if not interaction.followups and interaction.callback_type == CALLBACK_DEFERRED_MESSAGE:
+            defer_flags = int(interaction.callbacks[0].get("data", {}).get("flags", 0))
+            flags |= defer_flags & EPHEMERAL
+        msg = self._store_message(interaction.channel_id, "followup", body, rec.files, flags, interaction)
+        interaction.followups.append(msg)
+        return self._message_payload(msg) if rec.query.get("wait") in ("1", "true", "True") else None
+
+    async def _webhook_msg(self, rec: RecordedRequest, app: str, token: str, mid: str) -> Json | None:
+        interaction = self._interaction(app, token)
+        if mid == "@original":
+            msg = interaction.original
+        else:
+            msg = next((m for m in interaction.followups if m.id == int(mid)), None)
+        if msg is None or msg.deleted:
+            raise _HTTPError(404, 10008, "Unknown Message")
+        return self._message_op(rec, msg)
+
+    def _message_op(self, rec: RecordedRequest, msg: SentMessage) -> Json | None:
+        if rec.method == "GET":
+            return self._message_payload(msg)
+        if rec.method == "DELETE":
+            msg.deleted = True
+            return None
+        if rec.method == "PATCH":
+            body: Json = rec.json or {}
+            self._validate_message(body, partial=True)
+            self._apply_edit(msg, body, rec.files)
+            return self._message_payload(msg)
+        raise _HTTPError(405, 0, "405: Method Not Allowed")
+
+    def _channel_checked(self, cid: str, *, write: bool) -> tuple[FakeGuild, FakeChannel]:
+        error = self._channel_errors.get(int(cid))
+        if error is not None and (write or error[0] == 404):
+            raise _HTTPError(*error)
+        found = self.channel(int(cid))
+        if found is None:
+            raise _HTTPError(404, 10003, "Unknown Channel")
+        guild, _ = found
+        if not guild.permissions_in(self.bot_user_id, int(cid)) & VIEW_CHANNEL:
+            raise _HTTPError(403, 50001, "Missing Access")
+        return found
+
+    async def _get_channel(self, rec: RecordedRequest, cid: str) -> Json:
+        guild, channel = self._channel_checked(cid, write=False)
+        return channel.payload(guild.id)
+
+    async def _post_message(self, rec: RecordedRequest, cid: str) -> Json:
+        guild, _ = self._channel_checked(cid, write=True)
+        perms = guild.permissions_in(self.bot_user_id, int(cid))
+        if not perms & SEND_MESSAGES or (rec.files and not perms & ATTACH_FILES):
+            raise _HTTPError(403, 50013, "Missing Permissions")
+        body: Json = rec.json or {}
+        self._validate_message(body, has_files=bool(rec.files))
+        msg = self._store_message(int(cid), "channel", body, rec.files, int(body.get("flags", 0)))
+        return self._message_payload(msg)
+
+    async def _channel_msg(self, rec: RecordedRequest, cid: str, mid: str) -> Json | None:
+        self._channel_checked(cid, write=rec.method != "GET")
+        msg = self.messages.get(int(mid))
+        if msg is None or msg.deleted or msg.channel_id != int(cid) or msg.ephemeral:
+            raise _HTTPError(404, 10008, "Unknown Message")
+        return self._message_op(rec, msg)
+
+    async def _typing(self, rec: RecordedRequest, cid: str) -> None:
+        self._channel_checked(cid, write=True)
+
+    def _guild(self, guild_id: str) -> FakeGuild:
+        guild = self.guilds.get(int(guild_id))
+        if guild is None:
+            raise _HTTPError(404, 10004, "Unknown Guild")
+        return guild
+
+    async def _get_guild(self, rec: RecordedRequest, guild_id: str) -> Json:
+        payload = self._guild(guild_id).payload(bot_id=self.bot_user_id)
+        for key in ("members", "channels", "threads", "presences", "voice_states"):
+            payload.pop(key)
+        return payload
+
+    async def _get_guild_channels(self, rec: RecordedRequest, guild_id: str) -> list[Json]:
+        guild = self._guild(guild_id)
+        return [c.payload(guild.id) for c in guild.channels.values()]
+
+    async def _get_guild_roles(self, rec: RecordedRequest, guild_id: str) -> list[Json]:
+        return [r.payload() for r in self._guild(guild_id).roles.values()]
+
+    async def _get_member(self, rec: RecordedRequest, guild_id: str, user_id: str) -> Json:
+        member = self._guild(guild_id).members.get(int(user_id))
+        if member is None:
+            raise _HTTPError(404, 10007, "Unknown Member")
+        return member.payload()
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        msg_file = next(
+            (f for m in self.messages.values() for f in m.files if str(f.id) == request.match_info["id"]),
+            None,
+        )
+        if msg_file is None:
+            return web.Response(status=404)
+        return web.Response(
+            body=msg_file.data, content_type=msg_file.content_type or "application/octet-stream"
+        )
+
+    # -- messages ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _validate_choices(choices: list[Json]) -> None:
+        problems = [] if len(choices) <= 25 else ["Must be 25 or fewer in length."]
+        for choice in choices:
+            if not 1 <= len(str(choice.get("name", ""))) <= 100 or len(str(choice.get("value", ""))) > 100:
+                problems.append(f"bad choice (name 1-100, value <= 100 characters): {choice!r}")
+        if problems:
+            raise _HTTPError(400, 50035, "Invalid Form Body", {"data": {"choices": problems}})
+
+    @staticmethod
+    def _validate_message(body: Json, *, partial: bool = False, has_files: bool = False) -> None:
+        """The limits Discord enforces with 400 Invalid Form Body (code 50035)."""
+        problems = []
+        content = body.get("content") or ""
+        embeds = body.get("embeds") or []
+        if len(content) > 2000:
+            problems.append("content: Must be 2000 or fewer in length.")
+        if len(embeds) > 10:
+            problems.append("embeds: Must be 10 or fewer in length.")
+        for i, embed in enumerate(embeds):
+            fields = embed.get("fields") or []
+            sizes = {
+                "title": (len(embed.get("title") or ""), 256),
+                "description": (len(embed.get("description") or ""), 4096),
+                "fields": (len(fields), 25),
+            }
+            problems += [f"embeds.{i}.{k}: {n} > {limit}" for k, (n, limit) in sizes.items() if n > limit]
+            total = sum(len(embed.get(k) or "") for k in ("title", "description"))
+            total += len((embed.get("footer") or {}).get("text") or "")
+            total += len((embed.get("author") or {}).get("name") or "")
+            total += sum(len(f.get("name") or "") + len(f.get("value") or "") for f in fields)
+            if total > 6000:
+                problems.append(f"embeds.{i}: {total} characters > 6000")
+        other_parts = ("components", "attachments", "sticker_ids", "poll")
+        if not (partial or has_files or content or embeds or any(body.get(k) for k in other_parts)):
+            problems.append("Cannot send an empty message (code 50006)")
+        if problems:
+            raise _HTTPError(400, 50035, "Invalid Form Body", {"_errors": problems})
+
+    def _store_message(
+        self,
+        channel_id: int,
+        kind: str,
+        body: Json,
+        files: list[SentFile],
+        flags: int = 0,
+        interaction: InteractionRecord | None = None,
+    ) -> SentMessage:
+        files = self._name_files(body, files)
+        msg = SentMessage(
+            id=self.new_id(),
+            channel_id=channel_id,
+            kind=kind,
+            payload=dict(body),
+            files=files,
+            flags=flags,
+            created_at=time.monotonic(),
+            history=[body],
+            interaction_id=interaction.id if interaction else None,
+        )
+        self.messages[msg.id] = msg
+        return msg
+
+    def _name_files(self, body: Json, files: list[SentFile]) -> list[SentFile]:
+        """Give uploaded files real ids and pick up ``attachments[].description`` from the payload."""
+        described = {str(a.get("id")): a for a in body.get("attachments") or []}
+        for f in files:
+            meta = described.get(str(f.id), {})
+            f.description = meta.get("description")
+            f.filename = meta.get("filename") or f.filename
+            f.id = self.new_id()
+        return files
+
+    def _apply_edit(self, msg: SentMessage, body: Json, files: list[SentFile]) -> None:
+        if "attachments" in body:
+            keep = {str(a.get("id")) for a in body["attachments"] or []}
+            msg.files = [f for f in msg.files if str(f.id) in keep]
+        msg.files += self._name_files(body, files)
+        msg.payload.update(body)
+        msg.history.append(body)
+        msg.flags &= ~LOADING
+        if "flags" in body and body["flags"] is not None:
+            msg.flags = (msg.flags & EPHEMERAL) | int(body["flags"])
+
+    def _message_payload(self, msg: SentMessage) -> Json:
+        found = self.channel(msg.channel_id)
+        payload: Json = {
+            "id": str(msg.id),
+            "channel_id": str(msg.channel_id),
+            "type": 0 if msg.kind == "channel" else 20,
+            "author": self._bot_user(),
+            "content": msg.content,
+            "embeds": msg.embeds,
+            "components": msg.payload.get("components") or [],
+            "attachments": [
+                {
+                    "id": str(f.id),
+                    "filename": f.filename,
+                    "size": len(f.data),
+                    "url": f"{self.http_base}/attachments/{msg.channel_id}/{f.id}/{f.filename}",
+                    "proxy_url": f"{self.http_base}/attachments/{msg.channel_id}/{f.id}/{f.filename}",
+                    "content_type": f.content_type,
+                    "description": f.description,
+                }
+                for f in msg.files
+            ],
+            "timestamp": _now_iso(),
+            "edited_timestamp": _now_iso() if msg.edited else None,
+            "tts": False,
+            "mention_everyone": msg.mentions_everyone,
+            "mentions": [],
+            "mention_roles": [],
+            "pinned": False,
+            "flags": msg.flags,
+        }
+        if found is not None:
+            payload["guild_id"] = str(found[0].id)
+        if msg.kind != "channel":
+            payload["webhook_id"] = str(self.application_id)
+            payload["application_id"] = str(self.application_id)
+        return payload
