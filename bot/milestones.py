@@ -191,7 +191,7 @@ def detect_countries(change: CountryChange) -> list[Milestone]:
             found.append(
                 _milestone("no1_countries", chart, key, title, no1, best or None, reporting=reporting)
             )
-        prev_no1, prev_top10 = change.previous.get(key, (0, 0))
+        _, prev_top10 = change.previous.get(key, (0, 0))
         crossed = [t for t in TOP10_COUNTRIES_THRESHOLDS if prev_top10 < t <= top10]
         everywhere = top10 == reporting and prev_top10 < change.previous_reporting
         if crossed or everywhere:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -165,7 +166,7 @@ def validate_entries(key: ChartKey, entries: tuple[Entry, ...]) -> None:
         if entry.rank in seen:
             raise ChartError(f"{key.label()}: rank {entry.rank} is repeated")
         seen.add(entry.rank)
-    if any(a.rank > b.rank for a, b in zip(entries, entries[1:], strict=False)):
+    if any(a.rank > b.rank for a, b in itertools.pairwise(entries)):
         raise ChartError(f"{key.label()}: entries must be in rank order")
 
 

@@ -62,7 +62,7 @@ class Store:
         db = await aiosqlite.connect(path, isolation_level=None)
         store = cls(db, path)
         try:
-            await store._run(_configure, path)
+            await store.run(_configure, path)
         except BaseException:
             await db.close()
             raise
@@ -77,7 +77,7 @@ class Store:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _run(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def run(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `work(conn, ...)` on the database thread: a whole unit of work in one hop.
 
         aiosqlite has no public call for this; `_execute` is the queue every public method uses.
@@ -105,7 +105,7 @@ class Store:
                         report.milestones.extend(found)
             return report
 
-        return await self._run(work)
+        return await self.run(work)
 
     async def detect_countries(
         self, service: str, category: str, period: str, day: date, source: str
@@ -114,27 +114,27 @@ class Store:
             with transaction(conn):
                 return detect_countries(conn, (service, category, period), day, source)
 
-        return await self._run(work)
+        return await self.run(work)
 
     # --- reading ---------------------------------------------------------------------------------------
 
     async def title_report(self, title_key: str, on: date | None = None) -> TitleReport | None:
-        return await self._run(queries.title_report, title_key, on)
+        return await self.run(queries.title_report, title_key, on)
 
     async def title_catalog(self) -> list[tuple[str, str, int]]:
-        return await self._run(queries.title_catalog)
+        return await self.run(queries.title_catalog)
 
     async def titles_by_prefix(self, prefix: str, limit: int = 25) -> list[tuple[str, str]]:
-        return await self._run(queries.titles_by_prefix, prefix, limit)
+        return await self.run(queries.titles_by_prefix, prefix, limit)
 
     async def find_series(self, **filters: str | None) -> list[Series]:
-        return await self._run(queries.find_series, **filters)
+        return await self.run(queries.find_series, **filters)
 
     async def chart_view(self, series: Series, on: date | None = None) -> ChartView | None:
-        return await self._run(queries.chart_view, series, on)
+        return await self.run(queries.chart_view, series, on)
 
     async def milestones(self, **filters: Any) -> list[StoredMilestone]:
-        return await self._run(queries.milestones, **filters)
+        return await self.run(queries.milestones, **filters)
 
     async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """For tests and maintenance scripts: a read-only query."""
@@ -142,4 +142,4 @@ class Store:
         def work(conn: sqlite3.Connection) -> list[tuple]:
             return conn.execute(sql, params).fetchall()
 
-        return await self._run(work)
+        return await self.run(work)
