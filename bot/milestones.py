@@ -1,7 +1,9 @@
 """The milestone detector: (previous state, new chart) -> milestones. Pure: no I/O, no Discord.
 
-The store hands in what it knows before period P (running stats, the P-1 chart, records) and what P
-holds; the detector says what fans would cheer about. Keys are stable, so detecting the same period
+The store hands in what it knows before period P (running stats, the last chart before P, records) and
+what P holds; the detector says what fans would cheer about. Transitions (entered, reached, lost, left)
+compare with the last chart stored, even across a gap; runs count only consecutive periods, so a gap
+breaks streaks. Keys are stable, so detecting the same period
 twice (a re-ingest, a revision) yields the same keys and the outbox never holds a milestone twice.
 """
 
@@ -30,7 +32,8 @@ TOP10_RUN_THRESHOLDS = {"day": (7, 14, 28, 50, 100, 200, 365), "week": (2, 4, 8,
 NO1_COUNTRIES_FLOOR = 5  # fewer countries than this at No. 1 is not news, even as a personal best
 TOP10_COUNTRIES_THRESHOLDS = (25, 50, 75, 90)
 MIN_REPORTING = 10  # aggregates over fewer regions than this are not "countries" news
-MIN_RECORD = 2  # a record must beat something: a chart's first No. 1 of one period is no record
+# a run record must beat a real run: in a young history, "longest No. 1 run" of 2 days is no news
+MIN_RECORD_RUN = {"day": 7, "week": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,7 @@ class ChartChange:
     chart: ChartKey
     ranks: Mapping[str, int]  # title_key -> best rank at P
     titles: Mapping[str, str]  # title_key -> display title, for every title at P and P-1
-    previous_ranks: Mapping[str, int] | None  # the P-1 chart; None when P-1 is missing (a gap)
+    previous_ranks: Mapping[str, int] | None  # the last chart before P (P-1, or older across a gap)
     before: Mapping[str, TitleStats]  # stats before P (a title absent here never charted)
     after: Mapping[str, TitleStats]  # stats after P, for every title at P
     complete: bool = True  # a full, valid chart: only then may a title be said to have left
@@ -139,7 +142,8 @@ def _transitions(
         first_time = before is None or before.periods_at_no1 == 0
         out.append(_milestone("reached_no1", chart, key, title, 1, last, first_time=first_time))
     elif rank == 1:
-        out.append(_milestone("no1_streak", chart, key, title, after.no1_run, after.no1_run - 1))
+        if after.no1_run > 1:  # after a gap the run starts again: No. 1 both sides is no streak yet
+            out.append(_milestone("no1_streak", chart, key, title, after.no1_run, after.no1_run - 1))
     elif last == 1:
         run = before.no1_run if before else 1
         new_no1 = next((k for k, r in change.ranks.items() if r == 1), None)
@@ -159,7 +163,7 @@ def _run_record(
 ) -> Milestone | None:
     """The longest No. 1 run in this chart's history, beaten just now (not merely extended)."""
     record, run = change.run_record, after.no1_run
-    if record is None or record.value < MIN_RECORD or run <= record.value:
+    if record is None or record.value < MIN_RECORD_RUN[change.chart.period] or run <= record.value:
         return None
     extending_own_record = record.holder_key == key and before is not None and record.date == before.last_date
     if extending_own_record:

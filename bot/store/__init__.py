@@ -18,7 +18,7 @@ import aiosqlite
 
 from bot.model import Milestone, Snapshot
 from bot.store import queries
-from bot.store.ingest import IngestReport, detect_countries, ingest
+from bot.store.ingest import IngestReport, detect_countries, store_charts
 from bot.store.queries import ChartView, Series, StoredMilestone, TitleReport
 from bot.store.schema import SchemaError, migrate
 
@@ -98,7 +98,7 @@ class Store:
 
         def work(conn: sqlite3.Connection) -> IngestReport:
             with transaction(conn):
-                report = ingest(conn, snapshots, news=news)
+                report = store_charts(conn, snapshots, news=news)
                 if news and countries:
                     for (service, category, period, day), source in sorted(report.country_periods.items()):
                         found = detect_countries(conn, (service, category, period), day, source)

@@ -106,7 +106,7 @@ class Batch:
             self.title_names[title_id] = name
 
 
-def ingest(conn: sqlite3.Connection, snapshots: Sequence[Snapshot], *, news: bool) -> IngestReport:
+def store_charts(conn: sqlite3.Connection, snapshots: Sequence[Snapshot], *, news: bool) -> IngestReport:
     """Store the charts; with `news`, detect milestones of new newest periods into the outbox.
 
     The caller holds the transaction. Country aggregates are counted here but detected separately
@@ -293,11 +293,10 @@ class SeriesIngest:
         self._load_stats(wanted)
         for snapshot in fresh:
             ranks = self._ranks_of(snapshot)
-            contiguous = self.latest is not None and self.latest + self.step == snapshot.key.date
             before = {t: self.stats[t] for t in set(ranks) | set(previous or {}) if t in self.stats}
             after = {t: advance(self.stats.get(t), snapshot.key.date, r, self.step) for t, r in ranks.items()}
             if self.batch.news and self.latest is not None:
-                self._detect(snapshot, ranks, previous if contiguous else None, before, after, self.record)
+                self._detect(snapshot, ranks, previous, before, after, self.record)
             self.stats.update(after)
             self.dirty.update(after)
             for title_id, stats in after.items():
@@ -354,9 +353,10 @@ class SeriesIngest:
         return found
 
     def _previous_ranks(self, day: date) -> dict[int, int] | None:
+        """The last chart stored before `day` (P-1, or older across a gap)."""
         row = self.conn.execute(
-            "SELECT id FROM charts WHERE series_id = ? AND date = ?",
-            (self.series_id, (day - self.step).isoformat()),
+            "SELECT id FROM charts WHERE series_id = ? AND date < ? ORDER BY date DESC LIMIT 1",
+            (self.series_id, day.isoformat()),
         ).fetchone()
         return self._chart_ranks(row[0]) if row else None
 

@@ -1,0 +1,351 @@
+"""The `chartbot` command (also `python -m bot`). A stable contract: scripts and tests rely on it.
+
+User errors print one line to stderr and exit 2; nothing is half-written (each import is one
+transaction, parsed in full before anything is stored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sqlite3
+import sys
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import TextIO
+
+from bot import terminal
+from bot.milestones import KINDS
+from bot.model import CATEGORIES, PERIODS, WORLD, InputError, Milestone, Snapshot, parse_date, title_key
+from bot.regions import resolve_region
+from bot.settings import Settings, load_dotenv
+from bot.sources import files
+from bot.store import SchemaError, Series, Store
+from bot.titles import TitleIndex
+
+EXIT_USAGE = 2
+Command = Callable[[argparse.Namespace, TextIO], Awaitable[int]]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(func: Command) -> Command:
+        COMMANDS[name] = func
+        return func
+
+    return register
+
+
+# --- arguments ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chartbot", description="Streaming chart history and milestones.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--db", help="database file (default: $CHARTBOT_DB, else ./chartbot.sqlite3)")
+        return p
+
+    add("demo", "replay the sample history shipped with chartbot and show what the bot would post")
+
+    p = add("import", "ingest chart files (format detected from the header)")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--format", choices=files.FORMATS, help="force a format instead of detecting it")
+
+    p = add("replay", "ingest files period by period and print every milestone detected")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--format", choices=files.FORMATS, help="force a format instead of detecting it")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--kinds", type=kinds_argument, help=f"comma list of kinds ({', '.join(KINDS)})")
+    p.add_argument("--title", help="only milestones of this title")
+
+    p = add("rank", "where a title stands, as /rank shows it")
+    p.add_argument("title")
+    chart_filters(p, service=False)
+    p.add_argument("--json", action="store_true")
+
+    p = add("top", "a chart, as /top shows it")
+    chart_filters(p, service=True)
+    p.add_argument("--json", action="store_true")
+
+    p = add("milestones", "milestones recorded in the database, oldest first")
+    p.add_argument("--title", help="only milestones of this title")
+    p.add_argument("--since", type=date_argument, metavar="YYYY-MM-DD")
+    p.add_argument("--kinds", type=kinds_argument, help="comma list of kinds")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def chart_filters(p: argparse.ArgumentParser, *, service: bool) -> None:
+    p.add_argument("--region", type=region_argument, help="world, a country code or name (us, 'South Korea')")
+    p.add_argument("--category", choices=CATEGORIES)
+    if service:
+        p.add_argument("--service", help="netflix (default), disney, hbo-max, …")
+        p.add_argument("--period", choices=PERIODS)
+    p.add_argument("--date", type=date_argument, metavar="YYYY-MM-DD", help="as of this date (default: latest)")
+
+
+def date_argument(text: str) -> date:
+    try:
+        return parse_date(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def region_argument(text: str) -> str:
+    try:
+        return resolve_region(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def kinds_argument(text: str) -> frozenset[str]:
+    chosen = frozenset(k.strip() for k in text.split(",") if k.strip())
+    unknown = sorted(chosen - set(KINDS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown kind {unknown[0]!r} (kinds: {', '.join(KINDS)})")
+    return chosen
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def db_path(args: argparse.Namespace) -> str:
+    return args.db or Settings.from_env().db_path
+
+
+async def open_existing(args: argparse.Namespace) -> Store:
+    """The database a read command asks about; a missing file is a user error, not an empty history."""
+    path = db_path(args)
+    if path != ":memory:" and not Path(path).is_file():
+        raise InputError(f"no chart history at {path}: run `chartbot import FILE…` first, or set CHARTBOT_DB")
+    return await Store.open(path)
+
+
+def read_all(paths: Sequence[Path], fmt: str | None) -> list[list[Snapshot]]:
+    """Parse every file before storing anything: one bad file stops the whole command."""
+    parsed = []
+    for path in paths:
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        parsed.append(files.read_file(path, fmt))
+    return parsed
+
+
+def milestone_json(m: Milestone) -> str:
+    from bot.render import milestone_text
+
+    return json.dumps(m.as_json(milestone_text(m)), ensure_ascii=False)
+
+
+def milestone_line(m: Milestone) -> str:
+    from bot.render import milestone_text
+
+    return f"{m.chart.date.isoformat()}  {m.kind:<15}  {milestone_text(m)}"
+
+
+async def resolve_title(store: Store, text: str) -> tuple[str, str]:
+    return TitleIndex(await store.title_catalog()).resolve(text)
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+
+@command("import")
+async def import_files(args: argparse.Namespace, out: TextIO) -> int:
+    parsed = read_all(args.files, args.format)
+    async with await Store.open(db_path(args)) as store:
+        for path, snapshots in zip(args.files, parsed, strict=True):
+            report = await store.ingest(snapshots, news=False)
+            out.write(
+                f"{path.name}: {len(snapshots):,} charts ({report.entries:,} entries stored) — "
+                f"{report.added:,} new, {report.replaced:,} revised, {report.unchanged:,} unchanged\n"
+            )
+    return 0
+
+
+def periods_in_order(parsed: list[list[Snapshot]]) -> list[list[Snapshot]]:
+    """All charts of one date together, dates in order: how the history unfolded."""
+    by_date: dict[date, list[Snapshot]] = defaultdict(list)
+    for snapshots in parsed:
+        for snapshot in snapshots:
+            by_date[snapshot.key.date].append(snapshot)
+    return [by_date[day] for day in sorted(by_date)]
+
+
+async def replay_into(
+    store: Store, parsed: list[list[Snapshot]], emit: Callable[[Milestone], None]
+) -> int:
+    count = 0
+    for period in periods_in_order(parsed):
+        report = await store.ingest(period, news=True)
+        for milestone in report.milestones:
+            emit(milestone)
+            count += 1
+    return count
+
+
+@command("replay")
+async def replay(args: argparse.Namespace, out: TextIO) -> int:
+    parsed = read_all(args.files, args.format)
+    wanted_title = None
+    if args.title:
+        rows = {(e.title_key, e.title) for snaps in parsed for s in snaps for e in s.entries}
+        wanted_title = TitleIndex((key, name, 0) for key, name in rows).resolve(args.title)[0]
+
+    def emit(m: Milestone) -> None:
+        if args.kinds and m.kind not in args.kinds:
+            return
+        if wanted_title and m.title_key != wanted_title:
+            return
+        out.write((milestone_json(m) if args.json else milestone_line(m)) + "\n")
+
+    async with await Store.open(args.db or ":memory:") as store:
+        await replay_into(store, parsed, emit)
+    return 0
+
+
+@command("rank")
+async def rank(args: argparse.Namespace, out: TextIO) -> int:
+    async with await open_existing(args) as store:
+        key, _ = await resolve_title(store, args.title)
+        report = await store.title_report(key, args.date)
+    assert report is not None
+    standings = [
+        s
+        for s in report.standings
+        if (args.region is None or s.region == args.region)
+        and (args.category is None or s.category == args.category)
+    ]
+    countries = [c for c in report.countries if args.category is None or c.category == args.category]
+    if args.region not in (None, WORLD):
+        countries = []
+    report = type(report)(report.title, report.title_key, standings, countries, report.last_seen)
+    if args.json:
+        out.write(json.dumps(report.as_json(), ensure_ascii=False) + "\n")
+    else:
+        out.write(terminal.format_title_report(report, args.date) + "\n")
+    return 0
+
+
+def pick_series(candidates: list[Series], args: argparse.Namespace) -> Series:
+    """The chart `top` means when the user left parts out: prefer overall, then TV; daily over weekly."""
+    if not candidates:
+        asked = ", ".join(
+            f"{name} {value}"
+            for name, value in (
+                ("service", args.service),
+                ("region", args.region),
+                ("category", args.category),
+                ("period", args.period),
+            )
+            if value
+        )
+        raise InputError(f"no chart stored for {asked or 'any chart'}; see `chartbot import`")
+    order = list(CATEGORIES)
+    return min(candidates, key=lambda s: (order.index(s.category), s.period != "day", s.service != "netflix"))
+
+
+@command("top")
+async def top(args: argparse.Namespace, out: TextIO) -> int:
+    async with await open_existing(args) as store:
+        region = args.region or WORLD
+        candidates = await store.find_series(
+            service=args.service, region=region, category=args.category, period=args.period
+        )
+        if not candidates and args.category is None and args.region is None:
+            candidates = await store.find_series(service=args.service, period=args.period)
+        if not candidates and args.category:
+            others = await store.find_series(service=args.service, region=region)
+            if others:
+                choices = ", ".join(sorted({s.category for s in others}))
+                raise InputError(f"no {args.category} chart for {region}; it has: {choices}")
+        series = pick_series(candidates, args)
+        view = await store.chart_view(series, args.date)
+    if view is None:
+        raise InputError(f"no {series.region} {series.category} chart on or just before {args.date}")
+    if args.json:
+        out.write(json.dumps(view.as_json(), ensure_ascii=False) + "\n")
+    else:
+        out.write(terminal.format_chart(view) + "\n")
+    return 0
+
+
+@command("milestones")
+async def list_milestones(args: argparse.Namespace, out: TextIO) -> int:
+    async with await open_existing(args) as store:
+        key = (await resolve_title(store, args.title))[0] if args.title else None
+        stored = await store.milestones(title_key=key, since=args.since)
+    for item in stored:
+        m = item.milestone
+        if args.kinds and m.kind not in args.kinds:
+            continue
+        out.write((milestone_json(m) if args.json else milestone_line(m)) + "\n")
+    return 0
+
+
+DEMO_TITLE = "All of Us Are Dead"
+DEMO_KINDS = frozenset({"reached_no1", "lost_no1", "no1_streak", "no1_countries", "record", "new_peak"})
+
+
+@command("demo")
+async def demo(args: argparse.Namespace, out: TextIO) -> int:
+    """Replay the shipped sample: the posts a server following it would have seen, then a rank card."""
+    from bot.data import sample_files
+
+    parsed = read_all(sample_files(), None)
+    out.write("chartbot demo — replaying Netflix's Top 10 from Jan 20 to Feb 20, 2022 (real data)\n\n")
+
+    def emit(m: Milestone) -> None:
+        headline = m.chart.region in (WORLD, "us") or m.kind in ("no1_countries", "record")
+        if m.kind in DEMO_KINDS and headline:
+            out.write(milestone_line(m) + "\n")
+
+    async with await Store.open(args.db or ":memory:") as store:
+        await replay_into(store, parsed, emit)
+        key = title_key(DEMO_TITLE)
+        report = await store.title_report(key, date(2022, 2, 6))
+    assert report is not None
+    out.write("\n$ chartbot rank \"all of us are dead\" --date 2022-02-06\n")
+    top_rows = [s for s in report.standings if s.region in (WORLD, "us", "kr")]
+    out.write(terminal.format_title_report(type(report)(report.title, key, top_rows, report.countries, None)))
+    out.write(f"\n  … and {len(report.standings) - len(top_rows)} more country charts\n")
+    return 0
+
+
+# --- entry point --------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    load_dotenv()
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("CHARTBOT_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(COMMANDS[args.command](args, sys.stdout))
+    except InputError as error:
+        print(f"chartbot {args.command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except SchemaError as error:
+        print(f"chartbot {args.command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as error:
+        print(f"chartbot {args.command}: the database cannot be used: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Human output for the command line: aligned tables, flags, "No. 1 in 63 of 94 countries"."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from datetime import date
+
+from bot.regions import flag, region_name
+from bot.store import ChartView, TitleReport
+
+SERVICES = {
+    "netflix": "Netflix",
+    "disney": "Disney+",
+    "hbo-max": "HBO Max",
+    "hbo": "HBO Max",
+    "amazon-prime": "Prime Video",
+    "apple-tv": "Apple TV+",
+    "paramount-plus": "Paramount+",
+    "hulu": "Hulu",
+}
+CATEGORIES = {
+    "tv": "TV",
+    "movies": "Films",
+    "overall": "Overall",
+    "tv-english": "TV (English)",
+    "tv-non-english": "TV (Non-English)",
+    "movies-english": "Films (English)",
+    "movies-non-english": "Films (Non-English)",
+}
+UNITS = {"day": ("day", "days"), "week": ("week", "weeks")}
+
+
+def service_name(service: str) -> str:
+    return SERVICES.get(service, service.replace("-", " ").title())
+
+
+def category_name(category: str) -> str:
+    return CATEGORIES.get(category, category)
+
+
+def periods(count: int, period: str) -> str:
+    one, many = UNITS[period]
+    return f"{count} {one if count == 1 else many}"
+
+
+def period_label(period: str, day: date) -> str:
+    return f"week of {day:%b %-d, %Y}" if period == "week" else f"{day:%b %-d, %Y}"
+
+
+def width(text: str) -> int:
+    """Columns a string takes in a terminal: wide (East Asian, emoji) characters count twice."""
+    total = 0
+    for char in text:
+        if unicodedata.combining(char) or char in "\u200d\ufe0f":
+            continue
+        if 0x1F1E6 <= ord(char) <= 0x1F1FF:  # half of a flag: the pair shows as one wide glyph
+            total += 1
+            continue
+        total += 2 if unicodedata.east_asian_width(char) in "WF" else 1
+    return total
+
+
+def pad(text: str, size: int, right: bool = False) -> str:
+    gap = " " * max(0, size - width(text))
+    return gap + text if right else text + gap
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
+    sizes = [max([width(h), *(width(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(pad(h, sizes[i], i in right) for i, h in enumerate(headers)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(pad(c, sizes[i], i in right) for i, c in enumerate(row)).rstrip())
+    return lines
+
+
+def movement(rank: int, previous: int | None, has_previous: bool = True) -> str:
+    if not has_previous:
+        return ""
+    if previous is None:
+        return "new"
+    if previous == rank:
+        return "="
+    return f"▲{previous - rank}" if rank < previous else f"▼{rank - previous}"
+
+
+def number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}"
+
+
+def where(region: str) -> str:
+    return f"{flag(region)} {region_name(region)}"
+
+
+def chart_name(service: str, region: str, category: str, period: str) -> str:
+    cadence = "weekly" if period == "week" else "daily"
+    return f"{where(region)} · {service_name(service)} {category_name(category)} ({cadence})"
+
+
+def format_title_report(report: TitleReport, on: date | None = None) -> str:
+    when = f"on {on:%b %-d, %Y}" if on else "in the latest charts"
+    lines = [f"{report.title} — {when}", ""]
+    for count in report.countries:
+        lines.append(
+            f"  No. 1 in {count.no1} of {count.reporting} countries · in the top 10 of {count.top10} "
+            f"({service_name(count.service)} {category_name(count.category)}, "
+            f"{period_label(count.period, count.date)})"
+        )
+    if report.countries:
+        lines.append("")
+    if not report.standings:
+        if report.last_seen:
+            seen = report.last_seen
+            lines.append(
+                f"  Not in any Top 10 {when}. Last seen at No. {seen.rank} in "
+                f"{chart_name(seen.service, seen.region, seen.category, seen.period)} on {seen.date:%b %-d, %Y}; "
+                f"peak No. {seen.peak}."
+            )
+        else:
+            lines.append(f"  Not in any Top 10 {when}.")
+        return "\n".join(lines)
+    rows = []
+    for s in report.standings:
+        rows.append(
+            [
+                where(s.region),
+                f"{service_name(s.service)} {category_name(s.category)}",
+                period_label(s.period, s.date),
+                f"No. {s.rank}",
+                movement(s.rank, s.previous_rank),
+                f"No. {s.peak}",
+                periods(s.no1_streak, s.period) if s.no1_streak else "",
+                periods(s.periods_in_top10, s.period),
+                number(s.hours) or number(s.points),
+            ]
+        )
+    headers = ["Region", "Chart", "Period", "Rank", "Move", "Peak", "No. 1 run", "In top 10", "Hours/points"]
+    lines.extend("  " + line for line in table(headers, rows, right=(3, 5, 8)))
+    return "\n".join(lines)
+
+
+def format_chart(view: ChartView) -> str:
+    series = view.series
+    title = chart_name(series.service, series.region, series.category, series.period)
+    lines = [f"{title} — {period_label(series.period, view.date)}", ""]
+    has_hours = any(r.hours for r in view.entries)
+    has_points = any(r.points for r in view.entries)
+    headers = ["#", "Move", "Title", "Season", f"{series.period.title()}s in top 10"]
+    if has_hours:
+        headers.append("Hours")
+    elif has_points:
+        headers.append("Points")
+    rows = []
+    for r in view.entries:
+        row = [
+            str(r.rank),
+            movement(r.rank, r.previous_rank, view.has_previous),
+            r.title,
+            r.season or "",
+            str(r.periods_in_top10),
+        ]
+        if has_hours:
+            row.append(number(r.hours))
+        elif has_points:
+            row.append(number(r.points))
+        rows.append(row)
+    lines.extend("  " + line for line in table(headers, rows, right=(0, 4, 5)))
+    if not view.complete:
+        lines.append("  (incomplete chart: fewer than 10 entries were published)")
+    return "\n".join(lines)

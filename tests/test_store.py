@@ -1,0 +1,177 @@
+"""The store on real Netflix data: standings, idempotence, revisions, backfills, atomicity, schema."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from bot.model import ChartKey, Entry, make_snapshot
+from bot.sources.files import read_file
+from bot.store import SchemaError, Store
+from bot.store import ingest as ingest_module
+from bot.store.schema import SCHEMA_VERSION
+
+DATA = Path(__file__).parent / "data" / "netflix"
+AOUAD = "all of us are dead"
+
+
+@pytest.fixture(scope="module")
+def countries():
+    return read_file(DATA / "all-weeks-countries_cut.tsv")
+
+
+@pytest.fixture(scope="module")
+def world():
+    return read_file(DATA / "all-weeks-global_2022-03-02.tsv")
+
+
+async def assert_aouad_story(store: Store) -> None:
+    report = await store.title_report(AOUAD, date(2022, 2, 6))
+    assert report is not None
+    assert [c.as_json() for c in report.countries] == [
+        {
+            "service": "netflix",
+            "category": "tv",
+            "period": "week",
+            "date": "2022-02-06",
+            "no1": 63,
+            "top10": 94,
+            "reporting": 94,
+        }
+    ]
+    world = [s for s in report.standings if s.region == "world"]
+    assert [(s.category, s.rank, s.hours, s.season) for s in world] == [
+        ("tv-non-english", 1, 236_230_000, "Season 1")
+    ]
+    assert sum(s.rank == 1 for s in report.standings if s.region != "world") == 63
+    assert len([s for s in report.standings if s.region != "world"]) == 94
+
+
+async def test_aouad_on_2022_02_06(countries, world):
+    async with await Store.open() as store:
+        await store.ingest(countries, news=False)
+        await store.ingest(world, news=False)
+        await assert_aouad_story(store)
+        january = await store.title_report(AOUAD, date(2022, 1, 30))
+        assert january.countries[0].no1 == 29 and january.countries[0].top10 == 91
+
+
+async def test_twice_other_order_and_week_by_week_in_reverse(countries, world):
+    async with await Store.open() as twice:
+        for snapshots in (world, countries, world, countries):
+            await twice.ingest(snapshots, news=False)
+        await assert_aouad_story(twice)
+        baseline = await dump_derived(twice)
+    async with await Store.open() as reverse:
+        weeks = sorted({s.key.date for s in countries + world}, reverse=True)
+        for week in weeks:
+            await reverse.ingest([s for s in countries + world if s.key.date == week], news=False)
+        await assert_aouad_story(reverse)
+        assert await dump_derived(reverse) == baseline
+
+
+async def dump_derived(store: Store) -> dict[str, list[tuple]]:
+    """Everything the store derives from the charts, keyed by names rather than row ids."""
+    return {
+        "stats": await store.execute_fetchall(
+            "SELECT s.service, s.region, s.category, s.period, t.title_key, first_date, last_date, last_rank, "
+            "prev_rank, peak, peak_date, periods_in_top10, periods_at_no1, no1_run, longest_no1_run, "
+            "longest_no1_end, top10_run FROM title_stats ts JOIN series s ON s.id = ts.series_id "
+            "JOIN titles t ON t.id = ts.title_id ORDER BY 1, 2, 3, 4, 5"
+        ),
+        "series": await store.execute_fetchall(
+            "SELECT service, region, category, period, latest_date, record_run, t.title_key, record_end "
+            "FROM series LEFT JOIN titles t ON t.id = record_holder ORDER BY 1, 2, 3, 4"
+        ),
+        "countries": await store.execute_fetchall(
+            "SELECT service, category, period, date, t.title_key, no1, top10 FROM country_counts "
+            "JOIN titles t ON t.id = title_id ORDER BY 1, 2, 3, 4, 5"
+        ),
+        "periods": await store.execute_fetchall("SELECT * FROM country_periods ORDER BY 1, 2, 3, 4"),
+    }
+
+
+def chart(day: date, titles: list[str], region: str = "us", period: str = "day") -> object:
+    key = ChartKey("file", "netflix", region, "tv", period, day)
+    return make_snapshot(key, [Entry.make(rank, title) for rank, title in enumerate(titles, start=1)])
+
+
+TEN = [f"Show {n}" for n in range(1, 11)]
+
+
+async def test_identical_reingest_changes_nothing():
+    async with await Store.open() as store:
+        first = await store.ingest([chart(date(2022, 1, 1), TEN)])
+        before = await dump_derived(store)
+        again = await store.ingest([chart(date(2022, 1, 1), TEN)])
+        assert (first.added, again.added, again.unchanged, again.entries) == (1, 0, 1, 0)
+        assert await dump_derived(store) == before
+        assert await store.execute_fetchall("SELECT count(*) FROM entries") == [(10,)]
+
+
+async def test_revision_replaces_the_chart_and_stats_follow():
+    async with await Store.open() as store:
+        await store.ingest([chart(date(2022, 1, 1), TEN), chart(date(2022, 1, 2), TEN)])
+        revised = ["New Hit", *TEN[:9]]
+        report = await store.ingest([chart(date(2022, 1, 2), revised)])
+        assert (report.replaced, report.added) == (1, 0)
+        top = await store.title_report("new hit")
+        assert top.standings[0].rank == 1 and top.standings[0].periods_in_top10 == 1
+        dropped = await store.title_report("show 10")
+        assert dropped.standings == [] and dropped.last_seen.date == date(2022, 1, 1)
+        show1 = await store.title_report("show 1")
+        assert show1.standings[0].rank == 2 and show1.standings[0].periods_at_no1 == 1
+        assert await store.execute_fetchall("SELECT count(*) FROM entries") == [(20,)]
+
+
+async def test_backfill_is_inserted_in_its_place():
+    async with await Store.open() as store:
+        await store.ingest([chart(date(2022, 1, 1), TEN), chart(date(2022, 1, 3), TEN)])
+        gap = await store.title_report("show 1")
+        assert gap.standings[0].no1_streak == 1  # Jan 2 is missing: the streak broke
+        report = await store.ingest([chart(date(2022, 1, 2), TEN)])
+        assert report.backfilled == 1 and report.milestones == []
+        filled = await store.title_report("show 1")
+        assert filled.standings[0].no1_streak == 3
+        assert filled.standings[0].periods_in_top10 == 3
+
+
+async def test_a_failing_ingest_leaves_nothing_behind(monkeypatch, countries):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    async with await Store.open() as store:
+        monkeypatch.setattr(ingest_module, "count_countries", broken)
+        with pytest.raises(RuntimeError):
+            await store.ingest(countries[:200])
+        for table in ("charts", "entries", "title_stats", "titles", "series", "outbox"):
+            assert await store.execute_fetchall(f"SELECT count(*) FROM {table}") == [(0,)], table
+
+
+async def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path):
+    path = tmp_path / "chart.sqlite3"
+    async with await Store.open(path) as store:
+        assert await store.execute_fetchall("PRAGMA user_version") == [(SCHEMA_VERSION,)]
+        assert await store.execute_fetchall("PRAGMA journal_mode") == [("wal",)]
+    async with await Store.open(path) as store:  # opening again migrates nothing
+        assert await store.execute_fetchall("PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(SchemaError, match="newer than this chartbot"):
+        await Store.open(path)
+
+
+async def test_standings_on_a_past_date_fold_history(countries):
+    async with await Store.open() as store:
+        await store.ingest(countries, news=False)
+        korea = [
+            s
+            for s in (await store.title_report("squid game", date(2021, 10, 3))).standings
+            if s.region == "kr"
+        ]
+        assert [(s.rank, s.no1_streak, s.periods_in_top10) for s in korea] == [(1, 3, 3)]
+        latest = await store.title_report(AOUAD)
+        assert {s.date for s in latest.standings} == {date(2022, 2, 27)}
