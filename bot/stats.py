@@ -7,11 +7,11 @@ raw history (after a backfill or a revision, and in the property tests that chec
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen (treat as immutable): built once per entry ingested, and frozen costs 6x
 class TitleStats:
     first_date: date
     last_date: date  # the last period the title charted in
@@ -66,19 +66,19 @@ def advance(stats: TitleStats | None, day: date, rank: int, step: timedelta) -> 
     if no1_run > longest:
         longest, longest_end = no1_run, day
     better = rank < stats.peak
-    return replace(
-        stats,
-        last_date=day,
-        last_rank=rank,
-        prev_rank=stats.last_rank if contiguous else None,
-        peak=rank if better else stats.peak,
-        peak_date=day if better else stats.peak_date,
-        periods_in_top10=stats.periods_in_top10 + 1,
-        periods_at_no1=stats.periods_at_no1 + (rank == 1),
-        no1_run=no1_run,
-        longest_no1_run=longest,
-        longest_no1_end=longest_end,
-        top10_run=stats.top10_run + 1 if contiguous else 1,
+    return TitleStats(  # positional, in field order: this runs once per entry ingested
+        stats.first_date,
+        day,
+        rank,
+        stats.last_rank if contiguous else None,
+        rank if better else stats.peak,
+        day if better else stats.peak_date,
+        stats.periods_in_top10 + 1,
+        stats.periods_at_no1 + (rank == 1),
+        no1_run,
+        longest,
+        longest_end,
+        stats.top10_run + 1 if contiguous else 1,
     )
 
 

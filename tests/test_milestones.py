@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import periods_in_order, replay_into
+from bot.cli import replay_into
 from bot.model import ChartKey, Entry, Milestone, make_snapshot
 from bot.sources.files import read_file
 from bot.store import Store

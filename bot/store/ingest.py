@@ -76,6 +76,25 @@ class Batch:
         self.title_names: dict[int, str] = {}
         self.next_chart_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM charts").fetchone()[0]
         self.touched_groups: set[tuple[GroupKey, str]] = set()
+        # rows of new charts, written together in flush(): one executemany each per batch
+        self.chart_rows: list[tuple] = []
+        self.entry_rows: list[tuple] = []
+        self.stats_rows: list[tuple] = []
+
+    def flush(self) -> None:
+        conn = self.conn
+        conn.executemany(
+            "INSERT INTO charts (id, series_id, date, source, digest, complete, ingested_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            self.chart_rows,
+        )
+        conn.executemany(
+            "INSERT INTO entries (chart_id, rank, title_id, season, points, hours, views, runtime, "
+            "weeks_reported) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.entry_rows,
+        )
+        conn.executemany(UPSERT_STATS, self.stats_rows)
+        self.chart_rows, self.entry_rows, self.stats_rows = [], [], []
 
     def resolve_titles(self, snapshots: Iterable[Snapshot]) -> None:
         names: dict[str, str] = {}
@@ -123,6 +142,7 @@ def store_charts(conn: sqlite3.Connection, snapshots: Sequence[Snapshot], *, new
     for series, charts in by_series.items():
         charts.sort(key=lambda s: s.key.date)
         SeriesIngest(batch, series).run(charts)
+    batch.flush()
     for group, day in sorted(batch.touched_groups):
         count_countries(conn, group, day)
     return batch.report
@@ -202,6 +222,7 @@ class SeriesIngest:
             else:
                 self.batch.report.backfilled += 1
             self._touch_group(snapshot.key)
+        self.batch.flush()  # what follows reads these charts back
         for snapshot, _ in revised_latest:
             self._detect_revision(snapshot)
         self._recompute(affected)
@@ -235,6 +256,7 @@ class SeriesIngest:
                 )
         self.dirty.update(t for t in titles if t in folded)
         self._save_stats()
+        self.batch.flush()
         self.record = self._record_from_stats()
 
     def _fold(self, titles: Iterable[int], until: date | None) -> dict[int, TitleStats]:
@@ -288,25 +310,28 @@ class SeriesIngest:
     # --- fresh charts: the newest periods, appended in order ------------------------------------
 
     def _append(self, fresh: list[Snapshot]) -> None:
+        """The hot path of every ingest: keep it lean (one pass, stats advanced in memory)."""
+        ranked = [(snapshot, self._ranks_of(snapshot)) for snapshot in fresh]
         previous = self._previous_ranks(fresh[0].key.date) if self.latest else None
-        wanted = {t for s in fresh for t in self._ranks_of(s)} | set(previous or {})
-        self._load_stats(wanted)
-        for snapshot in fresh:
-            ranks = self._ranks_of(snapshot)
-            before = {t: self.stats[t] for t in set(ranks) | set(previous or {}) if t in self.stats}
-            after = {t: advance(self.stats.get(t), snapshot.key.date, r, self.step) for t, r in ranks.items()}
-            if self.batch.news and self.latest is not None:
+        charted: set[int] = set().union(*(ranks for _, ranks in ranked))
+        self._load_stats(charted | set(previous or ()))
+        stats, step, news = self.stats, self.step, self.batch.news
+        for snapshot, ranks in ranked:
+            day = snapshot.key.date
+            after = {t: advance(stats.get(t), day, r, step) for t, r in ranks.items()}
+            if news and previous is not None:
+                before = {t: stats[t] for t in ranks.keys() | previous.keys() if t in stats}
                 self._detect(snapshot, ranks, previous, before, after, self.record)
-            self.stats.update(after)
-            self.dirty.update(after)
-            for title_id, stats in after.items():
-                if stats.longest_no1_run > self.record[0]:
-                    self.record = (stats.longest_no1_run, title_id, stats.longest_no1_end)
-            chart_id = self._insert_chart(snapshot)
-            self._insert_entries(chart_id, snapshot)
+            stats.update(after)
+            for title_id, title_stats in after.items():
+                if title_stats.longest_no1_run > self.record[0]:
+                    self.record = (title_stats.longest_no1_run, title_id, title_stats.longest_no1_end)
+            self._insert_entries(self._insert_chart(snapshot), snapshot)
             self._touch_group(snapshot.key)
-            self.batch.report.added += 1
-            self.latest, previous = snapshot.key.date, ranks
+            previous = ranks
+        self.dirty.update(charted)
+        self.latest = fresh[-1].key.date
+        self.batch.report.added += len(fresh)
 
     def _load_stats(self, titles: set[int]) -> None:
         missing = sorted(t for t in titles if t not in self.stats)
@@ -375,9 +400,7 @@ class SeriesIngest:
     def _insert_chart(self, snapshot: Snapshot) -> int:
         chart_id = self.batch.next_chart_id
         self.batch.next_chart_id += 1
-        self.conn.execute(
-            "INSERT INTO charts (id, series_id, date, source, digest, complete, ingested_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        self.batch.chart_rows.append(
             (
                 chart_id,
                 self.series_id,
@@ -386,29 +409,15 @@ class SeriesIngest:
                 digest(snapshot),
                 snapshot.complete,
                 self.batch.now,
-            ),
+            )
         )
         return chart_id
 
     def _insert_entries(self, chart_id: int, snapshot: Snapshot) -> None:
         ids = self.batch.title_ids
-        self.conn.executemany(
-            "INSERT INTO entries (chart_id, rank, title_id, season, points, hours, views, runtime, "
-            "weeks_reported) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    chart_id,
-                    e.rank,
-                    ids[e.title_key],
-                    e.season,
-                    e.points,
-                    e.hours,
-                    e.views,
-                    e.runtime,
-                    e.weeks_reported,
-                )
-                for e in snapshot.entries
-            ],
+        self.batch.entry_rows.extend(
+            (chart_id, e.rank, ids[e.title_key], e.season, e.points, e.hours, e.views, e.runtime, e.weeks_reported)
+            for e in snapshot.entries
         )
         self.batch.report.entries += len(snapshot.entries)
 
@@ -419,49 +428,69 @@ class SeriesIngest:
 
     def _save(self) -> None:
         self._save_stats()
-        holder = self.record[1]
+        run, holder, end = self.record
         self.conn.execute(
-            "UPDATE series SET latest_date = (SELECT max(date) FROM charts WHERE series_id = ?), "
-            "record_run = ?, record_holder = ?, record_end = ? WHERE id = ?",
-            (
-                self.series_id,
-                self.record[0],
-                holder,
-                self.record[2].isoformat() if self.record[2] else None,
-                self.series_id,
-            ),
+            "UPDATE series SET latest_date = ?, record_run = ?, record_holder = ?, record_end = ? WHERE id = ?",
+            (_iso(self.latest), run, holder, _iso(end), self.series_id),
         )
 
     def _save_stats(self) -> None:
-        if not self.dirty:
-            return
-        self.conn.executemany(
-            f"INSERT OR REPLACE INTO title_stats (series_id, title_id, {STATS_FIELDS}) "
-            f"VALUES (?, ?, {marks(len(STATS_FIELD_NAMES))})",
-            [(self.series_id, t, *stats_to_row(self.stats[t])) for t in self.dirty],
-        )
+        self.batch.stats_rows.extend((self.series_id, t, *stats_to_row(self.stats[t])) for t in self.dirty)
         self.dirty.clear()
 
 
 STATS_FIELD_NAMES = tuple(TitleStats.__dataclass_fields__)
 STATS_FIELDS = ", ".join(STATS_FIELD_NAMES)
 STATS_COLUMNS = "title_id, " + STATS_FIELDS
-_DATE_FIELDS = {"first_date", "last_date", "peak_date", "longest_no1_end"}
+UPSERT_STATS = (
+    f"INSERT INTO title_stats (series_id, title_id, {STATS_FIELDS}) VALUES (?, ?, {marks(len(STATS_FIELD_NAMES))}) "
+    "ON CONFLICT (title_id, series_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in STATS_FIELD_NAMES)
+)
 
 
-def stats_to_row(stats: TitleStats) -> tuple:
-    values = []
-    for name in STATS_FIELD_NAMES:
-        value = getattr(stats, name)
-        values.append(value.isoformat() if isinstance(value, date) else value)
-    return tuple(values)
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def _day(text: str | None) -> date | None:
+    return date.fromisoformat(text) if text else None
+
+
+def stats_to_row(s: TitleStats) -> tuple:
+    """In STATS_FIELD_NAMES order; spelled out because it runs once per title and chart."""
+    return (
+        s.first_date.isoformat(),
+        s.last_date.isoformat(),
+        s.last_rank,
+        s.prev_rank,
+        s.peak,
+        s.peak_date.isoformat(),
+        s.periods_in_top10,
+        s.periods_at_no1,
+        s.no1_run,
+        s.longest_no1_run,
+        _iso(s.longest_no1_end),
+        s.top10_run,
+    )
 
 
 def stats_from_row(row: Sequence) -> TitleStats:
-    values = {}
-    for name, value in zip(STATS_FIELD_NAMES, row, strict=True):
-        values[name] = date.fromisoformat(value) if name in _DATE_FIELDS and value else value
-    return TitleStats(**values)
+    first, last, last_rank, prev, peak, peak_date, periods, at_no1, run, longest, longest_end, top10 = row
+    return TitleStats(
+        date.fromisoformat(first),
+        date.fromisoformat(last),
+        last_rank,
+        prev,
+        peak,
+        date.fromisoformat(peak_date),
+        periods,
+        at_no1,
+        run,
+        longest,
+        _day(longest_end),
+        top10,
+    )
 
 
 # --- country aggregates ---------------------------------------------------------------------------

@@ -63,9 +63,8 @@ MIGRATIONS: tuple[str, ...] = (
         longest_no1_run INTEGER NOT NULL,
         longest_no1_end TEXT,
         top10_run INTEGER NOT NULL,
-        PRIMARY KEY (series_id, title_id)
+        PRIMARY KEY (title_id, series_id)                -- a title's standings: one range read
     ) WITHOUT ROWID;
-    CREATE INDEX title_stats_by_title ON title_stats (title_id);
     -- one row per (service, category, period, date): how many country charts reported
     CREATE TABLE country_periods (
         service TEXT NOT NULL,
@@ -111,6 +110,94 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_by_status ON outbox (status, created_at);
     CREATE INDEX outbox_by_title ON outbox (title_id, date);
     CREATE INDEX outbox_by_chart ON outbox (service, region, category, period, date);
+    """,
+    # 2: the poller's bookkeeping (bot/store/health.py): how each source and chart fares, and the
+    # ETag / Last-Modified of the files it fetched, so a restart still sends conditional GETs.
+    """
+    CREATE TABLE source_health (
+        source TEXT NOT NULL,
+        chart TEXT NOT NULL,                           -- 'countries', 'netflix/us'; '*': the source itself
+        healthy INTEGER NOT NULL DEFAULT 1,
+        note TEXT,                                     -- why not healthy, what is held back
+        last_success TEXT,
+        last_error TEXT,
+        last_error_at TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        rows INTEGER,                                  -- rows read at the last success
+        chart_date TEXT,                               -- newest chart date accepted from it
+        pending_date TEXT,                             -- a read not accepted yet (its day still fills)
+        pending_digest TEXT,                           -- what it said: accepted once a read agrees
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (source, chart)
+    ) WITHOUT ROWID;
+    CREATE TABLE http_validators (
+        url TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        updated_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # 3: announcements (bot/store/guilds.py): each server's settings and watches, the health of the
+    # channels it posts to, and one delivery row per message (with its milestones), so a post is made
+    # once per (milestone, channel) even across a crash, and a revised milestone edits its post.
+    """
+    CREATE TABLE guild_settings (
+        guild_id INTEGER PRIMARY KEY,
+        channel_id INTEGER,                            -- the default announcement channel
+        regions TEXT,                                  -- JSON list of regions; NULL: the defaults; ["*"]: all
+        events TEXT,                                   -- JSON list of milestone kinds; NULL: the defaults
+        digest TEXT NOT NULL DEFAULT 'instant',        -- 'instant' or 'period'
+        mention_role_id INTEGER,                       -- the one mention ever allowed
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE watches (
+        id INTEGER PRIMARY KEY,
+        guild_id INTEGER NOT NULL,
+        target TEXT NOT NULL,                          -- a title_key, or '*': the headlines of every title
+        title TEXT NOT NULL,                           -- as shown
+        channel_id INTEGER NOT NULL DEFAULT 0,         -- 0: the server's announcement channel
+        since INTEGER NOT NULL,                        -- outbox rowid when it started: older news never posted
+        created_at TEXT NOT NULL,
+        UNIQUE (guild_id, target, channel_id)
+    );
+    CREATE TABLE channel_health (
+        guild_id INTEGER NOT NULL,
+        channel_id INTEGER NOT NULL,
+        broken TEXT,                                   -- why posting fails for good (403/404); NULL: fine
+        broken_at TEXT,
+        PRIMARY KEY (guild_id, channel_id)
+    );
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        guild_id INTEGER NOT NULL,
+        channel_id INTEGER NOT NULL,
+        group_key TEXT NOT NULL,                       -- title and period, or the period of a digest
+        nonce TEXT NOT NULL,                           -- sent with the post; found again after a crash
+        state TEXT NOT NULL DEFAULT 'planned',         -- planned, sending, sent, failed
+        message_id INTEGER,
+        mention_role_id INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        due_at TEXT NOT NULL,                          -- not before (grouping window, backoff)
+        edit_needed INTEGER NOT NULL DEFAULT 0,        -- a milestone in it was revised or retracted
+        sending_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX deliveries_due ON deliveries (state, due_at);
+    CREATE INDEX deliveries_open ON deliveries (channel_id, group_key, state);
+    CREATE INDEX deliveries_edits ON deliveries (edit_needed) WHERE edit_needed = 1;
+    CREATE TABLE delivery_items (
+        channel_id INTEGER NOT NULL,
+        milestone_key TEXT NOT NULL,
+        delivery_id INTEGER NOT NULL REFERENCES deliveries(id),
+        revision INTEGER NOT NULL,                     -- the outbox revision the post shows
+        retracted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (channel_id, milestone_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX delivery_items_by_key ON delivery_items (milestone_key);
+    CREATE INDEX delivery_items_by_delivery ON delivery_items (delivery_id);
     """,
 )
 
