@@ -18,7 +18,7 @@ import aiosqlite
 
 from bot.model import Milestone, Snapshot
 from bot.store import queries
-from bot.store.ingest import IngestReport, detect_countries, store_charts
+from bot.store.ingest import IngestCache, IngestReport, detect_countries, store_charts
 from bot.store.queries import ChartView, Series, StoredMilestone, TitleReport
 from bot.store.schema import SchemaError, migrate
 
@@ -55,6 +55,7 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: str) -> None:
         self._db = db
         self.path = path
+        self._cache = IngestCache()  # touched only on the database thread
 
     @classmethod
     async def open(cls, path: str | Path = MEMORY) -> Store:
@@ -97,12 +98,18 @@ class Store:
         """
 
         def work(conn: sqlite3.Connection) -> IngestReport:
-            with transaction(conn):
-                report = store_charts(conn, snapshots, news=news)
-                if news and countries:
-                    for (service, category, period, day), source in sorted(report.country_periods.items()):
-                        found = detect_countries(conn, (service, category, period), day, source)
-                        report.milestones.extend(found)
+            try:
+                with transaction(conn):
+                    report = store_charts(conn, snapshots, news=news, cache=self._cache)
+                    if news and countries:
+                        for (service, category, period, day), source in sorted(
+                            report.country_periods.items()
+                        ):
+                            found = detect_countries(conn, (service, category, period), day, source)
+                            report.milestones.extend(found)
+            except BaseException:
+                self._cache.clear()  # it may hold ids and states of what was just rolled back
+                raise
             return report
 
         return await self.run(work)

@@ -63,23 +63,53 @@ def marks(count: int) -> str:
     return ",".join("?" * count)
 
 
+@dataclass
+class SeriesState:
+    """What the next period of a series starts from: its newest chart and those titles' stats."""
+
+    version: int
+    last_ranks: dict[int, int]
+    stats: dict[int, TitleStats]
+
+
+@dataclass
+class IngestCache:
+    """State kept between ingests so the poller's small batches skip most reads.
+
+    Title ids never change once committed. A series' state is trusted only while the series row's
+    `version` is the one it was cached at, so another process writing the same file is noticed.
+    The owner clears the whole cache when a transaction rolls back.
+    """
+
+    title_ids: dict[str, int] = field(default_factory=dict)
+    title_keys: dict[int, str] = field(default_factory=dict)
+    title_names: dict[int, str] = field(default_factory=dict)
+    series: dict[int, SeriesState] = field(default_factory=dict)
+
+    def clear(self) -> None:
+        for table in (self.title_ids, self.title_keys, self.title_names, self.series):
+            table.clear()
+
+
 class Batch:
     """One ingest call: the shared lookups and the rows waiting to be written."""
 
-    def __init__(self, conn: sqlite3.Connection, news: bool) -> None:
+    def __init__(self, conn: sqlite3.Connection, news: bool, cache: IngestCache | None = None) -> None:
         self.conn = conn
         self.news = news
         self.now = datetime.now(UTC).isoformat(timespec="seconds")
         self.report = IngestReport()
-        self.title_ids: dict[str, int] = {}
-        self.title_keys: dict[int, str] = {}
-        self.title_names: dict[int, str] = {}
+        self.cache = cache if cache is not None else IngestCache()
+        self.title_ids = self.cache.title_ids
+        self.title_keys = self.cache.title_keys
+        self.title_names = self.cache.title_names
         self.next_chart_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM charts").fetchone()[0]
         self.touched_groups: set[tuple[GroupKey, str]] = set()
         # rows of new charts, written together in flush(): one executemany each per batch
         self.chart_rows: list[tuple] = []
         self.entry_rows: list[tuple] = []
         self.stats_rows: list[tuple] = []
+        self.outbox_rows: list[tuple] = []
 
     def flush(self) -> None:
         conn = self.conn
@@ -94,13 +124,18 @@ class Batch:
             self.entry_rows,
         )
         conn.executemany(UPSERT_STATS, self.stats_rows)
-        self.chart_rows, self.entry_rows, self.stats_rows = [], [], []
+        conn.executemany(INSERT_OUTBOX, self.outbox_rows)
+        self.chart_rows, self.entry_rows, self.stats_rows, self.outbox_rows = [], [], [], []
 
     def resolve_titles(self, snapshots: Iterable[Snapshot]) -> None:
         names: dict[str, str] = {}
+        known = self.title_ids
         for snapshot in snapshots:
             for entry in snapshot.entries:
-                names.setdefault(entry.title_key, entry.title)
+                if entry.title_key not in known:
+                    names.setdefault(entry.title_key, entry.title)
+        if not names:
+            return
         self.conn.executemany(
             "INSERT INTO titles (title_key, title) VALUES (?, ?) ON CONFLICT (title_key) DO NOTHING",
             names.items(),
@@ -125,13 +160,15 @@ class Batch:
             self.title_names[title_id] = name
 
 
-def store_charts(conn: sqlite3.Connection, snapshots: Sequence[Snapshot], *, news: bool) -> IngestReport:
+def store_charts(
+    conn: sqlite3.Connection, snapshots: Sequence[Snapshot], *, news: bool, cache: IngestCache | None = None
+) -> IngestReport:
     """Store the charts; with `news`, detect milestones of new newest periods into the outbox.
 
     The caller holds the transaction. Country aggregates are counted here but detected separately
     (`detect_countries`), because only the caller knows when a period's regions are complete.
     """
-    batch = Batch(conn, news)
+    batch = Batch(conn, news, cache)
     latest: dict[SeriesKey, Snapshot] = {}
     for snapshot in snapshots:  # the last copy of a chart in a batch wins
         latest[(*snapshot.key.series, snapshot.key.date.isoformat())] = snapshot  # type: ignore[index]
@@ -157,7 +194,7 @@ class SeriesIngest:
         self.series = series
         self.step = PERIODS[series[3]]
         row = self.conn.execute(
-            "SELECT id, latest_date, record_run, record_holder, record_end FROM series "
+            "SELECT id, latest_date, record_run, record_holder, record_end, version FROM series "
             "WHERE service = ? AND region = ? AND category = ? AND period = ?",
             series,
         ).fetchone()
@@ -165,15 +202,21 @@ class SeriesIngest:
             cursor = self.conn.execute(
                 "INSERT INTO series (service, region, category, period) VALUES (?, ?, ?, ?)", series
             )
-            row = (cursor.lastrowid, None, 0, None, None)
+            row = (cursor.lastrowid, None, 0, None, None, 0)
         self.series_id: int = row[0]
         self.latest: date | None = date.fromisoformat(row[1]) if row[1] else None
         self.record = (row[2], row[3], date.fromisoformat(row[4]) if row[4] else None)
+        self.version: int = row[5]
         self.stats: dict[int, TitleStats] = {}
         self.dirty: set[int] = set()
+        cached = batch.cache.series.pop(self.series_id, None)  # back in _save() if still true
+        self.cached = cached if cached is not None and cached.version == self.version else None
+        if self.cached:
+            self.stats.update(self.cached.stats)
 
     def run(self, charts: list[Snapshot]) -> None:
-        existing = self._existing_charts(charts[0].key.date)
+        all_new = self.latest is None or charts[0].key.date > self.latest
+        existing = {} if all_new else self._existing_charts(charts[0].key.date)
         fresh, late = [], []
         for snapshot in charts:
             known = existing.get(snapshot.key.date)
@@ -184,6 +227,7 @@ class SeriesIngest:
             else:
                 late.append((snapshot, known[0] if known else None))
         if late:
+            self.cached = None
             self._write_late(late)
         if fresh:
             self._append(fresh)
@@ -223,11 +267,11 @@ class SeriesIngest:
                 self.batch.report.backfilled += 1
             self._touch_group(snapshot.key)
         self.batch.flush()  # what follows reads these charts back
-        for snapshot, _ in revised_latest:
-            self._detect_revision(snapshot)
+        for snapshot, old_ranks in revised_latest:
+            self._detect_revision(snapshot, old_ranks)
         self._recompute(affected)
 
-    def _detect_revision(self, snapshot: Snapshot) -> None:
+    def _detect_revision(self, snapshot: Snapshot, old_ranks: dict[int, int]) -> None:
         """A corrected newest chart: detect again against history; stale news is retracted."""
         ranks = self._ranks_of(snapshot)
         previous = self._previous_ranks(snapshot.key.date)
@@ -235,13 +279,14 @@ class SeriesIngest:
         before = self._fold(titles, until=snapshot.key.date)
         after = {t: advance(before.get(t), snapshot.key.date, r, self.step) for t, r in ranks.items()}
         record = self._record_before(snapshot.key.date)
-        found = self._detect(snapshot, ranks, previous, before, after, record)
+        found = self._detect(snapshot, ranks, previous, before, after, record, first_time=False)
         keep = {m.key for m in found}
+        involved = sorted(titles | set(old_ranks))  # whoever the old news could have been about
         self.conn.execute(
-            "UPDATE outbox SET status = 'retracted', updated_at = ? WHERE scope = 'chart' AND service = ? "
-            "AND region = ? AND category = ? AND period = ? AND date = ? AND status != 'retracted' "
-            f"AND key NOT IN ({marks(len(keep))})",
-            (self.batch.now, *self.series, snapshot.key.date.isoformat(), *keep),
+            "UPDATE outbox SET status = 'retracted', updated_at = ? WHERE scope = 'chart' "
+            f"AND title_id IN ({marks(len(involved))}) AND date = ? AND service = ? AND region = ? "
+            f"AND category = ? AND period = ? AND status != 'retracted' AND key NOT IN ({marks(len(keep))})",
+            (self.batch.now, *involved, snapshot.key.date.isoformat(), *self.series, *keep),
         )
 
     def _recompute(self, titles: set[int]) -> None:
@@ -312,7 +357,10 @@ class SeriesIngest:
     def _append(self, fresh: list[Snapshot]) -> None:
         """The hot path of every ingest: keep it lean (one pass, stats advanced in memory)."""
         ranked = [(snapshot, self._ranks_of(snapshot)) for snapshot in fresh]
-        previous = self._previous_ranks(fresh[0].key.date) if self.latest else None
+        if self.cached:
+            previous: dict[int, int] | None = self.cached.last_ranks
+        else:
+            previous = self._previous_ranks(fresh[0].key.date) if self.latest else None
         charted: set[int] = set().union(*(ranks for _, ranks in ranked))
         self._load_stats(charted | set(previous or ()))
         stats, step, news = self.stats, self.step, self.batch.news
@@ -321,7 +369,7 @@ class SeriesIngest:
             after = {t: advance(stats.get(t), day, r, step) for t, r in ranks.items()}
             if news and previous is not None:
                 before = {t: stats[t] for t in ranks.keys() | previous.keys() if t in stats}
-                self._detect(snapshot, ranks, previous, before, after, self.record)
+                self._detect(snapshot, ranks, previous, before, after, self.record, first_time=True)
             stats.update(after)
             for title_id, title_stats in after.items():
                 if title_stats.longest_no1_run > self.record[0]:
@@ -331,6 +379,7 @@ class SeriesIngest:
             previous = ranks
         self.dirty.update(charted)
         self.latest = fresh[-1].key.date
+        self.cached = SeriesState(self.version + 1, previous or {}, {t: stats[t] for t in previous or ()})
         self.batch.report.added += len(fresh)
 
     def _load_stats(self, titles: set[int]) -> None:
@@ -354,6 +403,8 @@ class SeriesIngest:
         before: dict[int, TitleStats],
         after: dict[int, TitleStats],
         record: tuple[int, int | None, date | None],
+        *,
+        first_time: bool,
     ) -> list[Milestone]:
         batch = self.batch
         batch.load_titles_by_id([*ranks, *(previous or {}), *([record[1]] if record[1] else [])])
@@ -374,7 +425,7 @@ class SeriesIngest:
             run_record=run_record,
         )
         found = detector.detect_chart(change)
-        record_milestones(batch, found, scope="chart")
+        record_milestones(batch, found, scope="chart", first_time=first_time)
         return found
 
     def _previous_ranks(self, day: date) -> dict[int, int] | None:
@@ -416,7 +467,17 @@ class SeriesIngest:
     def _insert_entries(self, chart_id: int, snapshot: Snapshot) -> None:
         ids = self.batch.title_ids
         self.batch.entry_rows.extend(
-            (chart_id, e.rank, ids[e.title_key], e.season, e.points, e.hours, e.views, e.runtime, e.weeks_reported)
+            (
+                chart_id,
+                e.rank,
+                ids[e.title_key],
+                e.season,
+                e.points,
+                e.hours,
+                e.views,
+                e.runtime,
+                e.weeks_reported,
+            )
             for e in snapshot.entries
         )
         self.batch.report.entries += len(snapshot.entries)
@@ -430,9 +491,12 @@ class SeriesIngest:
         self._save_stats()
         run, holder, end = self.record
         self.conn.execute(
-            "UPDATE series SET latest_date = ?, record_run = ?, record_holder = ?, record_end = ? WHERE id = ?",
+            "UPDATE series SET latest_date = ?, record_run = ?, record_holder = ?, record_end = ?, "
+            "version = version + 1 WHERE id = ?",
             (_iso(self.latest), run, holder, _iso(end), self.series_id),
         )
+        if self.cached is not None:
+            self.batch.cache.series[self.series_id] = self.cached
 
     def _save_stats(self) -> None:
         self.batch.stats_rows.extend((self.series_id, t, *stats_to_row(self.stats[t])) for t in self.dirty)
@@ -564,9 +628,8 @@ def detect_countries(conn: sqlite3.Connection, group: GroupKey, day: date, sourc
         titles={key_of[t]: name_of[t] for t in {*counts, *previous}},
         record=record,
     )
-    found = detector.detect_countries(change)
-    record_milestones(batch, found, scope="countries")
-    return found
+    record_milestones(batch, detector.detect_countries(change), scope="countries")
+    return batch.report.milestones
 
 
 def _reporting(conn: sqlite3.Connection, group: GroupKey, day: str) -> int | None:
@@ -589,9 +652,48 @@ def _counts(conn: sqlite3.Connection, group: GroupKey, day: str) -> dict[int, tu
 # --- the outbox -------------------------------------------------------------------------------------
 
 
-def record_milestones(batch: Batch, found: list[Milestone], *, scope: str) -> None:
-    """Write milestones to the outbox once per key; a changed value updates the pending row."""
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (key, kind, scope, title_id, source, service, region, category, period, date, value, "
+    "previous, context, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (key) DO NOTHING"
+)
+
+
+def _context_json(milestone: Milestone) -> str:
+    return (
+        json.dumps(dict(milestone.context), sort_keys=True, ensure_ascii=False) if milestone.context else "{}"
+    )
+
+
+def _outbox_row(batch: Batch, milestone: Milestone, scope: str) -> tuple:
+    chart = milestone.chart
+    return (
+        milestone.key,
+        milestone.kind,
+        scope,
+        batch.title_ids[milestone.title_key],
+        chart.source,
+        *chart.series,
+        chart.date.isoformat(),
+        milestone.value,
+        milestone.previous,
+        _context_json(milestone),
+        batch.now,
+        batch.now,
+    )
+
+
+def record_milestones(batch: Batch, found: list[Milestone], *, scope: str, first_time: bool = False) -> None:
+    """Write milestones to the outbox once per key; a changed value updates the pending row.
+
+    `first_time`: a period never detected before (a new newest chart), so no key can exist yet and
+    the rows wait in the batch to be written together.
+    """
     if not found:
+        return
+    batch.report.milestones.extend(found)
+    if first_time:
+        batch.outbox_rows.extend(_outbox_row(batch, m, scope) for m in found)
         return
     conn = batch.conn
     keys = [m.key for m in found]
@@ -603,35 +705,17 @@ def record_milestones(batch: Batch, found: list[Milestone], *, scope: str) -> No
         )
     }
     for milestone in found:
-        chart = milestone.chart
-        context = json.dumps(dict(milestone.context), sort_keys=True, ensure_ascii=False)
         old = known.get(milestone.key)
         if old is None:
-            conn.execute(
-                "INSERT INTO outbox (key, kind, scope, title_id, source, service, region, category, period, "
-                "date, value, previous, context, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    milestone.key,
-                    milestone.kind,
-                    scope,
-                    batch.title_ids[milestone.title_key],
-                    chart.source,
-                    *chart.series,
-                    chart.date.isoformat(),
-                    milestone.value,
-                    milestone.previous,
-                    context,
-                    batch.now,
-                    batch.now,
-                ),
-            )
-            batch.report.milestones.append(milestone)
-        elif old[:3] != (milestone.value, milestone.previous, context) or old[3] == "retracted":
+            conn.execute(INSERT_OUTBOX, _outbox_row(batch, milestone, scope))
+            continue
+        context = _context_json(milestone)
+        if old[:3] != (milestone.value, milestone.previous, context) or old[3] == "retracted":
             status = "pending" if old[3] in ("pending", "retracted") else old[3]
             conn.execute(
                 "UPDATE outbox SET value = ?, previous = ?, context = ?, status = ?, revision = revision + 1, "
                 "updated_at = ? WHERE key = ?",
                 (milestone.value, milestone.previous, context, status, batch.now, milestone.key),
             )
-            batch.report.milestones.append(milestone)
+        else:
+            batch.report.milestones.remove(milestone)  # the same news, already recorded

@@ -17,6 +17,7 @@ MIGRATIONS: tuple[str, ...] = (
         record_run INTEGER NOT NULL DEFAULT 0,        -- longest No. 1 run in this series
         record_holder INTEGER REFERENCES titles(id),
         record_end TEXT,
+        version INTEGER NOT NULL DEFAULT 0,            -- bumped by every write: caches check it
         UNIQUE (service, region, category, period)
     );
     CREATE TABLE charts (
@@ -106,10 +107,9 @@ MIGRATIONS: tuple[str, ...] = (
         revision INTEGER NOT NULL DEFAULT 0,
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
-    );
-    CREATE INDEX outbox_by_status ON outbox (status, created_at);
+    ) WITHOUT ROWID;
+    CREATE INDEX outbox_pending ON outbox (date) WHERE status = 'pending';
     CREATE INDEX outbox_by_title ON outbox (title_id, date);
-    CREATE INDEX outbox_by_chart ON outbox (service, region, category, period, date);
     """,
     # 2: the poller's bookkeeping (bot/store/health.py): how each source and chart fares, and the
     # ETag / Last-Modified of the files it fetched, so a restart still sends conditional GETs.
