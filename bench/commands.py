@@ -41,7 +41,7 @@ CHUNK_DAYS = 7
 
 
 async def build(path: Path, days: int, regions: int) -> None:
-    from synthetic import history  # noqa: PLC0415 - only the child process builds
+    from synthetic import history
 
     started = time.perf_counter()
     entries = 0
@@ -93,7 +93,7 @@ def describe(name: str, values_ms: list[float], target: float) -> str:
 
 
 async def measure(path: Path, runs: int, seed: int) -> dict[str, float]:
-    from fake_discord import FakeDiscord  # noqa: PLC0415 - tests/ is on sys.path only here
+    from fake_discord import FakeDiscord
 
     rng = random.Random(seed)
     async with FakeDiscord(interaction_deadline=None) as fake:

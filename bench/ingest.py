@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import history  # noqa: E402
+from synthetic import history
 
-from bot.store import Store  # noqa: E402
-from bot.store.schema import migrate  # noqa: E402
+from bot.store import Store
+from bot.store.schema import migrate
 
 
 def floor(days: list, path: Path) -> float:

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import history  # noqa: E402
+from synthetic import history
 
-from bot.store import Store  # noqa: E402
+from bot.store import Store
 
 
 async def run(days: list, path: Path, *, news: bool) -> tuple[float, int]:
