@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
@@ -40,6 +41,7 @@ class ChartError(InputError):
 _QUOTES = dict.fromkeys(map(ord, "‘’‚‛′`´ʼ"), "'") | dict.fromkeys(map(ord, "“”„‟″«»"), '"')
 _DASHES = dict.fromkeys(map(ord, "‐‑‒–—―−﹘﹣"), "-")
 _SPACES = re.compile(r"\s+")
+_PUNCTUATION = re.compile(r"[\W_]+")  # any run of non-word characters: one space in a key
 _SEASON_SUFFIX = re.compile(
     r"^(?P<show>.+?)\s*[:\-–—]\s*(?P<season>(?:season|series|part|volume|vol\.|book|chapter|collection)"
     r"\s+[\w.]+|limited series|miniseries)$",
@@ -54,11 +56,12 @@ def clean_title(text: str) -> str:
 
 
 def title_key(text: str) -> str:
-    """The identity of a title: one key despite case, quotes, dashes, width, accents and mojibake."""
+    """The identity of a title: one key despite case, quotes, dashes, punctuation, width, accents and
+    mojibake ("Munich – The Edge of War" and "Munich: The Edge of War" are one film)."""
     text = unicodedata.normalize("NFKD", clean_title(text))
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.translate(_QUOTES).translate(_DASHES).casefold()
-    return _SPACES.sub(" ", text).strip()
+    text = text.translate(_QUOTES).translate(_DASHES).casefold().replace("'", "")
+    return _PUNCTUATION.sub(" ", text).strip()
 
 
 def split_season(title: str, season: str | None = None) -> tuple[str, str | None]:
@@ -80,6 +83,16 @@ def split_season(title: str, season: str | None = None) -> tuple[str, str | None
     if match:
         return match["show"].strip(), match["season"].strip()
     return title, None
+
+
+@functools.lru_cache(maxsize=65536)
+def identify(title: str, season: str | None = None) -> tuple[str, str | None, str]:
+    """(show, season, title_key): cached, as charts repeat the same titles day after day."""
+    show, season = split_season(title, season)
+    key = title_key(show)
+    if not key:
+        raise InputError(f"title {title!r} has no letters or digits")
+    return show, season, key
 
 
 # --- charts -------------------------------------------------------------------------------------
@@ -126,10 +139,8 @@ class Entry:
     @classmethod
     def make(cls, rank: int, title: str, season: str | None = None, **figures: Any) -> Entry:
         """An entry whose title is cleaned, split from its season and keyed."""
-        show, season = split_season(title, season)
-        if not show:
-            raise InputError("empty title")
-        return cls(rank=rank, title=show, title_key=title_key(show), season=season, **figures)
+        show, season, key = identify(title, season)
+        return cls(rank=rank, title=show, title_key=key, season=season, **figures)
 
 
 @dataclass(frozen=True, slots=True)
