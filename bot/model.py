@@ -89,6 +89,8 @@ def split_season(title: str, season: str | None = None) -> tuple[str, str | None
 def identify(title: str, season: str | None = None) -> tuple[str, str | None, str]:
     """(show, season, title_key): cached, as charts repeat the same titles day after day."""
     show, season = split_season(title, season)
+    if not show:
+        raise InputError("empty title")
     key = title_key(show)
     if not key:
         raise InputError(f"title {title!r} has no letters or digits")
