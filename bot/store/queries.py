@@ -422,7 +422,7 @@ def milestones(
         "SELECT o.kind, o.source, o.service, o.region, o.category, o.period, o.date, t.title_key, t.title, "
         "o.value, o.previous, o.key, o.context, o.status, o.revision, o.created_at "
         "FROM outbox o JOIN titles t ON t.id = o.title_id "
-        f"WHERE {' AND '.join(conditions)} ORDER BY o.date {order}, o.created_at {order}, o.key LIMIT ?",
+        f"WHERE {' AND '.join(conditions)} ORDER BY o.date {order}, o.id {order} LIMIT ?",
         (*params, limit),
     )
     return [

@@ -90,7 +90,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX country_counts_by_no1 ON country_counts (service, category, period, no1);
     -- every milestone ever detected, keyed for dedupe; delivery reads the pending ones
     CREATE TABLE outbox (
-        key TEXT PRIMARY KEY,
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
         kind TEXT NOT NULL,
         scope TEXT NOT NULL,                           -- 'chart' or 'countries'
         title_id INTEGER NOT NULL REFERENCES titles(id),
@@ -107,7 +108,7 @@ MIGRATIONS: tuple[str, ...] = (
         revision INTEGER NOT NULL DEFAULT 0,
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
-    ) WITHOUT ROWID;
+    );
     CREATE INDEX outbox_pending ON outbox (date) WHERE status = 'pending';
     CREATE INDEX outbox_by_title ON outbox (title_id, date);
     """,
@@ -157,7 +158,8 @@ MIGRATIONS: tuple[str, ...] = (
         target TEXT NOT NULL,                          -- a title_key, or '*': the headlines of every title
         title TEXT NOT NULL,                           -- as shown
         channel_id INTEGER NOT NULL DEFAULT 0,         -- 0: the server's announcement channel
-        since INTEGER NOT NULL,                        -- outbox rowid when it started: older news never posted
+        since TEXT NOT NULL,                           -- when it started: older milestones are never posted
+        since_keys TEXT NOT NULL DEFAULT '[]',         -- JSON: milestones of that very second already there
         created_at TEXT NOT NULL,
         UNIQUE (guild_id, target, channel_id)
     );
