@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from bot import terminal
 from bot.milestones import KINDS
@@ -44,9 +45,15 @@ def command(name: str) -> Callable[[Command], Command]:
 # --- arguments ------------------------------------------------------------------------------------
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, not argparse's usage block: `chartbot rank: argument --date: … (see --help)`."""
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chartbot", description="Streaming chart history and milestones.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = Parser(prog="chartbot", description="Streaming chart history and milestones.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
@@ -80,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=date_argument, metavar="YYYY-MM-DD")
     p.add_argument("--kinds", type=kinds_argument, help="comma list of kinds")
     p.add_argument("--json", action="store_true")
+    # --- the poller's commands (bot/poller.py) ---
+    p = add("poll", "poll the enabled sources without Discord; milestones are printed as they are found")
+    p.add_argument("--once", action="store_true", help="one cycle of each source, then exit")
+    p = add("status", "each source's health: last success, failing charts, held-back aggregates")
+    p.add_argument("--all", dest="every_chart", action="store_true", help="list every chart")
+    p = add("parse", "what the parser reads from a saved page (for layout changes)")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--source", choices=("flixpatrol",), default="flixpatrol")
+    p.add_argument("--json", action="store_true")
+    # --- end of the poller's commands ---
     return parser
 
 
@@ -89,7 +106,9 @@ def chart_filters(p: argparse.ArgumentParser, *, service: bool) -> None:
     if service:
         p.add_argument("--service", help="netflix (default), disney, hbo-max, …")
         p.add_argument("--period", choices=PERIODS)
-    p.add_argument("--date", type=date_argument, metavar="YYYY-MM-DD", help="as of this date (default: latest)")
+    p.add_argument(
+        "--date", type=date_argument, metavar="YYYY-MM-DD", help="as of this date (default: latest)"
+    )
 
 
 def date_argument(text: str) -> date:
@@ -180,9 +199,7 @@ def periods_in_order(parsed: list[list[Snapshot]]) -> list[list[Snapshot]]:
     return [by_date[day] for day in sorted(by_date)]
 
 
-async def replay_into(
-    store: Store, parsed: list[list[Snapshot]], emit: Callable[[Milestone], None]
-) -> int:
+async def replay_into(store: Store, parsed: list[list[Snapshot]], emit: Callable[[Milestone], None]) -> int:
     count = 0
     for period in periods_in_order(parsed):
         report = await store.ingest(period, news=True)
@@ -313,11 +330,42 @@ async def demo(args: argparse.Namespace, out: TextIO) -> int:
         key = title_key(DEMO_TITLE)
         report = await store.title_report(key, date(2022, 2, 6))
     assert report is not None
-    out.write("\n$ chartbot rank \"all of us are dead\" --date 2022-02-06\n")
+    out.write('\n$ chartbot rank "all of us are dead" --date 2022-02-06\n')
     top_rows = [s for s in report.standings if s.region in (WORLD, "us", "kr")]
     out.write(terminal.format_title_report(type(report)(report.title, key, top_rows, report.countries, None)))
     out.write(f"\n  … and {len(report.standings) - len(top_rows)} more country charts\n")
     return 0
+
+
+# --- the poller's commands (bot/poller.py, bot/sources/flixpatrol.py) ---------------------------------
+
+
+def poller_settings(args: argparse.Namespace) -> Settings:
+    return dataclasses.replace(Settings.from_env(), db_path=db_path(args))
+
+
+@command("poll")
+async def poll(args: argparse.Namespace, out: TextIO) -> int:
+    from bot.poller import poll_main
+
+    return await poll_main(poller_settings(args), once=args.once, out=out, err=sys.stderr)
+
+
+@command("status")
+async def status(args: argparse.Namespace, out: TextIO) -> int:
+    from bot.poller import status_main
+
+    return await status_main(poller_settings(args), out, every_chart=args.every_chart)
+
+
+@command("parse")
+async def parse(args: argparse.Namespace, out: TextIO) -> int:
+    from bot.sources.flixpatrol import parse_main
+
+    return parse_main(args.file, args.source, args.json, out)
+
+
+# --- end of the poller's commands ------------------------------------------------------------------------
 
 
 # --- entry point --------------------------------------------------------------------------------------

@@ -18,17 +18,21 @@ is FlixPatrol's own scoring, so summing a title's points over the countries give
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date as Date
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import lxml.html
 from lxml import etree
 
 from bot.model import CHART_SIZE, WORLD, ChartError, ChartKey, Entry, InputError, Snapshot, make_snapshot
-from bot.regions import resolve_region, slug_to_code
+from bot.regions import code_to_slug, resolve_region, slug_to_code
+from bot.sources.http import FetchResult, HttpClient
 
 SOURCE = "flixpatrol"
 PERIOD = "day"
@@ -506,3 +510,105 @@ def _points(section: Section, region: str) -> list[float]:
 
 def _text(el: etree._Element) -> str:
     return " ".join(el.text_content().split())
+
+
+# --- fetching -----------------------------------------------------------------------------------
+# One daily page per service and region: /top10/{service}/{country-slug}/{YYYY-MM-DD}/. Since mid-2026
+# plain clients get a Cloudflare challenge, so with FLARESOLVERR_URL set pages go through that browser.
+
+# The countries Netflix publishes weekly charts for (all-weeks-countries.tsv): FlixPatrol has pages for
+# all of them, and they make the aggregates of both sources comparable.
+NETFLIX_COUNTRIES = (
+    *("ae", "ar", "at", "au", "bd", "be", "bg", "bh", "bo", "br", "bs", "ca", "ch", "cl", "co", "cr"),
+    *("cy", "cz", "de", "dk", "do", "ec", "ee", "eg", "es", "fi", "fr", "gb", "gp", "gr", "gt", "hk"),
+    *("hn", "hr", "hu", "id", "ie", "il", "in", "is", "it", "jm", "jo", "jp", "ke", "kr", "kw", "lb"),
+    *("lk", "lt", "lu", "lv", "ma", "mq", "mt", "mu", "mv", "mx", "my", "nc", "ng", "ni", "nl", "no"),
+    *("nz", "om", "pa", "pe", "ph", "pk", "pl", "pt", "py", "qa", "re", "ro", "rs", "ru", "sa", "se"),
+    *("sg", "si", "sk", "sv", "th", "tr", "tt", "tw", "ua", "us", "uy", "ve", "vn", "za"),
+)
+DEFAULT_REGIONS = (WORLD, *NETFLIX_COUNTRIES)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedPage:
+    """One page as fetched: `snapshots` is None when the server said 304 (nothing changed)."""
+
+    service: str
+    region: str
+    date: Date
+    result: FetchResult
+    snapshots: list[Snapshot] | None
+
+    @property
+    def rows(self) -> int:
+        return sum(len(s.entries) for s in self.snapshots or ())
+
+
+def page_label(service: str, region: str) -> str:
+    """How health reports name a page: netflix/us."""
+    return f"{service}/{region}"
+
+
+def page_url(base_url: str, service: str, region: str, day: Date) -> str:
+    return f"{base_url.rstrip('/')}/top10/{service}/{code_to_slug(region)}/{day.isoformat()}/"
+
+
+async def fetch_page(
+    http: HttpClient, base_url: str, service: str, region: str, day: Date, *, browser: bool = False
+) -> FetchedPage:
+    """GET one daily page (through FlareSolverr with `browser`) and parse it off the event loop.
+
+    The chart's date and region are read from the page and must be the ones asked for. Validators are
+    not remembered here (see netflix.fetch_file). Raises FetchError, or PageError for a page that holds
+    no complete chart: a challenge, "Page Not Found", a missing section, a row count other than ten.
+    """
+    result = await http.get(page_url(base_url, service, region, day), browser=browser, remember=False)
+    if result.not_modified or result.body is None:
+        return FetchedPage(service, region, day, result, None)
+    snapshots = await asyncio.to_thread(parse_page, result.body, service=service, region=region, date=day)
+    if not snapshots:  # parse_page raises first; an empty chart must never be stored as one
+        raise PageError(f"{result.url}: the page parsed to no chart", reason="layout")
+    return FetchedPage(service, region, day, result, snapshots)
+
+
+# --- `chartbot parse FILE --source flixpatrol` ------------------------------------------------------
+
+
+def parse_main(
+    path: Path | str,
+    source: str,
+    as_json: bool,
+    out: TextIO,
+    *,
+    service: str | None = None,
+    region: str | None = None,
+    date: Date | None = None,
+) -> int:
+    """Show what the parser reads from a saved page. Raises InputError (with the parser's own message)
+    for a page it refuses; the command line prints that on one line and exits 2."""
+    if source != SOURCE:
+        raise InputError(f"parse reads saved {SOURCE} pages only, not {source!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    html = path.read_bytes()
+    info = page_info(html)
+    service = service or (info.service if info.service not in (None, "streaming") else "netflix")
+    assert service is not None
+    snapshots = parse_page(html, service=service, region=region, date=date)
+    if as_json:
+        document = parse_result_json(snapshots) | {"url": info.url, "title": info.title}
+        out.write(json.dumps(document, ensure_ascii=False) + "\n")
+        return 0
+    page = read_page(html, service=service)
+    first = snapshots[0].key
+    out.write(f"{path.name}: {info.url or 'no canonical URL'}\n")
+    out.write(f"service {service} · region {first.region} · date {first.date.isoformat()}\n")
+    for section, snapshot in zip(page.sections, snapshots, strict=True):
+        out.write(f"\n{section.heading}  [{section.category}]\n")
+        names = [e.title + (f" ({e.season})" if e.season else "") for e in snapshot.entries]
+        width = max(map(len, names))
+        for row, entry, name in zip(section.rows, snapshot.entries, names, strict=True):
+            points = f"{entry.points:>9,.0f}  " if entry.points is not None else ""
+            out.write(f"{row.rank:>4}. {name:<{width}}  {points}/title/{row.slug}/\n")
+    return 0

@@ -9,6 +9,7 @@ The first half of this module holds the table-reading helpers that `files.py` sh
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import dataclasses
 import io
@@ -30,6 +31,7 @@ from bot.model import (
     make_snapshot,
     parse_date,
 )
+from bot.sources.http import FetchResult, HttpClient
 
 Row = Mapping[str, str]
 _MISSING = ("", "N/A")
@@ -296,3 +298,45 @@ def _entry(row: Row) -> Entry:
         runtime=optional(row, "runtime", decimal),
         weeks_reported=optional(row, "cumulative_weeks_in_top_10", whole),
     )
+
+
+# --- fetching -------------------------------------------------------------------------------------
+# Netflix publishes both files in one folder (NETFLIX_TOP10_URL) and rewrites them weekly; an hourly
+# conditional GET of an unchanged file costs a 304 and no parsing.
+
+FILES: dict[str, tuple[str, Callable[[bytes | str], list[Snapshot]]]] = {
+    "countries": ("all-weeks-countries.tsv", parse_countries_tsv),
+    "global": ("all-weeks-global.tsv", parse_global_tsv),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchedFile:
+    """One file as fetched: `snapshots` is None when the server said 304 (nothing changed)."""
+
+    name: str  # a key of FILES
+    result: FetchResult
+    snapshots: list[Snapshot] | None
+
+
+def file_url(base_url: str, name: str) -> str:
+    return base_url.rstrip("/") + "/" + FILES[name][0]
+
+
+async def fetch_file(http: HttpClient, base_url: str, name: str) -> FetchedFile:
+    """GET one file conditionally and parse it off the event loop (a real file is tens of MB).
+
+    Validators are not remembered here: the caller calls `http.remember(result)` once the charts are
+    stored. Raises FetchError (network, HTTP) or InputError (a file that cannot be read as charts).
+    """
+    filename, parse = FILES[name]
+    result = await http.get(file_url(base_url, name), remember=False)
+    if result.not_modified or result.body is None:
+        return FetchedFile(name, result, None)
+    try:
+        snapshots = await asyncio.to_thread(parse, result.body)
+    except InputError as exc:
+        raise InputError(f"{filename}: {exc}") from None
+    if not snapshots:
+        raise InputError(f"{filename}: the file holds no charts")
+    return FetchedFile(name, result, snapshots)
