@@ -26,7 +26,7 @@ from bot.model import CATEGORIES, PERIODS, WORLD, InputError, Milestone, Snapsho
 from bot.regions import resolve_region
 from bot.settings import Settings, load_dotenv
 from bot.sources import files
-from bot.store import SchemaError, Series, Store
+from bot.store import SchemaError, Series, Store, health
 from bot.titles import TitleIndex
 
 EXIT_USAGE = 2
@@ -346,16 +346,47 @@ def poller_settings(args: argparse.Namespace) -> Settings:
 
 @command("poll")
 async def poll(args: argparse.Namespace, out: TextIO) -> int:
-    from bot.poller import poll_main
-
     return await poll_main(poller_settings(args), once=args.once, out=out, err=sys.stderr)
+
+
+async def poll_main(settings: Settings, *, once: bool, out: TextIO, err: TextIO | None = None) -> int:
+    """Milestones to `out` as found, one line each; problems to `err`.
+
+    With --once: 0 when every read worked, 1 when some failed (they are listed)."""
+    from bot.poller import Poller, make_http_client
+
+    def show(found: list[Milestone]) -> None:
+        for m in found:
+            out.write(milestone_line(m) + "\n")
+        out.flush()
+
+    async with await Store.open(settings.db_path) as store, make_http_client(settings, store) as http:
+        poller = Poller(store, http, settings, on_milestones=show)
+        if not once:
+            await poller.run_forever()
+            return 0
+        report = await poller.run_once()
+    if err is not None:
+        for error in report.errors:
+            err.write(f"chartbot poll: {error.message}\n")
+    return 1 if report.errors else 0
 
 
 @command("status")
 async def status(args: argparse.Namespace, out: TextIO) -> int:
-    from bot.poller import status_main
-
     return await status_main(poller_settings(args), out, every_chart=args.every_chart)
+
+
+async def status_main(settings: Settings, out: TextIO, *, every_chart: bool = False) -> int:
+    """Each source's health, then the charts that fail (all of them with `every_chart`)."""
+    if settings.db_path != ":memory:" and not Path(settings.db_path).is_file():
+        raise InputError(
+            f"no chart history at {settings.db_path}: run `chartbot poll` first, or set CHARTBOT_DB"
+        )
+    async with await Store.open(settings.db_path) as store:
+        rows = await store.run(health.load)
+    out.write(terminal.format_status(rows, settings.sources, every_chart=every_chart))
+    return 0
 
 
 @command("parse")

@@ -25,11 +25,10 @@ import inspect
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from bot.model import PERIODS, WORLD, InputError, Milestone, Snapshot
 from bot.settings import Settings
@@ -611,105 +610,6 @@ def make_http_client(settings: Settings, store: Store, **options: Any) -> HttpCl
     return HttpClient(validator_store=StoreValidators(store), flaresolverr_url=solver, **options)
 
 
-def milestone_text(m: Milestone) -> str:
-    try:
-        from bot.render import milestone_text as render
-    except ImportError:  # pragma: no cover - render.py ships with the bot
-        return f"{m.kind}: {m.title} ({m.chart.label()}) {m.value}"
-    return render(m)
-
-
-async def poll_main(settings: Settings, *, once: bool, out: TextIO, err: TextIO | None = None) -> int:
-    """`chartbot poll [--once]`: milestones to `out` as found, one line each; problems to `err`.
-
-    With --once: 0 when every read worked, 1 when some failed (they are listed)."""
-
-    def show(found: list[Milestone]) -> None:
-        for m in found:
-            out.write(f"{m.chart.date.isoformat()}  {m.kind:<15}  {milestone_text(m)}\n")
-        out.flush()
-
-    async with await Store.open(settings.db_path) as store, make_http_client(settings, store) as http:
-        poller = Poller(store, http, settings, on_milestones=show)
-        if not once:
-            await poller.run_forever()
-            return 0
-        report = await poller.run_once()
-    if err is not None:
-        for error in report.errors:
-            err.write(f"chartbot poll: {error.message}\n")
-    return 1 if report.errors else 0
-
-
-async def status_main(settings: Settings, out: TextIO, *, every_chart: bool = False) -> int:
-    """`chartbot status`: each source's health, then the charts that fail (all with `every_chart`)."""
-    if settings.db_path != ":memory:" and not await asyncio.to_thread(Path(settings.db_path).is_file):
-        raise InputError(
-            f"no chart history at {settings.db_path}: run `chartbot poll` first, or set CHARTBOT_DB"
-        )
-    async with await Store.open(settings.db_path) as store:
-        rows = await store.run(health.load)
-    out.write(format_status(rows, settings.sources, every_chart=every_chart))
-    return 0
-
-
-def format_status(
-    rows: Iterable[HealthRow], enabled: Sequence[str] = (), *, every_chart: bool = False
-) -> str:
-    rows = list(rows)
-    own = {r.source: r for r in rows if r.chart == health.SOURCE_ROW}
-    charts = [r for r in rows if r.chart != health.SOURCE_ROW]
-    lines = []
-    sources = list(dict.fromkeys([*enabled, *own]))
-    table = [("SOURCE", "STATE", "LAST SUCCESS", "CHARTS", "FAILING", "NOTE")]
-    for source in sources:
-        mine = [r for r in charts if r.source == source]
-        failing = sum(1 for r in mine if r.consecutive_failures)
-        row = own.get(source)
-        if row is None:
-            table.append((source, "never polled", "-", "0", "0", ""))
-            continue
-        state = "ok" if row.healthy else "UNHEALTHY"
-        if row.healthy and failing:
-            state = "degraded"
-        note = row.note or (row.last_error if row.consecutive_failures else "") or ""
-        table.append((source, state, _when(row.last_success), str(len(mine)), str(failing), note))
-    lines.append(_table(table))
-    shown = [r for r in charts if every_chart or r.consecutive_failures or len(charts) <= 12]
-    if shown:
-        detail = [("SOURCE", "CHART", "ROWS", "CHART DATE", "LAST SUCCESS", "FAILS", "LAST ERROR")]
-        for r in sorted(shown, key=lambda r: (r.source, -r.consecutive_failures, r.chart)):
-            error = r.last_error if r.consecutive_failures else ""
-            detail.append(
-                (
-                    r.source,
-                    r.chart,
-                    "-" if r.rows is None else str(r.rows),
-                    r.chart_date.isoformat() if r.chart_date else "-",
-                    _when(r.last_success),
-                    str(r.consecutive_failures),
-                    error or "",
-                )
-            )
-        lines.append(_table(detail))
-    elif charts:
-        lines.append(f"all {len(charts)} charts read fine at their last attempt")
-    return "\n\n".join(lines) + "\n"
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
-
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    out = []
-    for r in rows:
-        cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)]
-        out.append("  ".join([*cells, r[-1]]).rstrip())
-    return "\n".join(out)
-
-
 __all__ = [
     "Cycle",
     "ItemError",
@@ -717,8 +617,5 @@ __all__ = [
     "Poller",
     "SourceReport",
     "chart_day",
-    "format_status",
     "make_http_client",
-    "poll_main",
-    "status_main",
 ]

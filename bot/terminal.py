@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
-from datetime import date
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 
 from bot.regions import flag, region_name
-from bot.store import ChartView, TitleReport
+from bot.store import ChartView, TitleReport, health
+from bot.store.health import HealthRow
 
 SERVICES = {
     "netflix": "Netflix",
@@ -170,3 +171,49 @@ def format_chart(view: ChartView) -> str:
     if not view.complete:
         lines.append("  (incomplete chart: fewer than 10 entries were published)")
     return "\n".join(lines)
+
+
+def format_status(
+    rows: Iterable[HealthRow], enabled: Sequence[str] = (), *, every_chart: bool = False
+) -> str:
+    """`chartbot status`: one line per source, then the charts that fail (or all of them)."""
+    rows = list(rows)
+    own = {r.source: r for r in rows if r.chart == health.SOURCE_ROW}
+    charts = [r for r in rows if r.chart != health.SOURCE_ROW]
+    summary = []
+    for source in dict.fromkeys([*enabled, *own]):
+        mine = [r for r in charts if r.source == source]
+        failing = sum(1 for r in mine if r.consecutive_failures)
+        row = own.get(source)
+        if row is None:
+            summary.append([source, "never polled", "-", "0", "0", ""])
+            continue
+        state = "ok" if row.healthy else "UNHEALTHY"
+        if row.healthy and failing:
+            state = "degraded"
+        note = row.note or (row.last_error if row.consecutive_failures else "") or ""
+        summary.append([source, state, _when(row.last_success), str(len(mine)), str(failing), note])
+    blocks = ["\n".join(table(["SOURCE", "STATE", "LAST SUCCESS", "CHARTS", "FAILING", "NOTE"], summary))]
+    shown = [r for r in charts if every_chart or r.consecutive_failures or len(charts) <= 12]
+    if shown:
+        detail = [
+            [
+                r.source,
+                r.chart,
+                "-" if r.rows is None else str(r.rows),
+                r.chart_date.isoformat() if r.chart_date else "-",
+                _when(r.last_success),
+                str(r.consecutive_failures),
+                (r.last_error if r.consecutive_failures else "") or "",
+            ]
+            for r in sorted(shown, key=lambda r: (r.source, -r.consecutive_failures, r.chart))
+        ]
+        headers = ["SOURCE", "CHART", "ROWS", "CHART DATE", "LAST SUCCESS", "FAILS", "LAST ERROR"]
+        blocks.append("\n".join(table(headers, detail)))
+    elif charts:
+        blocks.append(f"all {len(charts)} charts read fine at their last attempt")
+    return "\n\n".join(blocks) + "\n"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"

@@ -29,11 +29,13 @@ from test_sources_fetch import (
 )
 
 from bot import poller as poller_module
+from bot.cli import poll_main, status_main
 from bot.model import InputError, Milestone
-from bot.poller import Poller, chart_day, format_status, make_http_client, poll_main, status_main
+from bot.poller import Poller, chart_day, make_http_client
 from bot.settings import Settings
 from bot.sources.http import HttpClient
 from bot.store import Store, health
+from bot.terminal import format_status
 
 D = date(2026, 8, 2)  # a Sunday; the FlixPatrol chart day of most tests
 REGIONS = ("world", "us", "gb", "de", "fr", "kr", "jp", "br", "mx", "in", "es", "it")
