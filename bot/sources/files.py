@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.model import CATEGORIES, PERIODS, ChartKey, Entry, InputError, Snapshot
 from bot.sources import netflix
-from bot.sources.netflix import (
+from bot.sources.tables import (
     Charts,
     Row,
     a_date,
@@ -23,7 +23,6 @@ from bot.sources.netflix import (
     decimal,
     decode,
     integer,
-    make_entry,
     optional,
     read_rows,
     region,
@@ -110,7 +109,7 @@ def parse_us_daily(data: bytes | str) -> list[Snapshot]:
 
     for line, row in read_rows(decode(data), US_DAILY_COLUMNS):
         with at_line(line):
-            entry = make_entry(
+            entry = Entry.make(
                 integer(row["rank"], "Rank"),
                 row["title"],
                 points=optional(row, "viewership score", decimal),
@@ -193,7 +192,7 @@ def _generic_key(row: Row) -> ChartKey:
 
 
 def _generic_entry(row: Row) -> Entry:
-    return make_entry(
+    return Entry.make(
         integer(_required(row, "rank"), "rank"),
         _required(row, "title"),
         row.get("season", "").strip() or None,
