@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
 
+from fake_discord import FakeDiscord  # noqa: E402  (tests/fake_discord.py)
+
 from bot.client import ChartBot  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.store import Store  # noqa: E402
@@ -65,7 +67,7 @@ async def build(path: Path, days: int, regions: int) -> None:
 def ensure_history(path: Path, days: int, regions: int, rebuild: bool) -> None:
     stamp = path.with_suffix(".built")
     wanted = f"{days} {regions}"
-    if not rebuild and path.exists() and stamp.exists() and stamp.read_text() == wanted:
+    if not rebuild and path.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
         print(f"history: reusing {path} ({path.stat().st_size / 1e6:.0f} MB)")
         return
     for suffix in ("", "-wal", "-shm"):
@@ -92,9 +94,15 @@ def describe(name: str, values_ms: list[float], target: float) -> str:
     )
 
 
-async def measure(path: Path, runs: int, seed: int) -> dict[str, float]:
-    from fake_discord import FakeDiscord
+def forget(fake: FakeDiscord) -> None:
+    """Drop what the fake recorded (every reply and its picture): harness memory, not the bot's."""
+    fake.messages.clear()
+    fake.requests.clear()
+    fake.interactions.clear()
+    fake._by_token.clear()
 
+
+async def measure(path: Path, runs: int, seed: int) -> dict[str, float]:
     rng = random.Random(seed)
     async with FakeDiscord(interaction_deadline=None) as fake:
         fake.add_guild(GUILD, "Bench", channels=[CHANNEL], members=[FAN])
@@ -104,10 +112,15 @@ async def measure(path: Path, runs: int, seed: int) -> dict[str, float]:
             "DISCORD_DEV_GUILD": str(GUILD),
             "CHARTBOT_POLL": "off",
         }
-        bot = ChartBot(Settings.from_env(env), guild_ready_timeout=0.05)
+        # freeze_gc=True: as `chartbot run` (bot.client.serve) runs it.
+        bot = ChartBot(Settings.from_env(env), guild_ready_timeout=0.05, freeze_gc=True)
         started = time.perf_counter()
         async with fake.run_bot(bot, timeout=120):
-            print(f"bot ready in {time.perf_counter() - started:.1f} s with {len(bot.titles):,} titles")
+            ready_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(
+                f"bot ready in {time.perf_counter() - started:.1f} s with {len(bot.titles):,} titles; "
+                f"peak RSS so far {ready_mb:.0f} MB"
+            )
             titles = sorted(bot.titles.titles, key=lambda t: -t.weight)
             popular, everyone = titles[:100], titles
             picks = [rng.choice(popular if i % 2 else everyone).title for i in range(runs)]
@@ -122,6 +135,7 @@ async def measure(path: Path, runs: int, seed: int) -> dict[str, float]:
                 assert reply.message is not None and reply.files, f"/rank {title}: no picture"
                 rank_ms.append((reply.message.created_at - rec.pushed_at) * 1000)
                 sizes.append(len(reply.files[0].data))
+                forget(fake)
 
             queries = []
             for i in range(runs):
@@ -137,6 +151,7 @@ async def measure(path: Path, runs: int, seed: int) -> dict[str, float]:
                 await rec.response(timeout=10)
                 assert rec.answered_after is not None
                 complete_ms.append(rec.answered_after * 1000)
+                forget(fake)
 
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(describe("/rank", rank_ms, TARGETS["rank_p99_ms"]))

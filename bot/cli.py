@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=date_argument, metavar="YYYY-MM-DD")
     p.add_argument("--kinds", type=kinds_argument, help="comma list of kinds")
     p.add_argument("--json", action="store_true")
-    # --- the poller's commands (bot/poller.py) ---
+    add("run", "the Discord bot (needs DISCORD_TOKEN; polls the sources too unless CHARTBOT_POLL=off)")
+    add("sync", "publish the slash commands to every server (Discord limits how often: not on every start)")
     p = add("poll", "poll the enabled sources without Discord; milestones are printed as they are found")
     p.add_argument("--once", action="store_true", help="one cycle of each source, then exit")
     p = add("status", "each source's health: last success, failing charts, held-back aggregates")
@@ -96,7 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--source", choices=("flixpatrol",), default="flixpatrol")
     p.add_argument("--json", action="store_true")
-    # --- end of the poller's commands ---
     return parser
 
 
@@ -337,11 +337,32 @@ async def demo(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-# --- the poller's commands (bot/poller.py, bot/sources/flixpatrol.py) ---------------------------------
+# --- the bot and the poller ----------------------------------------------------------------------
 
 
 def poller_settings(args: argparse.Namespace) -> Settings:
     return dataclasses.replace(Settings.from_env(), db_path=db_path(args))
+
+
+@command("run")
+async def run(args: argparse.Namespace, out: TextIO) -> int:
+    from bot.client import serve, setup_logging
+
+    settings = poller_settings(args)
+    setup_logging(settings)
+    await serve(settings)
+    return 0
+
+
+@command("sync")
+async def sync(args: argparse.Namespace, out: TextIO) -> int:
+    from bot.client import setup_logging, sync
+
+    settings = poller_settings(args)
+    setup_logging(settings)
+    synced = await sync(settings)
+    out.write(f"synced {len(synced)} commands globally: {', '.join('/' + c.name for c in synced)}\n")
+    return 0
 
 
 @command("poll")
@@ -394,9 +415,6 @@ async def parse(args: argparse.Namespace, out: TextIO) -> int:
     from bot.sources.flixpatrol import parse_main
 
     return parse_main(args.file, args.source, args.json, out)
-
-
-# --- end of the poller's commands ------------------------------------------------------------------------
 
 
 # --- entry point --------------------------------------------------------------------------------------

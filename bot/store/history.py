@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -39,9 +40,11 @@ def rank_history(
     until: date | None = None,
     days: int = 365,
     limit: int = 5,
+    prefer: Sequence[str] = (),
 ) -> list[RankHistory]:
     """The title's ranks over the `days` before `until` (default: its last appearance), in at most
-    `limit` series: world charts first, then the series it spent most periods in.
+    `limit` series: world charts first, then the series it spent most periods in (regions in `prefer`
+    first among equals).
 
     One pass over the title's entries (index `entries_by_title`); the choice of series is made here
     so the picture never has more lines than a reader can follow.
@@ -80,7 +83,14 @@ def rank_history(
 
     def preference(item: tuple[SeriesKey, list[tuple[date, int]]]) -> tuple:
         series, points = item
-        return (series[1] != WORLD, -len(points), min(r for _, r in points), series)
+        favourite = prefer.index(series[1]) if series[1] in prefer else len(prefer)
+        return (series[1] != WORLD, -len(points), min(r for _, r in points), favourite, series)
 
     chosen = sorted(found.items(), key=preference)[:limit]
     return [RankHistory(*series, points=sorted(points)) for series, points in chosen]
+
+
+def set_cache_size(conn: sqlite3.Connection, kib: int) -> None:
+    """Cap this connection's page cache. The bot is a long-running reader of a file the OS caches
+    anyway: scanning the title catalog of a 5-year history would otherwise keep ~50 MB resident."""
+    conn.execute(f"PRAGMA cache_size = -{int(kib)}")

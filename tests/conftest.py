@@ -1,0 +1,57 @@
+"""Shared fixtures: a chart database loaded from the real Netflix files in tests/data, built once.
+
+Ingesting the files takes about a second, so the database is built once per session into a file;
+each test gets its own copy (a file copy takes milliseconds) and may change or break it freely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.model import Snapshot
+from bot.sources.files import read_file
+from bot.store import Store
+
+DATA = Path(__file__).parent / "data"
+NETFLIX_FILES = sorted((DATA / "netflix").glob("*.tsv"))
+
+
+@pytest.fixture(scope="session")
+def netflix_snapshots() -> list[Snapshot]:
+    """Every chart of the real Netflix files (weekly: 94 countries and the four global lists)."""
+    snapshots: list[Snapshot] = []
+    for path in NETFLIX_FILES:
+        snapshots.extend(read_file(path))
+    return snapshots
+
+
+@pytest.fixture(scope="session")
+def chart_db_template(tmp_path_factory: pytest.TempPathFactory, netflix_snapshots: list[Snapshot]) -> Path:
+    """A database file holding the real Netflix history, with its milestones. Do not modify: copy."""
+    path = tmp_path_factory.mktemp("charts") / "template.sqlite3"
+
+    async def build() -> None:
+        async with await Store.open(path) as store:
+            await store.ingest(netflix_snapshots)
+
+    asyncio.run(build())
+    return path
+
+
+@pytest.fixture
+def chart_db(tmp_path: Path, chart_db_template: Path) -> Path:
+    """This test's own copy of the real-data database."""
+    path = tmp_path / "chartbot.sqlite3"
+    shutil.copyfile(chart_db_template, path)
+    return path
+
+
+@pytest.fixture
+async def chart_store(chart_db: Path) -> AsyncIterator[Store]:
+    async with await Store.open(chart_db) as store:
+        yield store
