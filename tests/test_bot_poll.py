@@ -6,7 +6,8 @@ import asyncio
 from pathlib import Path
 
 from fake_discord import FakeChannel, FakeDiscord, FakeMember
-from test_sources_fetch import COUNTRIES_TSV, base, netflix_app, serve, tsv_weeks  # noqa: F401
+from local_servers import base
+from test_sources_fetch import COUNTRIES_TSV, netflix_app, serve, tsv_weeks  # noqa: F401
 
 from bot.client import ChartBot
 from bot.settings import Settings

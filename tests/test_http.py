@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from local_servers import Sleeps, app_servers
 
 from bot.sources.http import (
     DEFAULT_USER_AGENT,
@@ -27,29 +28,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REMOTE_PAGE = "https://flixpatrol.test/top10/netflix/world/2026-08-01/"
 
 
-class Sleeps(list[float]):
-    """Stands in for asyncio.sleep: records the waits instead of waiting."""
-
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[..., Awaitable[TestServer]]]:
     """Start a local server with one handler on `path`; all are closed after the test."""
-    servers: list[TestServer] = []
+    async with app_servers() as start_app:
 
-    async def start(handler: Handler, path: str = "/", method: str = "GET") -> TestServer:
-        app = web.Application()
-        app.router.add_route(method, path, handler)
-        server = TestServer(app, host="127.0.0.1", handler_cancellation=True)
-        await server.start_server()
-        servers.append(server)
-        return server
+        async def start(handler: Handler, path: str = "/", method: str = "GET") -> TestServer:
+            app = web.Application()
+            app.router.add_route(method, path, handler)
+            return await start_app(app)
 
-    yield start
-    for server in servers:
-        await server.close()
+        yield start
 
 
 @pytest.fixture

@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from local_servers import Sleeps, base
 from test_sources_fetch import (
     COUNTRIES_TSV,
     GLOBAL_TSV,
     FakeFlixPatrol,
-    Sleeps,
-    base,
     flaresolverr_for,
     netflix_app,
     serve,  # noqa: F401  (a fixture)

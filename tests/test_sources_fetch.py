@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from flixpatrol_pages import ERAS, render_page
+from local_servers import Sleeps, app_servers, base
 
 from bot.model import InputError
 from bot.regions import code_to_slug, slug_to_code
@@ -32,13 +33,6 @@ PAGES = DATA / "flixpatrol"
 COUNTRIES_TSV = NETFLIX / "all-weeks-countries_cut.tsv"
 GLOBAL_TSV = NETFLIX / "all-weeks-global_2022-03-02.tsv"
 DAY = date(2026, 8, 2)
-
-
-class Sleeps(list[float]):
-    """Stands in for asyncio.sleep in the HTTP client: records the waits instead of waiting."""
-
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 def tsv_weeks(path: Path, weeks: set[str] | None = None, countries: set[str] | None = None) -> bytes:
@@ -175,17 +169,8 @@ def flaresolverr_for(
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[[web.Application], Awaitable[TestServer]]]:
-    servers: list[TestServer] = []
-
-    async def start(app: web.Application) -> TestServer:
-        server = TestServer(app, host="127.0.0.1", handler_cancellation=True)
-        await server.start_server()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await server.close()
+    async with app_servers() as start:
+        yield start
 
 
 @pytest.fixture
@@ -197,10 +182,6 @@ def sleeps() -> Sleeps:
 async def http(sleeps: Sleeps) -> AsyncIterator[HttpClient]:
     async with HttpClient(sleep=sleeps, random=lambda: 1.0, total_timeout=0.3, max_attempts=3) as client:
         yield client
-
-
-def base(server: TestServer) -> str:
-    return str(server.make_url("/"))
 
 
 # --- Netflix ----------------------------------------------------------------------------------------
