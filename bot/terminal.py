@@ -6,38 +6,17 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from bot.regions import flag, region_name
+from bot.render import category_word, chart_name, movement, place_name, service_name
 from bot.store import ChartView, TitleReport, health
 from bot.store.health import HealthRow
 
-SERVICES = {
-    "netflix": "Netflix",
-    "disney": "Disney+",
-    "hbo-max": "HBO Max",
-    "hbo": "HBO Max",
-    "amazon-prime": "Prime Video",
-    "apple-tv": "Apple TV+",
-    "paramount-plus": "Paramount+",
-    "hulu": "Hulu",
-}
-CATEGORIES = {
-    "tv": "TV",
-    "movies": "Films",
-    "overall": "Overall",
-    "tv-english": "TV (English)",
-    "tv-non-english": "TV (Non-English)",
-    "movies-english": "Films (English)",
-    "movies-non-english": "Films (Non-English)",
-}
 UNITS = {"day": ("day", "days"), "week": ("week", "weeks")}
 
 
-def service_name(service: str) -> str:
-    return SERVICES.get(service, service.replace("-", " ").title())
-
-
 def category_name(category: str) -> str:
-    return CATEGORIES.get(category, category)
+    """ "TV", "Film (Non-English)", "Overall": render's word, as a table heading."""
+    word = category_word(category) or "overall"
+    return word[0].upper() + word[1:]
 
 
 def periods(count: int, period: str) -> str:
@@ -75,14 +54,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence
     return lines
 
 
-def movement(rank: int, previous: int | None, has_previous: bool = True) -> str:
-    if not has_previous:
-        return ""
-    if previous is None:
-        return "new"
-    if previous == rank:
-        return "="
-    return f"▲{previous - rank}" if rank < previous else f"▼{rank - previous}"
+def move(rank: int, previous: int | None, periods_in_top10: int, has_previous: bool = True) -> str:
+    """Movement since the previous period, blank when that period is not stored."""
+    return movement(rank, previous, periods_in_top10) if has_previous else ""
 
 
 def number(value: float | None) -> str:
@@ -92,12 +66,7 @@ def number(value: float | None) -> str:
 
 
 def where(region: str) -> str:
-    return f"{flag(region)} {region_name(region)}"
-
-
-def chart_name(service: str, region: str, category: str, period: str) -> str:
-    cadence = "weekly" if period == "week" else "daily"
-    return f"{where(region)} · {service_name(service)} {category_name(category)} ({cadence})"
+    return place_name(region)
 
 
 def format_title_report(report: TitleReport, on: date | None = None) -> str:
@@ -130,7 +99,7 @@ def format_title_report(report: TitleReport, on: date | None = None) -> str:
                 f"{service_name(s.service)} {category_name(s.category)}",
                 period_label(s.period, s.date),
                 f"No. {s.rank}",
-                movement(s.rank, s.previous_rank),
+                move(s.rank, s.previous_rank, s.periods_in_top10),
                 f"No. {s.peak}",
                 periods(s.no1_streak, s.period) if s.no1_streak else "",
                 periods(s.periods_in_top10, s.period),
@@ -157,7 +126,7 @@ def format_chart(view: ChartView) -> str:
     for r in view.entries:
         row = [
             str(r.rank),
-            movement(r.rank, r.previous_rank, view.has_previous),
+            move(r.rank, r.previous_rank, r.periods_in_top10, view.has_previous),
             r.title,
             r.season or "",
             str(r.periods_in_top10),

@@ -118,7 +118,7 @@ def test_top_json_and_movement(db, capsys):
     code, out, _ = run(
         capsys, "top", "--region", "world", "--category", "tv-non-english", "--date", "2022-02-06", "--db", db
     )
-    assert code == 0 and "236,230,000" in out and "Netflix TV (Non-English)" in out
+    assert code == 0 and "236,230,000" in out and "Netflix global Top 10 · TV (Non-English)" in out
 
 
 def test_replay_us_daily_json(capsys):
