@@ -175,3 +175,20 @@ async def test_standings_on_a_past_date_fold_history(countries):
         assert [(s.rank, s.no1_streak, s.periods_in_top10) for s in korea] == [(1, 3, 3)]
         latest = await store.title_report(AOUAD)
         assert {s.date for s in latest.standings} == {date(2022, 2, 27)}
+
+
+async def test_a_truncated_title_is_the_stored_title_it_begins(world):
+    us_daily = read_file(Path(__file__).parent / "data" / "netflix_us_daily" / "netflix_daily_top_10.csv")
+    async with await Store.open() as store:
+        await store.ingest(world, news=False)  # has "The Woman in the House Across the Street from …"
+        await store.ingest(us_daily, news=False)  # says "The Woman in the House Acro…"
+        report = await store.title_report(
+            "the woman in the house across the street from the girl in the window", date(2022, 1, 30)
+        )
+        assert {(s.region, s.category) for s in report.standings} == {
+            ("world", "tv-english"),
+            ("us", "overall"),
+        }
+        assert await store.execute_fetchall(
+            "SELECT count(*) FROM titles WHERE title_key LIKE 'the woman in the house acro%'"
+        ) == [(1,)]

@@ -23,6 +23,7 @@ from bot.stats import TitleStats, advance, fold
 SeriesKey = tuple[str, str, str, str]
 GroupKey = tuple[str, str, str]  # service, category, period: the country charts of one kind
 _CHUNK = 500  # parameters per IN (...) list, well under SQLite's limit
+TRUNCATED = "…"
 
 
 @dataclass
@@ -136,11 +137,26 @@ class Batch:
                     names.setdefault(entry.title_key, entry.title)
         if not names:
             return
-        self.conn.executemany(
-            "INSERT INTO titles (title_key, title) VALUES (?, ?) ON CONFLICT (title_key) DO NOTHING",
-            names.items(),
-        )
         self.load_titles_by_key(list(names))
+        for key, name in names.items():
+            if key not in known and name.endswith(TRUNCATED):
+                self._complete_truncated(key)
+        new = [(key, name) for key, name in names.items() if key not in known]
+        self.conn.executemany(
+            "INSERT INTO titles (title_key, title) VALUES (?, ?) ON CONFLICT (title_key) DO NOTHING", new
+        )
+        self.load_titles_by_key([key for key, _ in new])
+
+    def _complete_truncated(self, key: str) -> None:
+        """A title cut short with "…" (the U.S. daily file does that) is the one stored title it begins."""
+        rows = self.conn.execute(
+            "SELECT id, title_key, title FROM titles WHERE title_key > ? AND title_key < ? LIMIT 2",
+            (key + " ", key + "\U0010ffff"),
+        ).fetchall()
+        if len(rows) == 1:
+            title_id, full_key, name = rows[0]
+            self._remember([(title_id, full_key, name)])
+            self.title_ids[key] = title_id
 
     def load_titles_by_key(self, keys: Sequence[str]) -> None:
         for part in chunks(keys):
