@@ -1,0 +1,258 @@
+"""Fan-out speed: one milestone to N subscribed channels through the real client, the announcer and a
+fake Discord that enforces Discord's global rate limit (50 requests per second).
+
+    python bench/fanout.py [--channels 10000] [--per-guild 50] [--rate 50]
+
+The fake runs in a child process so that its CPU is not counted; this process runs the bot. Printed:
+posts per second (overall and sustained, i.e. after the first second), the 429s the fake answered,
+and this process's CPU time from the milestone to its last recorded post (CPU, not waits).
+Target: >= 45 posts/s sustained and <= 1 s of CPU for 10,000 channels (about 200 s of wall time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import signal
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import discord  # noqa: E402
+
+from bot.client import ChartBot  # noqa: E402
+from bot.delivery import TokenBucket  # noqa: E402
+from bot.model import ChartKey, Entry, make_snapshot  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.store import Store, guilds  # noqa: E402
+from cogs.announce import AnnouncerConfig  # noqa: E402
+
+GUILD_BASE = 900_000_000_000_000_000
+CHANNEL_BASE = 910_000_000_000_000_000
+WEEK1, WEEK2 = date(2022, 1, 30), date(2022, 2, 6)
+TITLE = "All of Us Are Dead"
+
+
+# --- the fake, in its own process -------------------------------------------------------------------
+
+
+async def serve_fake(channels: int, per_guild: int, rate: float) -> None:
+    from fake_discord import FakeChannel, FakeDiscord
+
+    async with FakeDiscord() as fake:
+        for g in range(0, channels, per_guild):
+            ids = range(CHANNEL_BASE + g, CHANNEL_BASE + min(g + per_guild, channels))
+            fake.add_guild(
+                GUILD_BASE + g, f"guild {g}", channels=[FakeChannel(c, f"c{c % 10_000}") for c in ids]
+            )
+        fake.rate_limit_per_second = rate
+        print(json.dumps(fake.settings_env()), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the parent is done
+        bare = [m for m in fake.messages.values() if str(m.payload.get("nonce")).startswith("bare")]
+        posts = [m for m in fake.messages.values() if m.kind == "channel" and m not in bare]
+        stamps = sorted(m.created_at for m in posts)
+        print(
+            json.dumps(
+                {
+                    "posts": len(posts),
+                    "bare": len(bare),
+                    "channels": len({m.channel_id for m in posts}),
+                    "rate_limited": fake.global_rate_limited,
+                    "span": stamps[-1] - stamps[0] if stamps else 0.0,
+                    "sustained": _sustained(stamps),
+                }
+            ),
+            flush=True,
+        )
+
+
+def _sustained(stamps: list[float]) -> float:
+    """Posts per second after the first second (the burst) up to the last post."""
+    if len(stamps) < 3:
+        return 0.0
+    start = stamps[0] + 1.0
+    later = [s for s in stamps if s >= start]
+    return (len(later) - 1) / (later[-1] - later[0]) if len(later) > 1 and later[-1] > later[0] else 0.0
+
+
+# --- the bot, here -----------------------------------------------------------------------------------
+
+
+def chart(day: date, titles: list[str]) -> list:
+    key = ChartKey("netflix", "netflix", "world", "tv-non-english", "week", day)
+    return [make_snapshot(key, [Entry.make(rank, title) for rank, title in enumerate(titles, 1)])]
+
+
+OTHERS = [f"Show {n}" for n in range(10)]
+
+
+async def prepare(db: Path, channels: int, per_guild: int) -> None:
+    """History (no news) and one watch per channel; the news comes once the bot runs (`the_news`)."""
+    async with await Store.open(db) as store:
+        await store.ingest(chart(WEEK1, OTHERS), news=False)
+        for g in range(0, channels, per_guild):
+            guild = GUILD_BASE + g
+            await store.run(guilds.update_settings, guild, events=frozenset({"reached_no1"}))
+            for c in range(CHANNEL_BASE + g, CHANNEL_BASE + min(g + per_guild, channels)):
+                await store.run(guilds.add_watch, guild, "all of us are dead", TITLE, c)
+
+
+async def the_news(db: Path) -> None:
+    """The week that makes one milestone for every watch: the title reaches No. 1 (as the poller would)."""
+    async with await Store.open(db) as store:
+        report = await store.ingest(chart(WEEK2, [TITLE, *OTHERS[:9]]))
+    wanted = [m.kind for m in report.milestones if m.title_key == "all of us are dead"]
+    assert "reached_no1" in wanted, wanted
+
+
+async def run_bot(
+    db: Path, env: dict[str, str], channels: int, baseline: bool, stub: bool = False
+) -> dict[str, float]:
+    settings = Settings(
+        db_path=str(db),
+        api_base=env["DISCORD_API_BASE"],
+        gateway_url=env["DISCORD_GATEWAY_URL"],
+        poll_in_bot=False,
+    )
+    bot = ChartBot(settings, guild_ready_timeout=0.5, extensions=("cogs.announce",))
+    config = AnnouncerConfig(interval=3600.0, hold=0.0)
+    if stub:  # no Discord at all, no pacing: what the announcer itself costs per post
+        config = AnnouncerConfig(interval=3600.0, hold=0.0, rate=1e9, burst=1e9)
+        ids = itertools.count(1)
+
+        async def send(self: discord.PartialMessageable, *args: object, **kwargs: object) -> SimpleNamespace:
+            return SimpleNamespace(id=next(ids))
+
+        discord.PartialMessageable.send = send  # type: ignore[method-assign, assignment]
+    bot.announce_config = config  # type: ignore[attr-defined]
+    async with bot:
+        task = asyncio.create_task(bot.start("fake-token"))
+        await bot.wait_until_ready()
+        store = await bot.get_store()
+        announcer = bot.get_cog("Announce").announcer  # type: ignore[union-attr]
+        await asyncio.sleep(1.1)  # the first (idle) round passes; the news comes a second after the watches
+        await the_news(db)
+        cpu, wall = time.process_time(), time.perf_counter()
+        bot.dispatch("milestones", [])  # what the poller hook does after an ingest
+        while True:
+            await asyncio.sleep(0.5)
+            if announcer.sent >= channels and not announcer.busy and await store.run(guilds.open_work) == 0:
+                break
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        result = {"sent": announcer.sent, "cpu": cpu, "wall": wall}
+        if baseline:
+            result["baseline"] = await bare_sends(bot, channels)
+        await bot.close()
+        await task
+    return result
+
+
+async def bare_sends(bot: ChartBot, channels: int) -> float:
+    """CPU of as many posts made with bare `channel.send`, paced and as concurrent as the announcer:
+    what discord.py, aiohttp and the kernel cost whatever the announcer does."""
+    config = AnnouncerConfig()
+    bucket, gate = TokenBucket(config.rate, config.burst), asyncio.Semaphore(config.workers)
+    embed = discord.Embed(title=TITLE, description=f"{TITLE} is No. 1 worldwide for the first time")
+
+    async def one(n: int) -> None:
+        async with gate:
+            await bucket.acquire()
+            await bot.get_partial_messageable(CHANNEL_BASE + n).send(embed=embed, nonce=f"bare{n}")
+
+    cpu = time.process_time()
+    await asyncio.gather(*(one(n) for n in range(channels)))
+    return time.process_time() - cpu
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    fake = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--serve-fake",
+        "--channels",
+        str(args.channels),
+        "--per-guild",
+        str(args.per_guild),
+        "--rate",
+        str(args.rate),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert fake.stdout is not None and fake.stdin is not None
+    env = json.loads(await fake.stdout.readline())
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Path(tmp) / "fanout.sqlite3"
+            started = time.perf_counter()
+            await prepare(db, args.channels, args.per_guild)
+            print(f"prepared {args.channels} watches in {time.perf_counter() - started:.1f} s")
+            if args.stub_http:
+                stub = await run_bot(db, env, args.channels, False, stub=True)
+                print(
+                    f"announcer alone (Discord calls stubbed, no pacing): {stub['sent']:.0f} posts in "
+                    f"{stub['wall']:.1f} s, CPU {stub['cpu']:.2f} s ({stub['cpu'] / max(stub['sent'], 1) * 1e6:.0f} µs per post)"
+                )
+                fake.stdin.close()
+                await fake.wait()
+                return
+            bot = await run_bot(db, env, args.channels, args.baseline)
+    finally:
+        fake.stdin.close()
+    seen = json.loads(await fake.stdout.readline())
+    await fake.wait()
+    posts = max(bot["sent"], 1)
+    print(f"channels {args.channels} ({args.per_guild} per server), fake global limit {args.rate:g}/s")
+    print(
+        f"posts made {seen['posts']} in {seen['channels']} channels; the announcer counted {bot['sent']:.0f}"
+    )
+    print(
+        f"wall {bot['wall']:.1f} s; posts/s overall {seen['posts'] / bot['wall']:.1f}, sustained {seen['sustained']:.1f}"
+    )
+    print(f"429 answers {seen['rate_limited']}")
+    print(f"bot CPU {bot['cpu']:.2f} s for the whole fan-out ({bot['cpu'] / posts * 1e6:.0f} µs per post)")
+    if "baseline" in bot:
+        floor, own = bot["baseline"], bot["cpu"] - bot["baseline"]
+        print(
+            f"  bare paced channel.send, {seen['bare']} posts: {floor:.2f} s ({floor / posts * 1e6:.0f} µs per post)"
+        )
+        print(
+            f"  the announcer's own share (the difference): {own:.2f} s ({own / posts * 1e6:.0f} µs per post)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--channels", type=int, default=10_000)
+    parser.add_argument("--per-guild", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument(
+        "--stub-http",
+        action="store_true",
+        help="only the announcer's own CPU: Discord calls stubbed, no pacing",
+    )
+    parser.add_argument(
+        "--no-baseline", dest="baseline", action="store_false", help="skip the bare channel.send comparison"
+    )
+    parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.serve_fake:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        asyncio.run(serve_fake(args.channels, args.per_guild, args.rate))
+    else:
+        asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Announcement posts: the embed a channel gets for a title's milestones in one period (or a digest of
+the period), the one mention allowed, and the marker that finds a post again after a crash. No I/O.
+
+The marker is the nonce in the fragment of the embed's link (the chart's page): Discord returns a
+message's nonce only when it is created, so after a restart the post is recognised by its link.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import discord
+
+from bot.model import WORLD, ChartKey, Milestone
+from bot.regions import flag
+from bot.render import (
+    COLOUR,
+    EMBED_DESCRIPTION,
+    fit_embed,
+    join_lines,
+    milestone_text,
+    period_text,
+    safe,
+    service_name,
+)
+from bot.store.guilds import Item
+
+SOURCE_PAGES = {
+    "netflix": "https://www.netflix.com/tudum/top10",
+    "flixpatrol": "https://flixpatrol.com/top10/",
+}
+ORDER = (
+    "record",
+    "no1_countries",
+    "reached_no1",
+    "no1_streak",
+    "top10_countries",
+    "lost_no1",
+    "new_peak",
+    "top10_run",
+    "entered_top10",
+    "left_top10",
+)
+FOLD_AT = 3  # the same news in this many countries reads as one line with their flags
+_FOLD_VERBS = {
+    "entered_top10": "entered the Top 10",
+    "reached_no1": "reached No. 1",
+    "no1_streak": "stayed at No. 1",
+    "lost_no1": "lost No. 1",
+    "new_peak": "hit a new peak",
+    "top10_run": "passed a Top 10 run milestone",
+    "left_top10": "left the Top 10",
+    "record": "set the record for the longest No. 1 run",
+}
+WITHDRAWN = "withdrawn: the chart was corrected"
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    content: str | None
+    embed: discord.Embed
+    allowed_mentions: discord.AllowedMentions
+
+
+def mentions(role_id: int | None) -> discord.AllowedMentions:
+    """Nobody, ever — except the one role a server chose to ping."""
+    if role_id is None:
+        return discord.AllowedMentions.none()
+    return discord.AllowedMentions(
+        everyone=False, users=False, roles=[discord.Object(role_id)], replied_user=False
+    )
+
+
+def marker_url(source: str, nonce: str) -> str:
+    return f"{SOURCE_PAGES.get(source, SOURCE_PAGES['netflix'])}#{nonce}"
+
+
+def carries(message: discord.Message, nonce: str) -> bool:
+    """Whether a message is the post made with this nonce (its nonce, or the marker in its link)."""
+    if message.nonce is not None and str(message.nonce) == nonce:
+        return True
+    return any((embed.url or "").endswith(f"#{nonce}") for embed in message.embeds)
+
+
+def _sort_key(m: Milestone) -> tuple:
+    weight = ORDER.index(m.kind) if m.kind in ORDER else len(ORDER)
+    return (weight, m.chart.region != WORLD, m.title_key, m.chart.region, m.chart.category)
+
+
+def lines(items: Sequence[Item], *, with_title: bool = True) -> list[str]:
+    """One line per milestone, biggest news first; one country-level event in many countries folded
+    into one line with their flags; a withdrawn milestone struck through."""
+    live = sorted((i for i in items if not i.retracted), key=lambda i: _sort_key(i.milestone))
+    folds: dict[tuple, list[Milestone]] = defaultdict(list)
+    for item in live:
+        m = item.milestone
+        if m.chart.region != WORLD and m.kind in _FOLD_VERBS:
+            folds[(m.kind, m.title_key, m.chart.category)].append(m)
+    out: list[str] = []
+    done: set[tuple] = set()
+    for item in live:
+        m = item.milestone
+        fold = (m.kind, m.title_key, m.chart.category)
+        group = folds.get(fold, [])
+        if len(group) >= FOLD_AT and m.chart.region != WORLD:
+            if fold not in done:
+                done.add(fold)
+                out.append(_folded(group))
+            continue
+        out.append(milestone_text(m, escape=True))
+    for item in items:
+        if item.retracted:
+            out.append(f"~~{milestone_text(item.milestone, escape=True)}~~ ({WITHDRAWN})")
+    return out
+
+
+def _folded(group: list[Milestone]) -> str:
+    first = group[0]
+    flags = " ".join(_flag(m.chart.region) for m in group[:15]) + (" …" if len(group) > 15 else "")
+    return f"{safe(first.title, 200)} {_FOLD_VERBS[first.kind]} in {len(group)} countries {flags}"
+
+
+def _flag(region: str) -> str:
+    try:
+        return flag(region)
+    except ValueError:
+        return region.upper()
+
+
+def _chart_label(chart: ChartKey) -> str:
+    return f"{service_name(chart.service)} Top 10 · {period_text(chart.date, chart.period)}"
+
+
+def render(items: Sequence[Item], *, digest: bool, nonce: str, mention_role_id: int | None) -> Post:
+    """The post for a delivery: its milestones as they stand now (revised values, withdrawn ones struck)."""
+    if not items:
+        raise ValueError("a post needs at least one milestone")
+    first = min((i.milestone for i in items), key=_sort_key)
+    chart = first.chart
+    if digest:
+        title = f"Top 10 milestones · {period_text(chart.date, chart.period)}"
+    else:
+        title = safe(first.title, 256)
+    embed = discord.Embed(title=title, url=marker_url(chart.source, nonce), colour=COLOUR)
+    embed.description = join_lines(lines(items), EMBED_DESCRIPTION)
+    footer = _chart_label(chart)
+    if any(i.revision for i in items) or any(i.retracted for i in items):
+        footer += " · corrected"
+    embed.set_footer(text=footer)
+    content = f"<@&{mention_role_id}>" if mention_role_id else None
+    return Post(content, fit_embed(embed), mentions(mention_role_id))
+
+
+class PostCache:
+    """A fan-out renders the same milestones for thousands of channels: render them once, then stamp
+    each copy with its delivery's nonce. Keyed by the milestones' keys and revisions, so a revised
+    milestone renders anew."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._posts: dict[tuple, Post] = {}
+
+    def render(self, items: Sequence[Item], *, digest: bool, nonce: str, mention_role_id: int | None) -> Post:
+        key = (digest, mention_role_id, tuple((i.milestone.key, i.revision, i.retracted) for i in items))
+        post = self._posts.get(key)
+        if post is None:
+            if len(self._posts) >= self.size:
+                self._posts.clear()
+            post = self._posts[key] = render(items, digest=digest, nonce="", mention_role_id=mention_role_id)
+        embed = post.embed.copy()
+        embed.url = f"{(post.embed.url or '').partition('#')[0]}#{nonce}"
+        return Post(post.content, embed, post.allowed_mentions)
+
+
+def sample(mention_role_id: int | None, *, day: date | None = None) -> Post:
+    """What `/settings test` posts: a made-up milestone that looks like the real ones."""
+    chart = ChartKey("netflix", "netflix", WORLD, "tv-non-english", "week", day or date(2022, 2, 6))
+    m = Milestone(
+        kind="no1_streak",
+        chart=chart,
+        title_key="all of us are dead",
+        title="All of Us Are Dead",
+        value=2,
+        previous=1,
+        key="sample",
+    )
+    post = render([Item(m, 0, False)], digest=False, nonce="sample", mention_role_id=mention_role_id)
+    post.embed.url = None
+    post.embed.set_author(name="Test announcement: this is what milestone posts look like here")
+    return post

@@ -1,0 +1,327 @@
+"""Who gets which milestone, grouped how, paced how fast: the announcer's rules. No Discord, no SQL.
+
+A server's `Policy` (regions, kinds, digest, mention role) and its `Watch`es decide which channels want
+a milestone; `route` turns pending milestones into (channel, group) pairs; the store groups them into
+deliveries (one message each). `TokenBucket` keeps the fan-out under Discord's global limit, `backoff`
+spaces retries, `classify` says what an HTTP error means for a channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+
+from bot.milestones import KINDS
+from bot.model import WORLD, InputError, Milestone
+from bot.regions import REGION_CODES, region_name, resolve_region
+
+ALL = "*"  # a watch of every title's headlines; in a region list: every region
+DEFAULT_REGIONS: tuple[str, ...] = (WORLD, "us", "gb", "kr")
+# Not noisy: peaks, run lengths and exits are left out unless a server asks for them.
+DEFAULT_EVENTS: frozenset[str] = frozenset(
+    {"entered_top10", "reached_no1", "no1_streak", "lost_no1", "no1_countries", "top10_countries", "record"}
+)
+# What `/watch all` follows for every title: No. 1 worldwide, records, No. 1 in many countries.
+HEADLINE_KINDS: frozenset[str] = frozenset({"reached_no1", "no1_streak", "no1_countries", "record"})
+HEADLINE_COUNTRIES = 10  # "No. 1 in many countries": the detector reports from 5, headlines from 10
+DIGEST_MODES = ("instant", "period")
+DAY_STREAK_POSTS = (2, 3, 5, 7, 10, 14, 21, 28)  # then every 7 days
+
+EVENT_NAMES: dict[str, str] = {
+    "entered_top10": "enters the Top 10",
+    "reached_no1": "reaches No. 1",
+    "no1_streak": "weeks/days at No. 1",
+    "lost_no1": "loses No. 1",
+    "new_peak": "new peak",
+    "top10_run": "time in the Top 10",
+    "left_top10": "leaves the Top 10",
+    "no1_countries": "No. 1 in many countries",
+    "top10_countries": "Top 10 in many countries",
+    "record": "records",
+}
+_EVENT_ALIASES: dict[str, str] = {
+    "entered": "entered_top10",
+    "enters": "entered_top10",
+    "entry": "entered_top10",
+    "no1": "reached_no1",
+    "reached": "reached_no1",
+    "streak": "no1_streak",
+    "streaks": "no1_streak",
+    "lost": "lost_no1",
+    "peak": "new_peak",
+    "peaks": "new_peak",
+    "run": "top10_run",
+    "runs": "top10_run",
+    "left": "left_top10",
+    "leaves": "left_top10",
+    "countries": "no1_countries",
+    "records": "record",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """One server's announcement settings. `regions` None: every region."""
+
+    guild_id: int
+    channel_id: int | None = None
+    regions: frozenset[str] | None = frozenset(DEFAULT_REGIONS)
+    events: frozenset[str] = DEFAULT_EVENTS
+    digest: str = "instant"
+    mention_role_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A server following a title (or, with target `*`, every title's headlines) in a channel."""
+
+    id: int
+    guild_id: int
+    target: str
+    title: str
+    channel_id: int  # 0: the server's announcement channel
+    since: str = ""  # when the watch started (ISO, UTC): older milestones are never posted to it
+    since_keys: frozenset[str] = frozenset()  # milestones of that same second that were already there
+
+    @property
+    def everything(self) -> bool:
+        return self.target == ALL
+
+    def channel(self, policy: Policy) -> int | None:
+        return self.channel_id or policy.channel_id
+
+    def is_news(self, item: Pending) -> bool:
+        """Whether a milestone came after the watch started (history is never posted).
+
+        The outbox stamps rows to the second; a row of the watch's own second is news unless it was
+        already there when the watch was made (`since_keys`).
+        """
+        created, started = item.created_at[:19], self.since[:19]
+        return created > started or (created == started and item.milestone.key not in self.since_keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A pending outbox row: when it was written, and the milestone."""
+
+    created_at: str  # ISO, UTC, as the outbox stamps it
+    milestone: Milestone
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A milestone wanted in a channel, and the message (group) it belongs to there."""
+
+    guild_id: int
+    channel_id: int
+    group_key: str
+    milestone_key: str
+    mention_role_id: int | None
+    digest: bool
+
+
+# --- who wants what -------------------------------------------------------------------------------
+
+
+def streak_wanted(length: int, period: str) -> bool:
+    """Days at No. 1: 2, 3, 5, 7, 10, 14, 21, 28, then every 7; weeks: every week."""
+    if period != "day":
+        return length >= 2
+    return length in DAY_STREAK_POSTS or (length > DAY_STREAK_POSTS[-1] and length % 7 == 0)
+
+
+def is_headline(m: Milestone) -> bool:
+    """News about the world, fit for a server that follows every title."""
+    if m.kind not in HEADLINE_KINDS or m.chart.region != WORLD:  # country counts are "world" news
+        return False
+    return m.kind != "no1_countries" or (m.value or 0) >= HEADLINE_COUNTRIES
+
+
+def wants(policy: Policy, watch: Watch, m: Milestone) -> bool:
+    """Whether this watch, under its server's policy, posts this milestone."""
+    if m.kind not in policy.events:
+        return False
+    if m.kind == "no1_streak" and not streak_wanted(m.value or 0, m.chart.period):
+        return False
+    if watch.everything:
+        return is_headline(m)
+    if m.title_key != watch.target:
+        return False
+    return m.chart.region == WORLD or policy.regions is None or m.chart.region in policy.regions
+
+
+def group_key(m: Milestone, digest: bool) -> str:
+    """The message a milestone goes into: one per title and period, or one per period in a digest."""
+    period = f"{m.chart.service}|{m.chart.period}|{m.chart.date.isoformat()}"
+    return f"digest|{period}" if digest else f"title|{m.title_key}|{period}"
+
+
+def route(
+    pending: Iterable[Pending],
+    watches: Iterable[Watch],
+    policies: dict[int, Policy],
+    broken: AbstractSet[tuple[int, int]] = frozenset(),
+) -> list[Route]:
+    """Every (channel, milestone) to post, once per channel even when several watches want it there.
+
+    Watches without a channel (no default set) and broken channels are left out.
+    """
+    by_title: dict[str, list[Watch]] = defaultdict(list)
+    everything: list[Watch] = []
+    for w in watches:
+        (everything if w.everything else by_title[w.target]).append(w)
+    routes: list[Route] = []
+    seen: set[tuple[int, str]] = set()
+    for item in pending:
+        m = item.milestone
+        candidates = by_title.get(m.title_key, [])
+        if everything and is_headline(m):
+            candidates = [*candidates, *everything]
+        for w in candidates:
+            policy = policies.get(w.guild_id) or Policy(w.guild_id)
+            channel = w.channel(policy)
+            if not channel or (w.guild_id, channel) in broken or not w.is_news(item):
+                continue
+            if (channel, m.key) in seen or not wants(policy, w, m):
+                continue
+            seen.add((channel, m.key))
+            digest = policy.digest == "period"
+            routes.append(
+                Route(w.guild_id, channel, group_key(m, digest), m.key, policy.mention_role_id, digest)
+            )
+    return routes
+
+
+# --- parsing what admins type ---------------------------------------------------------------------
+
+
+def _words(text: str) -> list[str]:
+    return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+
+
+def parse_regions(text: str) -> frozenset[str] | None:
+    """ "world, us, South Korea" -> codes; "all" -> None (every region); "default" -> the defaults."""
+    words = _words(text)
+    folded = [w.casefold() for w in words]
+    if folded in (["all"], ["*"], ["every"], ["everywhere"]):
+        return None
+    if folded in (["default"], ["defaults"], ["reset"]):
+        return frozenset(DEFAULT_REGIONS)
+    if not words:
+        raise InputError("List regions separated by commas, e.g. `world, us, South Korea`, or `all`.")
+    codes = set()
+    for word in words:
+        if len(word) > 1 and word.casefold() in REGION_CODES:
+            codes.add(word.casefold())
+        else:
+            codes.add(resolve_region(word))
+    return frozenset(codes)
+
+
+def parse_events(text: str, current: frozenset[str] = DEFAULT_EVENTS) -> frozenset[str]:
+    """ "no1, streak, record"; "default"; "all"; or changes to `current`: "+peak -entered"."""
+    words = [w.casefold().replace("-", "_") for part in _words(text) for w in part.split()]
+    if words in (["all"], ["*"]):
+        return frozenset(KINDS)
+    if words in (["default"], ["defaults"], ["reset"]):
+        return DEFAULT_EVENTS
+    if not words:
+        raise InputError(f"Name the kinds to post (known: {known_events()}), `default` or `all`.")
+    changes = all(w[:1] in "+_" and len(w) > 1 for w in words)  # "-peak" arrives as "_peak"
+    chosen: set[str] = set(current) if changes else set()
+    for word in words:
+        name = word[1:] if changes else word
+        kind = _EVENT_ALIASES.get(name, name)
+        if kind not in KINDS:
+            raise InputError(f"Unknown kind {name!r}: use {known_events()}, `default` or `all`.")
+        if changes and word[0] == "_":
+            chosen.discard(kind)
+        else:
+            chosen.add(kind)
+    if not chosen:
+        raise InputError("That would post nothing at all: to stop announcements, remove the watches.")
+    return frozenset(chosen)
+
+
+def known_events() -> str:
+    return ", ".join(f"`{k}`" for k in KINDS)
+
+
+def describe_regions(regions: frozenset[str] | None) -> str:
+    if regions is None:
+        return "every region"
+    ordered = sorted(regions, key=lambda c: (c != WORLD, c))
+    return ", ".join(f"{region_name(c)} (`{c}`)" for c in ordered)
+
+
+def describe_events(events: frozenset[str]) -> str:
+    return ", ".join(f"{EVENT_NAMES.get(k, k)} (`{k}`)" for k in KINDS if k in events)
+
+
+# --- failures and pacing --------------------------------------------------------------------------
+
+BROKEN, RETRY, FAILED = "broken", "retry", "failed"
+# Discord error codes: 10003 Unknown Channel, 50001 Missing Access, 50013 Missing Permissions.
+_CHANNEL_CODES = {
+    10003: "the channel no longer exists",
+    50001: "missing access",
+    50013: "missing permissions",
+}
+
+
+def classify(status: int, code: int = 0) -> str:
+    """What an HTTP error on a post means: the channel is broken for good, try again later, or give up
+    on this one message (a 400: the message itself is wrong; retrying would fail the same way)."""
+    if status == 403 or (status == 404 and code == 10003) or code in _CHANNEL_CODES:
+        return BROKEN
+    if status == 429 or status >= 500 or status == 0:
+        return RETRY
+    return FAILED
+
+
+def broken_reason(status: int, code: int, text: str = "") -> str:
+    if code in _CHANNEL_CODES:
+        return _CHANNEL_CODES[code]
+    return text or ("missing permissions" if status == 403 else "the channel no longer exists")
+
+
+def backoff(
+    attempts: int, *, base: float = 5.0, cap: float = 900.0, rng: Callable[[], float] = random.random
+) -> float:
+    """Seconds before retry number `attempts` (1-based): doubling from `base`, at most `cap`, jittered."""
+    delay = min(cap, base * 2 ** max(attempts - 1, 0))
+    return delay * (0.5 + rng() / 2)
+
+
+@dataclass
+class TokenBucket:
+    """`rate` requests per second with bursts of `burst`. `take()` reserves the next slot and says how
+    long to wait for it, so concurrent callers queue up fairly without a lock or a polling loop."""
+
+    rate: float
+    burst: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    tokens: float = field(init=False)
+    stamp: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0 or self.burst < 1:
+            raise ValueError("a token bucket needs rate > 0 and burst >= 1")
+        self.tokens = self.burst
+        self.stamp = self.clock()
+
+    def take(self) -> float:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate) - 1
+        self.stamp = now
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    async def acquire(self) -> None:
+        delay = self.take()
+        if delay > 0:
+            await asyncio.sleep(delay)
