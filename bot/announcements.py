@@ -7,7 +7,6 @@ message's nonce only when it is created, so after a restart the post is recognis
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -15,13 +14,15 @@ from datetime import date
 import discord
 
 from bot.model import WORLD, ChartKey, Milestone
-from bot.regions import flag
 from bot.render import (
     COLOUR,
     EMBED_DESCRIPTION,
     fit_embed,
+    fold_countries,
+    group_text,
     join_lines,
     milestone_text,
+    news_order,
     period_text,
     safe,
     service_name,
@@ -31,29 +32,6 @@ from bot.store.guilds import Item
 SOURCE_PAGES = {
     "netflix": "https://www.netflix.com/tudum/top10",
     "flixpatrol": "https://flixpatrol.com/top10/",
-}
-ORDER = (
-    "record",
-    "no1_countries",
-    "reached_no1",
-    "no1_streak",
-    "top10_countries",
-    "lost_no1",
-    "new_peak",
-    "top10_run",
-    "entered_top10",
-    "left_top10",
-)
-FOLD_AT = 3  # the same news in this many countries reads as one line with their flags
-_FOLD_VERBS = {
-    "entered_top10": "entered the Top 10",
-    "reached_no1": "reached No. 1",
-    "no1_streak": "stayed at No. 1",
-    "lost_no1": "lost No. 1",
-    "new_peak": "hit a new peak",
-    "top10_run": "passed a Top 10 run milestone",
-    "left_top10": "left the Top 10",
-    "record": "set the record for the longest No. 1 run",
 }
 WITHDRAWN = "withdrawn: the chart was corrected"
 
@@ -85,49 +63,20 @@ def carries(message: discord.Message, nonce: str) -> bool:
     return any((embed.url or "").endswith(f"#{nonce}") for embed in message.embeds)
 
 
-def _sort_key(m: Milestone) -> tuple:
-    weight = ORDER.index(m.kind) if m.kind in ORDER else len(ORDER)
-    return (weight, m.chart.region != WORLD, m.title_key, m.chart.region, m.chart.category)
+def _headline_order(m: Milestone) -> tuple:
+    return (news_order(m.kind), m.chart.region != WORLD, m.title_key, m.chart.region, m.chart.category)
 
 
-def lines(items: Sequence[Item], *, with_title: bool = True) -> list[str]:
-    """One line per milestone, biggest news first; one country-level event in many countries folded
-    into one line with their flags; a withdrawn milestone struck through."""
-    live = sorted((i for i in items if not i.retracted), key=lambda i: _sort_key(i.milestone))
-    folds: dict[tuple, list[Milestone]] = defaultdict(list)
-    for item in live:
-        m = item.milestone
-        if m.chart.region != WORLD and m.kind in _FOLD_VERBS:
-            folds[(m.kind, m.title_key, m.chart.category)].append(m)
-    out: list[str] = []
-    done: set[tuple] = set()
-    for item in live:
-        m = item.milestone
-        fold = (m.kind, m.title_key, m.chart.category)
-        group = folds.get(fold, [])
-        if len(group) >= FOLD_AT and m.chart.region != WORLD:
-            if fold not in done:
-                done.add(fold)
-                out.append(_folded(group))
-            continue
-        out.append(milestone_text(m, escape=True))
+def lines(items: Sequence[Item]) -> list[str]:
+    """One line per piece of news, biggest first (the same news in many countries is one line with
+    their flags); a withdrawn milestone struck through."""
+    live = sorted((i.milestone for i in items if not i.retracted), key=_headline_order)
+    groups = sorted(fold_countries(live), key=lambda group: _headline_order(group[0]))
+    out = [line for group in groups for line in group_text(group)]
     for item in items:
         if item.retracted:
             out.append(f"~~{milestone_text(item.milestone, escape=True)}~~ ({WITHDRAWN})")
     return out
-
-
-def _folded(group: list[Milestone]) -> str:
-    first = group[0]
-    flags = " ".join(_flag(m.chart.region) for m in group[:15]) + (" …" if len(group) > 15 else "")
-    return f"{safe(first.title, 200)} {_FOLD_VERBS[first.kind]} in {len(group)} countries {flags}"
-
-
-def _flag(region: str) -> str:
-    try:
-        return flag(region)
-    except ValueError:
-        return region.upper()
 
 
 def _chart_label(chart: ChartKey) -> str:
@@ -138,7 +87,7 @@ def render(items: Sequence[Item], *, digest: bool, nonce: str, mention_role_id: 
     """The post for a delivery: its milestones as they stand now (revised values, withdrawn ones struck)."""
     if not items:
         raise ValueError("a post needs at least one milestone")
-    first = min((i.milestone for i in items), key=_sort_key)
+    first = min((i.milestone for i in items), key=_headline_order)
     chart = first.chart
     if digest:
         title = f"Top 10 milestones · {period_text(chart.date, chart.period)}"

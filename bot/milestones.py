@@ -10,7 +10,7 @@ twice (a re-ingest, a revision) yields the same keys and the outbox never holds 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 from bot.model import ChartKey, Milestone, milestone_key
@@ -72,7 +72,6 @@ class CountryChange:
     previous_reporting: int
     titles: Mapping[str, str]
     record: Record | None = None  # most countries at No. 1 in one period, before P
-    extra: Mapping[str, object] = field(default_factory=dict)
 
 
 def _milestone(

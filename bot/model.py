@@ -14,7 +14,6 @@ from typing import Any
 import ftfy
 
 PERIODS: dict[str, timedelta] = {"day": timedelta(days=1), "week": timedelta(days=7)}
-SOURCES = ("netflix", "flixpatrol", "file")
 CATEGORIES = (
     "tv",
     "movies",
@@ -118,9 +117,6 @@ class ChartKey:
     @property
     def step(self) -> timedelta:
         return PERIODS[self.period]
-
-    def previous_date(self) -> date:
-        return self.date - self.step
 
     def label(self) -> str:
         return f"{self.service}/{self.region}/{self.category}/{self.period}/{self.date.isoformat()}"

@@ -519,10 +519,9 @@ _GROUP_VERBS = {
 GROUP_AT = 3  # the same news in this many countries or more reads as one line
 
 
-def milestone_lines(items: Iterable[Milestone | StoredMilestone]) -> list[str]:
-    """Newest first; within a date the biggest news first; one country-level event repeated in many
-    countries folded into one line with their flags."""
-    milestones = [i.milestone if isinstance(i, StoredMilestone) else i for i in items]
+def fold_countries(milestones: Iterable[Milestone]) -> list[list[Milestone]]:
+    """Groups of one piece of news: the same kind of country-level event for one title, chart and
+    period is one group (to read as one line when it happened in GROUP_AT countries or more)."""
     groups: dict[tuple, list[Milestone]] = defaultdict(list)
     for m in milestones:
         if m.chart.region == WORLD:
@@ -531,21 +530,38 @@ def milestone_lines(items: Iterable[Milestone | StoredMilestone]) -> list[str]:
             groups[
                 (m.kind, m.title_key, m.chart.service, m.chart.category, m.chart.period, m.chart.date)
             ].append(m)
+    return list(groups.values())
+
+
+def group_text(group: Sequence[Milestone]) -> list[str]:
+    """The lines of one group: each milestone's own text, or one line with the countries' flags."""
+    if len(group) < GROUP_AT:
+        return [milestone_text(m, escape=True) for m in group]
+    first = group[0]
+    flags = " ".join(_flag(m.chart.region) for m in group[:12]) + (" …" if len(group) > 12 else "")
+    verb = _GROUP_VERBS.get(first.kind, first.kind.replace("_", " "))
+    if first.kind == "top10_run" and len({m.value for m in group}) == 1:
+        verb = f"has spent {units(first.value or 0, first.chart.period)} in the Top 10"
+    return [f"{safe(first.title, 200)} {verb} in {len(group)} countries {flags}"]
+
+
+def news_order(kind: str) -> int:
+    """Biggest news first: records, then No. 1 in many countries, … , left the Top 10 last."""
+    return _WEIGHT.get(kind, len(_WEIGHT))
+
+
+def milestone_lines(items: Iterable[Milestone | StoredMilestone]) -> list[str]:
+    """Newest first; within a date the biggest news first; one country-level event repeated in many
+    countries folded into one line with their flags."""
+    milestones = [i.milestone if isinstance(i, StoredMilestone) else i for i in items]
     ordered = sorted(
-        groups.values(), key=lambda g: (-g[0].chart.date.toordinal(), _WEIGHT.get(g[0].kind, 99))
+        fold_countries(milestones), key=lambda g: (-g[0].chart.date.toordinal(), news_order(g[0].kind))
     )
     lines = []
     for group in ordered:
         first = group[0]
         stamp = f"`{first.chart.date:%b} {first.chart.date.day:>2}`"
-        if len(group) < GROUP_AT:
-            lines.extend(f"{stamp} {milestone_text(m, escape=True)}" for m in group)
-            continue
-        flags = " ".join(_flag(m.chart.region) for m in group[:12]) + (" …" if len(group) > 12 else "")
-        verb = _GROUP_VERBS.get(first.kind, first.kind.replace("_", " "))
-        if first.kind == "top10_run" and len({m.value for m in group}) == 1:
-            verb = f"has spent {units(first.value or 0, first.chart.period)} in the Top 10"
-        lines.append(f"{stamp} {safe(first.title, 200)} {verb} in {len(group)} countries {flags}")
+        lines.extend(f"{stamp} {line}" for line in group_text(group))
     return lines
 
 

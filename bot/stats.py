@@ -26,13 +26,6 @@ class TitleStats:
     longest_no1_end: date | None  # last period of the longest run (the earliest such run)
     top10_run: int  # consecutive periods in the chart ending at last_date
 
-    def current_no1_run(self, latest: date) -> int:
-        """The run still going on at `latest`, the series' newest period."""
-        return self.no1_run if self.last_date == latest else 0
-
-    def current_rank(self, latest: date) -> int | None:
-        return self.last_rank if self.last_date == latest else None
-
 
 def first(day: date, rank: int) -> TitleStats:
     at_no1 = rank == 1

@@ -524,17 +524,6 @@ def record(conn: sqlite3.Connection, outcomes: Sequence[Outcome]) -> None:
 # --- reading, for /watch list and the tests ------------------------------------------------------------
 
 
-def delivery_counts(conn: sqlite3.Connection, guild_id: int) -> dict[int, dict[str, int]]:
-    """channel id -> {state: deliveries}, for this server."""
-    counts: dict[int, dict[str, int]] = defaultdict(dict)
-    for channel_id, state, count in conn.execute(
-        "SELECT channel_id, state, count(*) FROM deliveries WHERE guild_id = ? GROUP BY channel_id, state",
-        (guild_id,),
-    ):
-        counts[channel_id][state] = count
-    return dict(counts)
-
-
 def last_errors(conn: sqlite3.Connection, guild_id: int) -> dict[int, str]:
     """channel id -> the error of its newest delivery that has one (a retry waiting, a failure)."""
     rows = conn.execute(

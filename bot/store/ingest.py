@@ -37,15 +37,6 @@ class IngestReport:
     # country periods counted in this batch: (service, category, period, date) -> a source of them
     country_periods: dict[tuple[str, str, str, date], str] = field(default_factory=dict)
 
-    def merge(self, other: IngestReport) -> None:
-        self.added += other.added
-        self.replaced += other.replaced
-        self.unchanged += other.unchanged
-        self.backfilled += other.backfilled
-        self.entries += other.entries
-        self.milestones.extend(other.milestones)
-        self.country_periods.update(other.country_periods)
-
 
 def digest(snapshot: Snapshot) -> str:
     rows = [
