@@ -15,14 +15,15 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import delivery
 from bot.delivery import ALL, Pending, Policy, Watch
-from bot.model import ChartKey, Milestone
+from bot.model import Milestone
 from bot.store import transaction
 from bot.store.ingest import chunks, marks
+from bot.store.queries import MILESTONE_COLUMNS, milestone_from_row
 
 PLANNED, SENDING, SENT, FAILED = "planned", "sending", "sent", "failed"
 
@@ -241,23 +242,12 @@ def skip_stale(conn: sqlite3.Connection, at: str) -> int:
     ).rowcount
 
 
-_MILESTONE_COLUMNS = (
-    "o.created_at, o.kind, o.source, o.service, o.region, o.category, o.period, o.date, t.title_key, t.title, "
-    "o.value, o.previous, o.key, o.context, o.status, o.revision"
-)
+_MILESTONE_COLUMNS = f"o.created_at, {MILESTONE_COLUMNS}, o.status, o.revision"
 
 
 def _milestone(row: Sequence) -> Milestone:
-    return Milestone(
-        kind=row[1],
-        chart=ChartKey(*row[2:7], date=date.fromisoformat(row[7])),
-        title_key=row[8],
-        title=row[9],
-        value=row[10],
-        previous=row[11],
-        key=row[12],
-        context=json.loads(row[13]),
-    )
+    """From `SELECT _MILESTONE_COLUMNS`: created_at first, then the shared columns."""
+    return milestone_from_row(row[1:])
 
 
 def pending_milestones(conn: sqlite3.Connection, created_before: str, limit: int) -> list[Pending]:

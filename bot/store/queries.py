@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -419,27 +420,32 @@ def milestones(
         params.append(since.isoformat())
     order = "DESC" if newest_first else "ASC"
     rows = conn.execute(
-        "SELECT o.kind, o.source, o.service, o.region, o.category, o.period, o.date, t.title_key, t.title, "
-        "o.value, o.previous, o.key, o.context, o.status, o.revision, o.created_at "
+        f"SELECT {MILESTONE_COLUMNS}, o.status, o.revision, o.created_at "
         "FROM outbox o JOIN titles t ON t.id = o.title_id "
         f"WHERE {' AND '.join(conditions)} ORDER BY o.date {order}, o.id {order} LIMIT ?",
         (*params, limit),
     )
     return [
-        StoredMilestone(
-            Milestone(
-                kind=r[0],
-                chart=ChartKey(*r[1:6], date=date.fromisoformat(r[6])),
-                title_key=r[7],
-                title=r[8],
-                value=r[9],
-                previous=r[10],
-                key=r[11],
-                context=json.loads(r[12]),
-            ),
-            status=r[13],
-            revision=r[14],
-            created_at=r[15],
-        )
-        for r in rows
+        StoredMilestone(milestone_from_row(r), status=r[12], revision=r[13], created_at=r[14]) for r in rows
     ]
+
+
+# the columns milestone_from_row reads, from `outbox o JOIN titles t`
+MILESTONE_COLUMNS = (
+    "o.kind, o.source, o.service, o.region, o.category, o.period, o.date, t.title_key, t.title, "
+    "o.value, o.previous, o.key, o.context"
+)
+
+
+def milestone_from_row(row: Sequence) -> Milestone:
+    """A Milestone from the first 12 columns of MILESTONE_COLUMNS (more may follow)."""
+    return Milestone(
+        kind=row[0],
+        chart=ChartKey(*row[1:6], date=date.fromisoformat(row[6])),
+        title_key=row[7],
+        title=row[8],
+        value=row[9],
+        previous=row[10],
+        key=row[11],
+        context=json.loads(row[12]),
+    )
