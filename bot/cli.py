@@ -309,7 +309,7 @@ async def list_milestones(args: argparse.Namespace, out: TextIO) -> int:
 
 
 DEMO_TITLE = "All of Us Are Dead"
-DEMO_KINDS = frozenset({"reached_no1", "lost_no1", "no1_streak", "no1_countries", "record", "new_peak"})
+DEMO_KINDS = frozenset({"reached_no1", "lost_no1", "no1_streak", "no1_countries", "top10_countries", "record"})
 
 
 @command("demo")
@@ -332,7 +332,8 @@ async def demo(args: argparse.Namespace, out: TextIO) -> int:
     assert report is not None
     out.write('\n$ chartbot rank "all of us are dead" --date 2022-02-06\n')
     top_rows = [s for s in report.standings if s.region in (WORLD, "us", "kr")]
-    out.write(terminal.format_title_report(type(report)(report.title, key, top_rows, report.countries, None)))
+    shown = type(report)(report.title, key, top_rows, report.countries, None)
+    out.write(terminal.format_title_report(shown, date(2022, 2, 6)))
     out.write(f"\n  … and {len(report.standings) - len(top_rows)} more country charts\n")
     return 0
 

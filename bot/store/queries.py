@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
+from bot.milestones import MIN_REPORTING
 from bot.model import PERIODS, WORLD, ChartKey, Milestone
 from bot.stats import fold
 
@@ -310,7 +311,7 @@ def _countries(conn: sqlite3.Connection, title_id: int, on: date | None) -> list
         when = date.fromisoformat(day)
         if on is not None and when <= on - PERIODS[period]:
             continue  # that group's newest period is too old to be current on `on`
-        if top10:
+        if top10 and reporting >= MIN_REPORTING:  # a handful of regions is no "countries" count
             counts.append(CountryCount(service, category, period, when, no1, top10, reporting))
     return counts
 
