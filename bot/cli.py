@@ -309,7 +309,9 @@ async def list_milestones(args: argparse.Namespace, out: TextIO) -> int:
 
 
 DEMO_TITLE = "All of Us Are Dead"
-DEMO_KINDS = frozenset({"reached_no1", "lost_no1", "no1_streak", "no1_countries", "top10_countries", "record"})
+DEMO_KINDS = frozenset(
+    {"reached_no1", "lost_no1", "no1_streak", "no1_countries", "top10_countries", "record"}
+)
 
 
 @command("demo")
