@@ -217,7 +217,8 @@ class Milestone:
 
 
 def milestone_key(kind: str, chart: ChartKey, title_key: str, detail: str = "") -> str:
-    parts = [kind, *chart.series, chart.date.isoformat(), title_key]
+    """Date first: keys then arrive in ascending order and the outbox's unique index grows at its end."""
+    parts = [chart.date.isoformat(), kind, *chart.series, title_key]
     if detail:
         parts.append(detail)
     return "|".join(parts)

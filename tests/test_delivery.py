@@ -105,7 +105,7 @@ def test_route_posts_once_per_channel_and_only_news() -> None:
         watch(AOUAD, guild=2, channel=20),
     ]
     routes = route([news, old, same_second_new, same_second_old], watches, {1: Policy(1), 2: Policy(2)})
-    assert sorted((r.channel_id, r.milestone_key.split("|")[2]) for r in routes) == [
+    assert sorted((r.channel_id, r.milestone_key.split("|")[3]) for r in routes) == [
         (10, "kr"),
         (10, "us"),
         (20, "kr"),

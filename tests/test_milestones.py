@@ -132,7 +132,7 @@ async def test_reingest_and_revision_never_repeat_a_key():
         # Show 7's new peak (No. 6) is gone after the swap; Show 8's is now No. 6 instead of No. 7
         assert statuses == {"pending": len(first.milestones) - 1, "retracted": 1}
         peaks = await store.execute_fetchall(
-            "SELECT value, revision FROM outbox WHERE key LIKE 'new_peak|%|show 8'"
+            "SELECT value, revision FROM outbox WHERE key LIKE '%|new_peak|%|show 8'"
         )
         assert peaks == [(6, 1)]
 
