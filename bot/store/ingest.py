@@ -666,10 +666,11 @@ INSERT_OUTBOX = (
 )
 
 
+_CONTEXT_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)  # json.dumps would build one a call
+
+
 def _context_json(milestone: Milestone) -> str:
-    return (
-        json.dumps(dict(milestone.context), sort_keys=True, ensure_ascii=False) if milestone.context else "{}"
-    )
+    return _CONTEXT_JSON.encode(dict(milestone.context)) if milestone.context else "{}"
 
 
 def _outbox_row(batch: Batch, milestone: Milestone, scope: str) -> tuple:
