@@ -224,8 +224,14 @@ def milestone_key(kind: str, chart: ChartKey, title_key: str, detail: str = "") 
     return "|".join(parts)
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def parse_date(text: str) -> date:
+    """YYYY-MM-DD only (Python's fromisoformat would also take 20220206 and 2022-W05-7)."""
     try:
+        if not _ISO_DATE.fullmatch(text.strip()):
+            raise ValueError(text)
         return date.fromisoformat(text.strip())
     except ValueError:
         raise InputError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.model import Entry, split_season, title_key
+from bot.model import Entry, InputError, parse_date, split_season, title_key
 from bot.sources import netflix
 from bot.sources.files import read_file
 
@@ -103,3 +103,9 @@ def test_key_ignores_case_quotes_dashes_and_width(title: str) -> None:
         f"  {title}  ",
     ]
     assert {title_key(v) for v in variants} == {title_key(title)}
+
+
+@pytest.mark.parametrize("text", ["20220206", "2022-W05-7", "2022-13-01", "6/2/2022", ""])
+def test_dates_are_yyyy_mm_dd_only(text):
+    with pytest.raises(InputError, match="is not a date"):
+        parse_date(text)
