@@ -22,12 +22,12 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import discord  # noqa: E402
+from discord.http import handle_message_parameters  # noqa: E402
 
 from bot.client import ChartBot  # noqa: E402
 from bot.delivery import TokenBucket  # noqa: E402
@@ -129,10 +129,10 @@ async def run_bot(
         config = AnnouncerConfig(interval=3600.0, hold=0.0, rate=1e9, burst=1e9)
         ids = itertools.count(1)
 
-        async def send(self: discord.PartialMessageable, *args: object, **kwargs: object) -> SimpleNamespace:
-            return SimpleNamespace(id=next(ids))
+        async def send_message(self: object, channel_id: int, **kwargs: object) -> dict[str, str]:
+            return {"id": str(next(ids))}
 
-        discord.PartialMessageable.send = send  # type: ignore[method-assign, assignment]
+        discord.http.HTTPClient.send_message = send_message  # type: ignore[method-assign, assignment]
     bot.announce_config = config  # type: ignore[attr-defined]
     async with bot:
         task = asyncio.create_task(bot.start("fake-token"))
@@ -157,16 +157,18 @@ async def run_bot(
 
 
 async def bare_sends(bot: ChartBot, channels: int) -> float:
-    """CPU of as many posts made with bare `channel.send`, paced and as concurrent as the announcer:
-    what discord.py, aiohttp and the kernel cost whatever the announcer does."""
+    """CPU of as many bare discord.py message POSTs, paced and as concurrent as the announcer's: what
+    discord.py, aiohttp and the kernel cost whatever the announcer does."""
     config = AnnouncerConfig()
-    bucket, gate = TokenBucket(config.rate, config.burst), asyncio.Semaphore(config.workers)
+    bucket = TokenBucket(config.rate, config.burst, config.step)
+    gate = asyncio.Semaphore(config.workers)
     embed = discord.Embed(title=TITLE, description=f"{TITLE} is No. 1 worldwide for the first time")
 
     async def one(n: int) -> None:
         async with gate:
             await bucket.acquire()
-            await bot.get_partial_messageable(CHANNEL_BASE + n).send(embed=embed, nonce=f"bare{n}")
+            with handle_message_parameters(embed=embed, nonce=f"bare{n}") as params:
+                await bot.http.send_message(CHANNEL_BASE + n, params=params)
 
     cpu = time.process_time()
     await asyncio.gather(*(one(n) for n in range(channels)))
@@ -222,7 +224,7 @@ async def main_async(args: argparse.Namespace) -> None:
     if "baseline" in bot:
         floor, own = bot["baseline"], bot["cpu"] - bot["baseline"]
         print(
-            f"  bare paced channel.send, {seen['bare']} posts: {floor:.2f} s ({floor / posts * 1e6:.0f} µs per post)"
+            f"  bare paced discord.py POSTs, {seen['bare']} posts: {floor:.2f} s ({floor / posts * 1e6:.0f} µs per post)"
         )
         print(
             f"  the announcer's own share (the difference): {own:.2f} s ({own / posts * 1e6:.0f} µs per post)"
@@ -242,7 +244,10 @@ def main() -> None:
         help="only the announcer's own CPU: Discord calls stubbed, no pacing",
     )
     parser.add_argument(
-        "--no-baseline", dest="baseline", action="store_false", help="skip the bare channel.send comparison"
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="skip the bare discord.py POSTs comparison",
     )
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import discord
+from discord.http import MultipartParameters, handle_message_parameters
 
 from bot.model import WORLD, ChartKey, Milestone
 from bot.render import (
@@ -104,24 +106,33 @@ def render(items: Sequence[Item], *, digest: bool, nonce: str, mention_role_id: 
 
 
 class PostCache:
-    """A fan-out renders the same milestones for thousands of channels: render them once, then stamp
-    each copy with its delivery's nonce. Keyed by the milestones' keys and revisions, so a revised
-    milestone renders anew."""
+    """A fan-out posts the same milestones to thousands of channels: render them once, as the JSON
+    discord.py sends for a message, then stamp each copy with its delivery's nonce (in the payload and
+    in the embed's link). Keyed by the milestones' keys and revisions, so a revised milestone renders
+    anew."""
 
     def __init__(self, size: int = 512) -> None:
         self.size = size
-        self._posts: dict[tuple, Post] = {}
+        self._payloads: dict[tuple, dict[str, Any]] = {}
 
-    def render(self, items: Sequence[Item], *, digest: bool, nonce: str, mention_role_id: int | None) -> Post:
+    def message(
+        self, items: Sequence[Item], *, digest: bool, nonce: str, mention_role_id: int | None
+    ) -> MultipartParameters:
+        """What `HTTPClient.send_message` takes: no `discord.Message` is built from the answer, which
+        would cost a fan-out more CPU than the request itself."""
         key = (digest, mention_role_id, tuple((i.milestone.key, i.revision, i.retracted) for i in items))
-        post = self._posts.get(key)
-        if post is None:
-            if len(self._posts) >= self.size:
-                self._posts.clear()
-            post = self._posts[key] = render(items, digest=digest, nonce="", mention_role_id=mention_role_id)
-        embed = post.embed.copy()
-        embed.url = f"{(post.embed.url or '').partition('#')[0]}#{nonce}"
-        return Post(post.content, embed, post.allowed_mentions)
+        base = self._payloads.get(key)
+        if base is None:
+            if len(self._payloads) >= self.size:
+                self._payloads.clear()
+            post = render(items, digest=digest, nonce="", mention_role_id=mention_role_id)
+            with handle_message_parameters(
+                content=post.content, embed=post.embed, nonce="", allowed_mentions=post.allowed_mentions
+            ) as params:
+                base = self._payloads[key] = params.payload or {}
+        embed = base["embeds"][0]
+        stamped = {**embed, "url": f"{embed['url'].partition('#')[0]}#{nonce}"}
+        return MultipartParameters({**base, "embeds": [stamped], "nonce": nonce}, None, None)
 
 
 def sample(mention_role_id: int | None, *, day: date | None = None) -> Post:

@@ -44,15 +44,16 @@ class AnnouncerConfig:
     """Knobs; a bot may carry one as `bot.announce_config` (tests use short times)."""
 
     rate: float = 48.0  # requests per second for all of the announcer's REST calls (Discord: 50 in all)
-    burst: float = 5.0
-    workers: int = 16  # channels served at once
+    burst: float = 24.0
+    step: int = 24  # requests released together (see TokenBucket): one wake-up per step, not per post
+    workers: int = 24  # channels served at once: a whole step
     interval: float = 5.0  # seconds between looks at the outbox when nobody wakes the announcer
     hold: float = 30.0  # an instant post waits this long after its latest news for more of the same
     digest_hold: float = 600.0  # a digest waits until its period has been quiet this long
     settle: float = 0.0  # leave milestones younger than this for the next round
-    claim: int = 25  # deliveries marked 'sending' at once (after a crash, at most 2x this to look for)
+    claim: int = 48  # deliveries marked 'sending' at once (after a crash, at most 2x this to look for)
     load: int = 2000  # deliveries read per round
-    flush_every: float = 0.25  # seconds between writes of outcomes
+    flush_every: float = 1.0  # seconds between writes of outcomes (a crash loses none: see _find)
     send_timeout: float = 30.0
     max_attempts: int = 8
     retry_base: float = 5.0
@@ -91,7 +92,7 @@ class Announcer:
     def __init__(self, bot: commands.Bot, config: AnnouncerConfig | None = None) -> None:
         self.bot = bot
         self.config = config or AnnouncerConfig()
-        self.bucket = delivery.TokenBucket(self.config.rate, self.config.burst)
+        self.bucket = delivery.TokenBucket(self.config.rate, self.config.burst, self.config.step)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready: deque[Job] = deque()  # loaded, not claimed yet
@@ -281,19 +282,13 @@ class Announcer:
 
     async def _post(self, job: Job) -> int:
         live = [item for item in job.items if not item.retracted]  # a first post leaves withdrawn news out
-        post = self._posts.render(
+        message = self._posts.message(
             live, digest=job.digest, nonce=job.nonce, mention_role_id=job.mention_role_id
         )
-        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         await self.bucket.acquire()
         async with asyncio.timeout(self.config.send_timeout):
-            message = await channel.send(
-                content=post.content,
-                embed=post.embed,
-                nonce=job.nonce,
-                allowed_mentions=post.allowed_mentions,
-            )
-        return message.id
+            data = await self.bot.http.send_message(job.channel_id, params=message)
+        return int(data["id"])
 
     async def _find(self, job: Job) -> int | None:
         """The post of a 'sending' job, if it reached the channel: by the bot, carrying the nonce."""

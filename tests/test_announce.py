@@ -528,3 +528,37 @@ def test_a_post_folds_countries_and_marks_itself() -> None:
     assert post.embed.url == "https://www.netflix.com/tudum/top10#cbnonce"
     assert post.content is None and post.allowed_mentions.to_dict() == {"parse": []}
     assert announcements.render(items, digest=True, nonce="n", mention_role_id=7).content == "<@&7>"
+
+
+def test_a_fan_out_renders_once_and_stamps_each_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    chart = ChartKey("netflix", "netflix", "world", "tv", "week", FEB6)
+    news = Milestone("reached_no1", chart, AOUAD, "All of Us Are Dead", 1, None, "k")
+    render, renders = announcements.render, []
+
+    def counted(items: list[Item], **options: object) -> announcements.Post:
+        renders.append(options)
+        return render(items, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(announcements, "render", counted)
+    cache = announcements.PostCache()
+    first, second = (
+        cache.message([Item(news, 0, False)], digest=False, nonce=nonce, mention_role_id=None)
+        for nonce in ("cbone", "cbtwo")
+    )
+    assert len(renders) == 1 and first.files is None and first.multipart is None
+    for params, nonce in ((first, "cbone"), (second, "cbtwo")):
+        assert params.payload is not None
+        assert params.payload["nonce"] == nonce and params.payload["enforce_nonce"] is True
+        assert params.payload["embeds"][0]["url"] == f"https://www.netflix.com/tudum/top10#{nonce}"
+        assert params.payload["allowed_mentions"] == {"parse": []}
+        assert "No. 1 worldwide" in params.payload["embeds"][0]["description"]
+    pinged = cache.message([Item(news, 0, False)], digest=False, nonce="cbx", mention_role_id=7).payload
+    assert (
+        pinged and pinged["content"] == "<@&7>" and pinged["allowed_mentions"] == {"parse": [], "roles": [7]}
+    )
+    revised = cache.message([Item(news, 1, False)], digest=False, nonce="cby", mention_role_id=None)
+    assert (
+        len(renders) == 3
+        and revised.payload
+        and "corrected" in revised.payload["embeds"][0]["footer"]["text"]
+    )

@@ -109,7 +109,8 @@ _WATCH_COLUMNS = "id, guild_id, target, title, channel_id, since, since_keys"
 
 
 def _watch(row: Sequence) -> Watch:
-    return Watch(*row[:6], since_keys=frozenset(json.loads(row[6])))
+    keys = row[6]  # almost always none: skip the JSON parse, a plan reads every watch
+    return Watch(*row[:6], since_keys=frozenset(json.loads(keys)) if keys != "[]" else frozenset())
 
 
 def add_watch(
@@ -316,39 +317,56 @@ def _write_routes(
     digest_hold: float,
     report: PlanReport,
 ) -> None:
+    """One statement per kind of write, not per channel: a fan-out plans thousands of deliveries."""
     groups: dict[tuple[int, int, str], list[delivery.Route]] = defaultdict(list)
     for r in routes:
         groups[(r.guild_id, r.channel_id, r.group_key)].append(r)
     at = stamp(moment)
     revisions = _revisions(conn, {r.milestone_key for r in routes})
-    items = []
+    unsent = _unsent_deliveries(conn, {key for _, _, key in groups})
+    # Ids chosen here (as SQLite would: one past the largest) so that the items can name them.
+    next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM deliveries").fetchone()[0]
+    due_at = {
+        digest: stamp(moment + timedelta(seconds=digest_hold if digest else hold)) for digest in (False, True)
+    }
+    joins, starts, items = [], [], []
     for (guild_id, channel_id, key), members in groups.items():
-        due = stamp(moment + timedelta(seconds=digest_hold if members[0].digest else hold))
-        row = conn.execute(
-            "SELECT id FROM deliveries WHERE channel_id = ? AND group_key = ? AND state = 'planned' "
-            "ORDER BY id DESC LIMIT 1",
-            (channel_id, key),
-        ).fetchone()
-        if row:
-            delivery_id = row[0]
-            conn.execute(
-                "UPDATE deliveries SET due_at = ?, updated_at = ? WHERE id = ?", (due, at, delivery_id)
-            )
+        due = due_at[members[0].digest]
+        delivery_id = unsent.get((channel_id, key))
+        if delivery_id is not None:
+            joins.append((due, at, delivery_id))
             report.joined += len(members)
         else:
-            delivery_id = conn.execute(
-                "INSERT INTO deliveries (guild_id, channel_id, group_key, nonce, mention_role_id, due_at, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (guild_id, channel_id, key, new_nonce(), members[0].mention_role_id, due, at, at),
-            ).lastrowid
+            delivery_id, next_id = next_id, next_id + 1
+            mention = members[0].mention_role_id
+            starts.append((delivery_id, guild_id, channel_id, key, new_nonce(), mention, due, at, at))
             report.deliveries += 1
         items.extend((channel_id, m.milestone_key, delivery_id, revisions[m.milestone_key]) for m in members)
+    conn.executemany("UPDATE deliveries SET due_at = ?, updated_at = ? WHERE id = ?", joins)
+    conn.executemany(
+        "INSERT INTO deliveries (id, guild_id, channel_id, group_key, nonce, mention_role_id, due_at, "
+        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        starts,
+    )
     # A (channel, milestone) already delivered keeps its first delivery: never posted twice.
     conn.executemany(
         "INSERT INTO delivery_items (channel_id, milestone_key, delivery_id, revision) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (channel_id, milestone_key) DO NOTHING",
         items,
     )
+
+
+def _unsent_deliveries(conn: sqlite3.Connection, group_keys: Iterable[str]) -> dict[tuple[int, str], int]:
+    """(channel, group) -> the newest delivery of that group still waiting to be sent (news joins it)."""
+    found: dict[tuple[int, str], int] = {}
+    for part in chunks(sorted(group_keys)):
+        rows = conn.execute(
+            "SELECT channel_id, group_key, max(id) FROM deliveries WHERE state = 'planned' "
+            f"AND group_key IN ({marks(len(part))}) GROUP BY channel_id, group_key",
+            part,
+        )
+        found.update(((channel_id, key), delivery_id) for channel_id, key, delivery_id in rows)
+    return found
 
 
 def new_nonce() -> str:
