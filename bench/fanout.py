@@ -5,7 +5,9 @@ fake Discord that enforces Discord's global rate limit (50 requests per second).
 
 The fake runs in a child process so that its CPU is not counted; this process runs the bot. Printed:
 posts per second (overall and sustained, i.e. after the first second), the 429s the fake answered,
-and this process's CPU time from the milestone to its last recorded post (CPU, not waits).
+and this process's CPU time from the milestone to its last recorded post (CPU, not waits). Unless
+--no-baseline, the same number of posts is then made twice more, paced the same way, to show the
+floor under the announcer: bare discord.py POSTs, and bare aiohttp POSTs of one prepared body.
 Target: >= 45 posts/s sustained and <= 1 s of CPU for 10,000 channels (about 200 s of wall time).
 """
 
@@ -26,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+import aiohttp  # noqa: E402
 import discord  # noqa: E402
 from discord.http import handle_message_parameters  # noqa: E402
 
@@ -151,6 +154,7 @@ async def run_bot(
         result = {"sent": announcer.sent, "cpu": cpu, "wall": wall}
         if baseline:
             result["baseline"] = await bare_sends(bot, channels)
+            result["aiohttp"] = await bare_aiohttp_posts(env["DISCORD_API_BASE"], channels)
         await bot.close()
         await task
     return result
@@ -173,6 +177,26 @@ async def bare_sends(bot: ChartBot, channels: int) -> float:
     cpu = time.process_time()
     await asyncio.gather(*(one(n) for n in range(channels)))
     return time.process_time() - cpu
+
+
+async def bare_aiohttp_posts(api_base: str, channels: int) -> float:
+    """The same posts with aiohttp alone (one prepared body, no discord.py): the HTTP client's own floor."""
+    config = AnnouncerConfig()
+    bucket = TokenBucket(config.rate, config.burst, config.step)
+    gate = asyncio.Semaphore(config.workers)
+    headers = {"Authorization": "Bot fake-token", "Content-Type": "application/json"}
+    body = json.dumps({"content": f"{TITLE} is No. 1 worldwide", "nonce": "bare-aiohttp"}).encode()
+    async with aiohttp.ClientSession(headers=headers) as session:
+
+        async def one(n: int) -> None:
+            async with gate:
+                await bucket.acquire()
+                async with session.post(f"{api_base}/channels/{CHANNEL_BASE + n}/messages", data=body) as r:
+                    await r.read()
+
+        cpu = time.process_time()
+        await asyncio.gather(*(one(n) for n in range(channels)))
+        return time.process_time() - cpu
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -224,11 +248,14 @@ async def main_async(args: argparse.Namespace) -> None:
     if "baseline" in bot:
         floor, own = bot["baseline"], bot["cpu"] - bot["baseline"]
         print(
-            f"  bare paced discord.py POSTs, {seen['bare']} posts: {floor:.2f} s ({floor / posts * 1e6:.0f} µs per post)"
+            f"  bare paced discord.py POSTs, as many: {floor:.2f} s ({floor / posts * 1e6:.0f} µs per post)"
         )
         print(
             f"  the announcer's own share (the difference): {own:.2f} s ({own / posts * 1e6:.0f} µs per post)"
         )
+        plain = bot["aiohttp"]
+        print(f"  the same posts with bare aiohttp: {plain:.2f} s ({plain / posts * 1e6:.0f} µs per post)")
+        print(f"  (the fake received {seen['bare']} bare posts in all)")
 
 
 def main() -> None:
