@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from bot.model import ChartKey, Milestone, milestone_key
+from bot.model import ChartKey, Milestone, join_key, series_text
 from bot.stats import TitleStats
 
 KINDS = (
@@ -36,26 +36,33 @@ MIN_REPORTING = 10  # aggregates over fewer regions than this are not "countries
 MIN_RECORD_RUN = {"day": 7, "week": 3}
 
 
+TitleId = int  # the store's title ids: the detector names titles through `title_keys` and `titles`
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """The best so far in a series or group of charts, and who holds it."""
 
     value: int
-    holder_key: str
+    holder: TitleId
     holder_title: str
     date: date | None  # when it was set (for a run: its last period)
 
 
 @dataclass(frozen=True, slots=True)
 class ChartChange:
-    """What the detector needs to judge period P of one chart."""
+    """What the detector needs to judge period P of one chart.
+
+    Titles are ids, so the store hands in its own maps without converting them chart by chart.
+    """
 
     chart: ChartKey
-    ranks: Mapping[str, int]  # title_key -> best rank at P
-    titles: Mapping[str, str]  # title_key -> display title, for every title at P and P-1
-    previous_ranks: Mapping[str, int] | None  # the last chart before P (P-1, or older across a gap)
-    before: Mapping[str, TitleStats]  # stats before P (a title absent here never charted)
-    after: Mapping[str, TitleStats]  # stats after P, for every title at P
+    ranks: Mapping[TitleId, int]  # best rank at P
+    previous_ranks: Mapping[TitleId, int] | None  # the last chart before P (P-1, or older across a gap)
+    before: Mapping[TitleId, TitleStats]  # stats before P (absent: never charted); may hold others
+    after: Mapping[TitleId, TitleStats]  # stats after P, for every title at P
+    title_keys: Mapping[TitleId, str]  # for every title at P and P-1 (may hold others)
+    titles: Mapping[TitleId, str]  # display titles, the same
     complete: bool = True  # a full, valid chart: only then may a title be said to have left
     run_record: Record | None = None  # longest No. 1 run in this series before P
 
@@ -65,119 +72,126 @@ class CountryChange:
     """Period P of a group of country charts (one service, category and period)."""
 
     chart: ChartKey  # region "world": the news is about the world, across countries
-    counts: Mapping[str, tuple[int, int]]  # title_key -> (countries at No. 1, countries in top 10)
-    previous: Mapping[str, tuple[int, int]]  # the same at P-1
-    best_before: Mapping[str, int]  # title_key -> most countries at No. 1 in any earlier period
+    counts: Mapping[TitleId, tuple[int, int]]  # (countries at No. 1, countries in top 10)
+    previous: Mapping[TitleId, tuple[int, int]]  # the same at P-1
+    best_before: Mapping[TitleId, int]  # most countries at No. 1 before P (titles at the floor at P)
     reporting: int
     previous_reporting: int
-    titles: Mapping[str, str]
+    title_keys: Mapping[TitleId, str]
+    titles: Mapping[TitleId, str]
     record: Record | None = None  # most countries at No. 1 in one period, before P
 
 
-def _milestone(
-    kind: str,
-    change_chart: ChartKey,
-    key: str,
-    title: str,
-    value: int | None,
-    previous: int | None,
-    detail: str = "",
-    **context: object,
-) -> Milestone:
-    return Milestone(
-        kind=kind,
-        chart=change_chart,
-        title_key=key,
-        title=title,
-        value=value,
-        previous=previous,
-        key=milestone_key(kind, change_chart, key, detail),
-        context=context,
-    )
+class _Emitter:
+    """Builds the milestones of one chart; its date and series go into the keys once, not per key."""
+
+    __slots__ = ("chart", "day", "series", "title_keys", "titles")
+
+    def __init__(
+        self, chart: ChartKey, title_keys: Mapping[TitleId, str], titles: Mapping[TitleId, str]
+    ) -> None:
+        self.chart = chart
+        self.day = chart.date.isoformat()
+        self.series = series_text(chart)
+        self.title_keys = title_keys
+        self.titles = titles
+
+    def __call__(
+        self,
+        kind: str,
+        title: TitleId,
+        value: int | None,
+        previous: int | None,
+        detail: str = "",
+        **context: object,
+    ) -> Milestone:
+        title_key = self.title_keys[title]
+        key = join_key(self.day, kind, self.series, title_key, detail)
+        return Milestone(kind, self.chart, title_key, self.titles[title], value, previous, key, context)
+
+
+def _rank(item: tuple[TitleId, int]) -> int:
+    return item[1]
 
 
 def detect_chart(change: ChartChange) -> list[Milestone]:
     """Milestones of one chart at P, against P-1 and the titles' history in this chart."""
     found: list[Milestone] = []
-    chart, ranks, prev = change.chart, change.ranks, change.previous_ranks
-    new_no1 = next((k for k, r in ranks.items() if r == 1), None)
-    for key, rank in sorted(ranks.items(), key=lambda item: item[1]):
-        title, before, after = change.titles[key], change.before.get(key), change.after[key]
+    emit = _Emitter(change.chart, change.title_keys, change.titles)
+    ranks, prev, before_p, after_p = change.ranks, change.previous_ranks, change.before, change.after
+    thresholds = TOP10_RUN_THRESHOLDS[change.chart.period]
+    run_record = change.run_record
+    new_no1 = next((t for t, r in ranks.items() if r == 1), None)
+    for title, rank in sorted(ranks.items(), key=_rank):
+        before, after = before_p.get(title), after_p[title]
         if prev is not None:
-            found.extend(_transitions(change, key, title, rank, before, after))
+            _transitions(change, emit, found, title, rank, prev.get(title), before, after, new_no1)
         if before is not None and 1 < rank < before.peak:
-            found.append(_milestone("new_peak", chart, key, title, rank, before.peak))
-        thresholds = TOP10_RUN_THRESHOLDS[chart.period]
+            found.append(emit("new_peak", title, rank, before.peak))
         if after.periods_in_top10 in thresholds:
-            found.append(_milestone("top10_run", chart, key, title, after.periods_in_top10, None))
-        record = _run_record(change, key, title, before, after)
-        if record:
-            found.append(record)
+            found.append(emit("top10_run", title, after.periods_in_top10, None))
+        if run_record is not None and after.no1_run > run_record.value:  # rarely: a run beyond the record
+            record = _run_record(change, emit, title, before, after)
+            if record:
+                found.append(record)
     if prev is not None:
-        for key, last_rank in sorted(prev.items(), key=lambda item: item[1]):
-            if key in ranks:
+        for title, last_rank in sorted(prev.items(), key=_rank):
+            if title in ranks:
                 continue
-            title = change.titles[key]
+            before = before_p.get(title)
             if last_rank == 1:
-                run = change.before[key].no1_run if key in change.before else 1
-                found.append(_lost_no1(change, key, title, None, run, new_no1))
+                run = before.no1_run if before is not None else 1
+                found.append(_lost_no1(change, emit, title, None, run, new_no1))
             if change.complete:
-                periods = change.before[key].periods_in_top10 if key in change.before else None
-                found.append(_milestone("left_top10", chart, key, title, None, last_rank, periods=periods))
+                periods = before.periods_in_top10 if before is not None else None
+                found.append(emit("left_top10", title, None, last_rank, periods=periods))
     return found
 
 
 def _transitions(
-    change: ChartChange, key: str, title: str, rank: int, before: TitleStats | None, after: TitleStats
-) -> list[Milestone]:
-    """Kinds that compare P with P-1: entered, reached, streak, lost."""
-    chart, prev = change.chart, change.previous_ranks or {}
-    out: list[Milestone] = []
-    last = prev.get(key)
+    change: ChartChange,
+    emit: _Emitter,
+    found: list[Milestone],
+    title: TitleId,
+    rank: int,
+    last: int | None,
+    before: TitleStats | None,
+    after: TitleStats,
+    new_no1: TitleId | None,
+) -> None:
+    """Kinds that compare P with P-1 (`last`, the rank there): entered, reached, streak, lost."""
     if last is None:
         previous = before.last_rank if before else None
-        out.append(_milestone("entered_top10", chart, key, title, rank, previous, reentry=before is not None))
+        found.append(emit("entered_top10", title, rank, previous, reentry=before is not None))
     if rank == 1 and last != 1:
         first_time = before is None or before.periods_at_no1 == 0
-        out.append(_milestone("reached_no1", chart, key, title, 1, last, first_time=first_time))
+        found.append(emit("reached_no1", title, 1, last, first_time=first_time))
     elif rank == 1:
         if after.no1_run > 1:  # after a gap the run starts again: No. 1 both sides is no streak yet
-            out.append(_milestone("no1_streak", chart, key, title, after.no1_run, after.no1_run - 1))
+            found.append(emit("no1_streak", title, after.no1_run, after.no1_run - 1))
     elif last == 1:
         run = before.no1_run if before else 1
-        new_no1 = next((k for k, r in change.ranks.items() if r == 1), None)
-        out.append(_lost_no1(change, key, title, rank, run, new_no1))
-    return out
+        found.append(_lost_no1(change, emit, title, rank, run, new_no1))
 
 
 def _lost_no1(
-    change: ChartChange, key: str, title: str, rank: int | None, run: int, new_no1: str | None
+    change: ChartChange, emit: _Emitter, title: TitleId, rank: int | None, run: int, new_no1: TitleId | None
 ) -> Milestone:
-    new_title = change.titles.get(new_no1) if new_no1 else None
-    return _milestone("lost_no1", change.chart, key, title, rank, 1, run=run, new_no1=new_title)
+    new_title = change.titles.get(new_no1) if new_no1 is not None else None
+    return emit("lost_no1", title, rank, 1, run=run, new_no1=new_title)
 
 
 def _run_record(
-    change: ChartChange, key: str, title: str, before: TitleStats | None, after: TitleStats
+    change: ChartChange, emit: _Emitter, title: TitleId, before: TitleStats | None, after: TitleStats
 ) -> Milestone | None:
     """The longest No. 1 run in this chart's history, beaten just now (not merely extended)."""
     record, run = change.run_record, after.no1_run
     if record is None or record.value < MIN_RECORD_RUN[change.chart.period] or run <= record.value:
         return None
-    extending_own_record = record.holder_key == key and before is not None and record.date == before.last_date
+    extending_own_record = record.holder == title and before is not None and record.date == before.last_date
     if extending_own_record:
         return None
-    return _milestone(
-        "record",
-        change.chart,
-        key,
-        title,
-        run,
-        record.value,
-        "no1_run",
-        record="no1_run",
-        holder=record.holder_title,
-    )
+    return emit("record", title, run, record.value, "no1_run", record="no1_run", holder=record.holder_title)
 
 
 def detect_countries(change: CountryChange) -> list[Milestone]:
@@ -185,24 +199,22 @@ def detect_countries(change: CountryChange) -> list[Milestone]:
     if change.reporting < MIN_REPORTING:
         return []
     found: list[Milestone] = []
-    chart, reporting = change.chart, change.reporting
-    leader = max(change.counts.items(), key=lambda item: (item[1][0], item[0]), default=None)
-    for key, (no1, top10) in sorted(change.counts.items()):
-        title = change.titles[key]
-        best = change.best_before.get(key, 0)
+    emit = _Emitter(change.chart, change.title_keys, change.titles)
+    reporting, key_of = change.reporting, change.title_keys
+    # ties go to the greater title key, and titles are worked in title key order: the same news and
+    # order whatever ids the titles got
+    leader = max(change.counts.items(), key=lambda item: (item[1][0], key_of[item[0]]), default=None)
+    for title, (no1, top10) in sorted(change.counts.items(), key=lambda item: key_of[item[0]]):
+        best = change.best_before.get(title, 0)
         if no1 >= NO1_COUNTRIES_FLOOR and no1 > best:
-            found.append(
-                _milestone("no1_countries", chart, key, title, no1, best or None, reporting=reporting)
-            )
-        _, prev_top10 = change.previous.get(key, (0, 0))
+            found.append(emit("no1_countries", title, no1, best or None, reporting=reporting))
+        _, prev_top10 = change.previous.get(title, (0, 0))
         crossed = [t for t in TOP10_COUNTRIES_THRESHOLDS if prev_top10 < t <= top10]
         everywhere = top10 == reporting and prev_top10 < change.previous_reporting
         if crossed or everywhere:
             found.append(
-                _milestone(
+                emit(
                     "top10_countries",
-                    chart,
-                    key,
                     title,
                     top10,
                     prev_top10 or None,
@@ -212,13 +224,11 @@ def detect_countries(change: CountryChange) -> list[Milestone]:
             )
     record = change.record
     if leader and record and record.value >= 1 and leader[1][0] > record.value:
-        key, (no1, _) = leader
+        title, (no1, _) = leader
         found.append(
-            _milestone(
+            emit(
                 "record",
-                chart,
-                key,
-                change.titles[key],
+                title,
                 no1,
                 record.value,
                 "no1_countries",

@@ -186,7 +186,7 @@ def make_snapshot(key: ChartKey, entries: list[Entry]) -> Snapshot:
 # --- milestones ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen (treat as immutable): about one is built per entry ingested
 class Milestone:
     """Something fans cheer about. `key` is stable across runs: the same news has the same key."""
 
@@ -218,10 +218,18 @@ class Milestone:
 
 def milestone_key(kind: str, chart: ChartKey, title_key: str, detail: str = "") -> str:
     """Date first: keys then arrive in ascending order and the outbox's unique index grows at its end."""
-    parts = [chart.date.isoformat(), kind, *chart.series, title_key]
-    if detail:
-        parts.append(detail)
-    return "|".join(parts)
+    return join_key(chart.date.isoformat(), kind, series_text(chart), title_key, detail)
+
+
+def series_text(chart: ChartKey) -> str:
+    """The series part of a milestone key ("netflix|us|tv|day")."""
+    return "|".join(chart.series)
+
+
+def join_key(day: str, kind: str, series: str, title_key: str, detail: str = "") -> str:
+    """`milestone_key` from parts a caller keying many milestones of one chart computes once."""
+    key = f"{day}|{kind}|{series}|{title_key}"
+    return f"{key}|{detail}" if detail else key
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

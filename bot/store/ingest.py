@@ -12,9 +12,10 @@ import hashlib
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 from bot import milestones as detector
 from bot.model import PERIODS, WORLD, ChartKey, Milestone, Snapshot
@@ -53,6 +54,12 @@ def chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
 
 def marks(count: int) -> str:
     return ",".join("?" * count)
+
+
+def _rows(count: int, width: int) -> str:
+    """Placeholders for `count` rows of VALUES, `width` columns each."""
+    row = f"({marks(width)})"
+    return ", ".join([row] * count)
 
 
 @dataclass
@@ -102,6 +109,7 @@ class Batch:
         self.entry_rows: list[tuple] = []
         self.stats_rows: list[tuple] = []
         self.outbox_rows: list[tuple] = []
+        self.series_rows: list[tuple] = []
 
     def flush(self) -> None:
         conn = self.conn
@@ -117,7 +125,51 @@ class Batch:
         )
         conn.executemany(UPSERT_STATS, self.stats_rows)
         conn.executemany(INSERT_OUTBOX, self.outbox_rows)
+        conn.executemany(
+            "UPDATE series SET latest_date = ?, record_run = ?, record_holder = ?, record_end = ?, "
+            "version = version + 1 WHERE id = ?",
+            self.series_rows,
+        )
         self.chart_rows, self.entry_rows, self.stats_rows, self.outbox_rows = [], [], [], []
+        self.series_rows = []
+
+    def load_series(self, keys: Sequence[SeriesKey]) -> dict[SeriesKey, tuple]:
+        """(id, latest_date, record_run, record_holder, record_end, version) of the stored ones."""
+        found: dict[SeriesKey, tuple] = {}
+        for part in chunks(keys, _CHUNK // 4):
+            rows = self.conn.execute(
+                f"WITH wanted (service, region, category, period) AS (VALUES {_rows(len(part), 4)}) "
+                "SELECT service, region, category, period, id, latest_date, record_run, record_holder, "
+                "record_end, version FROM wanted JOIN series USING (service, region, category, period)",
+                [value for key in part for value in key],
+            )
+            found.update((row[:4], row[4:]) for row in rows)
+        return found
+
+    def prefetch_stats(self, work: list[tuple[SeriesIngest, list[Snapshot]]]) -> None:
+        """The stats of the titles each series charts now, read for the whole batch at once.
+
+        One read per batch instead of one per series; `_load_stats` reads what is still missing.
+        """
+        ids = self.title_ids
+        wanted = [
+            (title_id, series.series_id)
+            for series, charts in work
+            if not series.is_new
+            for title_id in {ids[e.title_key] for snapshot in charts for e in snapshot.entries}
+            if title_id not in series.stats
+        ]
+        by_id = {series.series_id: series for series, _ in work}
+        for part in chunks(wanted, _CHUNK // 2):
+            rows = self.conn.execute(
+                f"WITH wanted (title_id, series_id) AS (VALUES {_rows(len(part), 2)}) "
+                f"SELECT series_id, {STATS_COLUMNS} FROM wanted JOIN title_stats USING (title_id, series_id)",
+                [value for pair in part for value in pair],
+            )
+            for row in rows:
+                by_id[row[0]].stats[row[1]] = stats_from_row(row[2:])
+        for title_id, series_id in wanted:
+            by_id[series_id].looked_up.add(title_id)
 
     def resolve_titles(self, snapshots: Iterable[Snapshot]) -> None:
         names: dict[str, str] = {}
@@ -183,9 +235,12 @@ def store_charts(
     for snapshot in latest.values():
         by_series[snapshot.key.series].append(snapshot)
     batch.resolve_titles(latest.values())
-    for series, charts in by_series.items():
+    stored = batch.load_series(list(by_series))
+    work = [(SeriesIngest(batch, series, stored.get(series)), charts) for series, charts in by_series.items()]
+    batch.prefetch_stats(work)
+    for series_ingest, charts in work:
         charts.sort(key=lambda s: s.key.date)
-        SeriesIngest(batch, series).run(charts)
+        series_ingest.run(charts)
     batch.flush()
     for group, day in sorted(batch.touched_groups):
         count_countries(conn, group, day)
@@ -195,16 +250,13 @@ def store_charts(
 class SeriesIngest:
     """The charts of one series in one batch."""
 
-    def __init__(self, batch: Batch, series: SeriesKey) -> None:
+    def __init__(self, batch: Batch, series: SeriesKey, row: tuple | None) -> None:
+        """`row`: the stored series (Batch.load_series), None for a new one."""
         self.batch = batch
         self.conn = batch.conn
         self.series = series
         self.step = PERIODS[series[3]]
-        row = self.conn.execute(
-            "SELECT id, latest_date, record_run, record_holder, record_end, version FROM series "
-            "WHERE service = ? AND region = ? AND category = ? AND period = ?",
-            series,
-        ).fetchone()
+        self.is_new = row is None  # then no stats are stored but the ones written in this batch
         if row is None:
             cursor = self.conn.execute(
                 "INSERT INTO series (service, region, category, period) VALUES (?, ?, ?, ?)", series
@@ -215,6 +267,7 @@ class SeriesIngest:
         self.record = (row[2], row[3], date.fromisoformat(row[4]) if row[4] else None)
         self.version: int = row[5]
         self.stats: dict[int, TitleStats] = {}
+        self.looked_up: set[int] = set()  # titles whose stored stats were read (some have none)
         self.dirty: set[int] = set()
         cached = batch.cache.series.pop(self.series_id, None)  # back in _save() if still true
         self.cached = cached if cached is not None and cached.version == self.version else None
@@ -286,6 +339,7 @@ class SeriesIngest:
         before = self._fold(titles, until=snapshot.key.date)
         after = {t: advance(before.get(t), snapshot.key.date, r, self.step) for t, r in ranks.items()}
         record = self._record_before(snapshot.key.date)
+        self.batch.load_titles_by_id([*titles, *([record[1]] if record[1] else [])])
         found = self._detect(snapshot, ranks, previous, before, after, record, first_time=False)
         keep = {m.key for m in found}
         involved = sorted(titles | set(old_ranks))  # whoever the old news could have been about
@@ -371,12 +425,13 @@ class SeriesIngest:
         charted: set[int] = set().union(*(ranks for _, ranks in ranked))
         self._load_stats(charted | set(previous or ()))
         stats, step, news = self.stats, self.step, self.batch.news
+        if news:  # the titles charted now are known already (resolve_titles); these may not be
+            self.batch.load_titles_by_id([*(previous or ()), *([self.record[1]] if self.record[1] else [])])
         for snapshot, ranks in ranked:
             day = snapshot.key.date
             after = {t: advance(stats.get(t), day, r, step) for t, r in ranks.items()}
-            if news and previous is not None:
-                before = {t: stats[t] for t in ranks.keys() | previous.keys() if t in stats}
-                self._detect(snapshot, ranks, previous, before, after, self.record, first_time=True)
+            if news and previous is not None:  # `stats` is still as it was before this chart
+                self._detect(snapshot, ranks, previous, stats, after, self.record, first_time=True)
             stats.update(after)
             for title_id, title_stats in after.items():
                 if title_stats.longest_no1_run > self.record[0]:
@@ -390,7 +445,9 @@ class SeriesIngest:
         self.batch.report.added += len(fresh)
 
     def _load_stats(self, titles: set[int]) -> None:
-        missing = sorted(t for t in titles if t not in self.stats)
+        if self.is_new:
+            return
+        missing = sorted(t for t in titles if t not in self.stats and t not in self.looked_up)
         for part in chunks(missing):
             rows = self.conn.execute(
                 f"SELECT {STATS_COLUMNS} FROM title_stats WHERE series_id = ? "
@@ -407,27 +464,25 @@ class SeriesIngest:
         snapshot: Snapshot,
         ranks: dict[int, int],
         previous: dict[int, int] | None,
-        before: dict[int, TitleStats],
+        before: Mapping[int, TitleStats],
         after: dict[int, TitleStats],
         record: tuple[int, int | None, date | None],
         *,
         first_time: bool,
     ) -> list[Milestone]:
+        """The caller has loaded the names of the titles in `previous` and of the record holder."""
         batch = self.batch
-        batch.load_titles_by_id([*ranks, *(previous or {}), *([record[1]] if record[1] else [])])
-        key_of = batch.title_keys
         run_record = None
         if record[1] is not None:
-            run_record = detector.Record(
-                record[0], key_of[record[1]], batch.title_names[record[1]], record[2]
-            )
+            run_record = detector.Record(record[0], record[1], batch.title_names[record[1]], record[2])
         change = detector.ChartChange(
             chart=snapshot.key,
-            ranks={key_of[t]: r for t, r in ranks.items()},
-            titles={key_of[t]: batch.title_names[t] for t in {*ranks, *(previous or {})}},
-            previous_ranks={key_of[t]: r for t, r in previous.items()} if previous is not None else None,
-            before={key_of[t]: s for t, s in before.items()},
-            after={key_of[t]: s for t, s in after.items()},
+            ranks=ranks,
+            previous_ranks=previous,
+            before=before,
+            after=after,
+            title_keys=batch.title_keys,
+            titles=batch.title_names,
             complete=snapshot.complete,
             run_record=run_record,
         )
@@ -497,11 +552,7 @@ class SeriesIngest:
     def _save(self) -> None:
         self._save_stats()
         run, holder, end = self.record
-        self.conn.execute(
-            "UPDATE series SET latest_date = ?, record_run = ?, record_holder = ?, record_end = ?, "
-            "version = version + 1 WHERE id = ?",
-            (_iso(self.latest), run, holder, _iso(end), self.series_id),
-        )
+        self.batch.series_rows.append((_iso(self.latest), run, holder, _iso(end), self.series_id))
         if self.cached is not None:
             self.batch.cache.series[self.series_id] = self.cached
 
@@ -528,20 +579,35 @@ def _day(text: str | None) -> date | None:
     return date.fromisoformat(text) if text else None
 
 
+_ISO_DATES: dict[date | None, str | None] = {None: None}  # a history has a few thousand dates
+
+
+def _iso_cached(day: date | None) -> str | None:
+    text = _ISO_DATES.get(day)
+    if text is None and day is not None:
+        if len(_ISO_DATES) > 100_000:
+            _ISO_DATES.clear()
+            _ISO_DATES[None] = None
+        text = _ISO_DATES[day] = day.isoformat()
+    return text
+
+
 def stats_to_row(s: TitleStats) -> tuple:
-    """In STATS_FIELD_NAMES order; spelled out because it runs once per title and chart."""
+    """In STATS_FIELD_NAMES order; spelled out because it runs once per title and chart (as do the
+    four dates, hence the cache)."""
+    iso = _iso_cached
     return (
-        s.first_date.isoformat(),
-        s.last_date.isoformat(),
+        iso(s.first_date),
+        iso(s.last_date),
         s.last_rank,
         s.prev_rank,
         s.peak,
-        s.peak_date.isoformat(),
+        iso(s.peak_date),
         s.periods_in_top10,
         s.periods_at_no1,
         s.no1_run,
         s.longest_no1_run,
-        _iso(s.longest_no1_end),
+        iso(s.longest_no1_end),
         s.top10_run,
     )
 
@@ -603,10 +669,13 @@ def detect_countries(conn: sqlite3.Connection, group: GroupKey, day: date, sourc
     counts = _counts(conn, group, day.isoformat())
     previous = _counts(conn, group, previous_day)
     best_before: dict[int, int] = {}
-    ids = list(counts)
+    # only a title at No. 1 in enough countries can be news, so only those need their best so far
+    ids = [t for t, (no1, _) in counts.items() if no1 >= detector.NO1_COUNTRIES_FLOOR]
     for part in chunks(ids):
         rows = conn.execute(
-            f"SELECT title_id, max(no1) FROM country_counts WHERE {where} AND date < ? "
+            # by title: the group's whole history would be read otherwise, longer every period
+            "SELECT title_id, max(no1) FROM country_counts INDEXED BY country_counts_by_title "
+            f"WHERE {where} AND date < ? "
             f"AND title_id IN ({marks(len(part))}) GROUP BY title_id",
             (*group, day.isoformat(), *part),
         )
@@ -618,21 +687,21 @@ def detect_countries(conn: sqlite3.Connection, group: GroupKey, day: date, sourc
     ).fetchone()
     batch = Batch(conn, news=True)
     batch.load_titles_by_id([*counts, *previous, *([record_row[1]] if record_row else [])])
-    key_of, name_of = batch.title_keys, batch.title_names
     record = None
     if record_row:
         record = detector.Record(
-            record_row[0], key_of[record_row[1]], name_of[record_row[1]], date.fromisoformat(record_row[2])
+            record_row[0], record_row[1], batch.title_names[record_row[1]], date.fromisoformat(record_row[2])
         )
     service, category, period = group
     change = detector.CountryChange(
         chart=ChartKey(source, service, WORLD, category, period, day),
-        counts={key_of[t]: c for t, c in counts.items()},
-        previous={key_of[t]: c for t, c in previous.items()},
-        best_before={key_of[t]: n for t, n in best_before.items()},
+        counts=counts,
+        previous=previous,
+        best_before=best_before,
         reporting=reporting,
         previous_reporting=previous_reporting,
-        titles={key_of[t]: name_of[t] for t in {*counts, *previous}},
+        title_keys=batch.title_keys,
+        titles=batch.title_names,
         record=record,
     )
     record_milestones(batch, detector.detect_countries(change), scope="countries")
@@ -669,26 +738,42 @@ INSERT_OUTBOX = (
 _CONTEXT_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)  # json.dumps would build one a call
 
 
-def _context_json(milestone: Milestone) -> str:
-    return _CONTEXT_JSON.encode(dict(milestone.context)) if milestone.context else "{}"
+_CONTEXTS: dict[str, str] = {}  # repr -> JSON: the same few contexts recur (reentry, periods, runs)
 
 
-def _outbox_row(batch: Batch, milestone: Milestone, scope: str) -> tuple:
-    chart = milestone.chart
-    return (
-        milestone.key,
-        milestone.kind,
-        scope,
-        batch.title_ids[milestone.title_key],
-        chart.source,
-        *chart.series,
-        chart.date.isoformat(),
-        milestone.value,
-        milestone.previous,
-        _context_json(milestone),
-        batch.now,
-        batch.now,
-    )
+def _context_json(context: Mapping[str, Any]) -> str:
+    if not context:
+        return "{}"
+    text = repr(context)  # tells True from 1, unlike the dict itself as a key
+    encoded = _CONTEXTS.get(text)
+    if encoded is None:
+        if len(_CONTEXTS) >= 4096:
+            _CONTEXTS.clear()
+        encoded = _CONTEXTS[text] = _CONTEXT_JSON.encode(dict(context))
+    return encoded
+
+
+def _outbox_rows(batch: Batch, found: list[Milestone], scope: str) -> Iterator[tuple]:
+    """Rows for INSERT_OUTBOX; the columns of the chart are worked out once per chart, not per row."""
+    ids, now = batch.title_ids, batch.now
+    chart: ChartKey | None = None
+    where: tuple = ()
+    for m in found:
+        if m.chart is not chart:
+            chart = m.chart
+            where = (chart.source, *chart.series, chart.date.isoformat())
+        yield (
+            m.key,
+            m.kind,
+            scope,
+            ids[m.title_key],
+            *where,
+            m.value,
+            m.previous,
+            _context_json(m.context),
+            now,
+            now,
+        )
 
 
 def record_milestones(batch: Batch, found: list[Milestone], *, scope: str, first_time: bool = False) -> None:
@@ -701,7 +786,7 @@ def record_milestones(batch: Batch, found: list[Milestone], *, scope: str, first
         return
     batch.report.milestones.extend(found)
     if first_time:
-        batch.outbox_rows.extend(_outbox_row(batch, m, scope) for m in found)
+        batch.outbox_rows.extend(_outbox_rows(batch, found, scope))
         return
     conn = batch.conn
     keys = [m.key for m in found]
@@ -715,9 +800,9 @@ def record_milestones(batch: Batch, found: list[Milestone], *, scope: str, first
     for milestone in found:
         old = known.get(milestone.key)
         if old is None:
-            conn.execute(INSERT_OUTBOX, _outbox_row(batch, milestone, scope))
+            conn.executemany(INSERT_OUTBOX, _outbox_rows(batch, [milestone], scope))
             continue
-        context = _context_json(milestone)
+        context = _context_json(milestone.context)
         if old[:3] != (milestone.value, milestone.previous, context) or old[3] == "retracted":
             status = "pending" if old[3] in ("pending", "retracted") else old[3]
             conn.execute(
