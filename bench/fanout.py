@@ -22,6 +22,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 
@@ -160,43 +161,45 @@ async def run_bot(
     return result
 
 
-async def bare_sends(bot: ChartBot, channels: int) -> float:
-    """CPU of as many bare discord.py message POSTs, paced and as concurrent as the announcer's: what
-    discord.py, aiohttp and the kernel cost whatever the announcer does."""
+async def paced_cpu(channels: int, post: Callable[[int], Awaitable[object]]) -> float:
+    """CPU of `post(n)` for every channel, paced and as concurrent as the announcer's posts."""
     config = AnnouncerConfig()
     bucket = TokenBucket(config.rate, config.burst, config.step)
     gate = asyncio.Semaphore(config.workers)
-    embed = discord.Embed(title=TITLE, description=f"{TITLE} is No. 1 worldwide for the first time")
 
     async def one(n: int) -> None:
         async with gate:
             await bucket.acquire()
-            with handle_message_parameters(embed=embed, nonce=f"bare{n}") as params:
-                await bot.http.send_message(CHANNEL_BASE + n, params=params)
+            await post(n)
 
     cpu = time.process_time()
     await asyncio.gather(*(one(n) for n in range(channels)))
     return time.process_time() - cpu
 
 
+async def bare_sends(bot: ChartBot, channels: int) -> float:
+    """As many bare discord.py message POSTs: what discord.py, aiohttp and the kernel cost whatever the
+    announcer does."""
+    embed = discord.Embed(title=TITLE, description=f"{TITLE} is No. 1 worldwide for the first time")
+
+    async def send(n: int) -> None:
+        with handle_message_parameters(embed=embed, nonce=f"bare{n}") as params:
+            await bot.http.send_message(CHANNEL_BASE + n, params=params)
+
+    return await paced_cpu(channels, send)
+
+
 async def bare_aiohttp_posts(api_base: str, channels: int) -> float:
     """The same posts with aiohttp alone (one prepared body, no discord.py): the HTTP client's own floor."""
-    config = AnnouncerConfig()
-    bucket = TokenBucket(config.rate, config.burst, config.step)
-    gate = asyncio.Semaphore(config.workers)
     headers = {"Authorization": "Bot fake-token", "Content-Type": "application/json"}
     body = json.dumps({"content": f"{TITLE} is No. 1 worldwide", "nonce": "bare-aiohttp"}).encode()
     async with aiohttp.ClientSession(headers=headers) as session:
 
-        async def one(n: int) -> None:
-            async with gate:
-                await bucket.acquire()
-                async with session.post(f"{api_base}/channels/{CHANNEL_BASE + n}/messages", data=body) as r:
-                    await r.read()
+        async def post(n: int) -> None:
+            async with session.post(f"{api_base}/channels/{CHANNEL_BASE + n}/messages", data=body) as answer:
+                await answer.read()
 
-        cpu = time.process_time()
-        await asyncio.gather(*(one(n) for n in range(channels)))
-        return time.process_time() - cpu
+        return await paced_cpu(channels, post)
 
 
 async def main_async(args: argparse.Namespace) -> None:

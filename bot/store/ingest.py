@@ -8,6 +8,7 @@ titles they touch are recomputed from history, so the result never depends on ar
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -571,6 +572,7 @@ UPSERT_STATS = (
 )
 
 
+@functools.lru_cache(maxsize=65_536)  # a history has a few thousand dates, each written many times
 def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
 
@@ -579,23 +581,10 @@ def _day(text: str | None) -> date | None:
     return date.fromisoformat(text) if text else None
 
 
-_ISO_DATES: dict[date | None, str | None] = {None: None}  # a history has a few thousand dates
-
-
-def _iso_cached(day: date | None) -> str | None:
-    text = _ISO_DATES.get(day)
-    if text is None and day is not None:
-        if len(_ISO_DATES) > 100_000:
-            _ISO_DATES.clear()
-            _ISO_DATES[None] = None
-        text = _ISO_DATES[day] = day.isoformat()
-    return text
-
-
 def stats_to_row(s: TitleStats) -> tuple:
     """In STATS_FIELD_NAMES order; spelled out because it runs once per title and chart (as do the
-    four dates, hence the cache)."""
-    iso = _iso_cached
+    four dates, hence `_iso`'s cache)."""
+    iso = _iso
     return (
         iso(s.first_date),
         iso(s.last_date),
