@@ -2,6 +2,10 @@
 day with milestone detection on (chart and country milestones into the outbox), next to the same
 day-by-day ingest without detection.
 
+The detecting run goes through `chartbot replay`'s own loop (`bot.cli.replay_into`). How much news a
+history holds drives the cost, so the bench also replays the real U.S. daily file (Netflix's Top 10,
+710 days) and prints milestones per entry for both: the synthetic history is calibrated to it.
+
     python bench/replay.py [--days 365]
 Target: ≥ 50,000 entries/s with detection, and detection costing ≤ 1.5× ingest alone.
 """
@@ -13,22 +17,41 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import history
 
+from bot.cli import periods_in_order, replay_into
+from bot.model import Milestone, Snapshot
+from bot.sources import files
 from bot.store import Store
 
+REAL_DAILY = Path(__file__).parent.parent / "tests" / "data" / "netflix_us_daily" / "netflix_daily_top_10.csv"
 
-async def run(days: list, path: Path, *, news: bool) -> tuple[float, int]:
-    milestones = 0
+
+async def ingest_alone(days: list[list[Snapshot]], path: Path) -> float:
     async with await Store.open(path) as store:
         start = time.perf_counter()
-        for charts in days:
-            report = await store.ingest(charts, news=news)
-            milestones += len(report.milestones)
-        return time.perf_counter() - start, milestones
+        for charts in periods_in_order(days):
+            await store.ingest(charts, news=False)
+        return time.perf_counter() - start
+
+
+async def replay(days: list[list[Snapshot]], path: Path | str, kinds: Counter[str]) -> float:
+    def count(milestone: Milestone) -> None:
+        kinds[milestone.kind] += 1
+
+    async with await Store.open(path) as store:
+        start = time.perf_counter()
+        await replay_into(store, days, count)
+        return time.perf_counter() - start
+
+
+def density(kinds: Counter[str], charts: int, entries: int) -> str:
+    per_chart = ", ".join(f"{kind} {n / charts:.2f}" for kind, n in kinds.most_common(7))
+    return f"{kinds.total() / entries:.2f} milestones per entry; per chart: {per_chart}"
 
 
 def main() -> None:
@@ -36,16 +59,26 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     args = parser.parse_args()
     days = list(history(args.days))
+    charts = sum(len(c) for c in days)
     entries = sum(len(s.entries) for charts in days for s in charts)
-    print(f"history: {sum(len(c) for c in days):,} charts, {entries:,} entries")
+    print(f"history: {charts:,} charts, {entries:,} entries")
+    kinds: Counter[str] = Counter()
     with tempfile.TemporaryDirectory() as tmp:
-        plain, _ = asyncio.run(run(days, Path(tmp) / "plain.sqlite3", news=False))
-        detecting, found = asyncio.run(run(days, Path(tmp) / "replay.sqlite3", news=True))
+        plain = asyncio.run(ingest_alone(days, Path(tmp) / "plain.sqlite3"))
+        detecting = asyncio.run(replay(days, Path(tmp) / "replay.sqlite3", kinds))
     print(f"ingest alone:          {plain:6.2f} s  {entries / plain:>9,.0f} entries/s")
     print(
-        f"ingest with detection: {detecting:6.2f} s  {entries / detecting:>9,.0f} entries/s  ({found:,} milestones)"
+        f"ingest with detection: {detecting:6.2f} s  {entries / detecting:>9,.0f} entries/s  "
+        f"({kinds.total():,} milestones)"
     )
     print(f"detection ratio: {detecting / plain:.2f}  (targets: ≥ 50,000 entries/s, ratio ≤ 1.5)")
+    print(f"news in this history:  {density(kinds, charts, entries)}")
+    if REAL_DAILY.is_file():
+        real = files.read_file(REAL_DAILY, None)
+        real_kinds: Counter[str] = Counter()
+        asyncio.run(replay([real], ":memory:", real_kinds))
+        real_entries = sum(len(s.entries) for s in real)
+        print(f"news in the real file: {density(real_kinds, len(real), real_entries)}  ({REAL_DAILY.name})")
 
 
 if __name__ == "__main__":

@@ -108,10 +108,12 @@ class Watch:
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A pending outbox row: when it was written, and the milestone."""
+    """A pending outbox row: when it was written, the milestone, and the row's id and revision."""
 
     created_at: str  # ISO, UTC, as the outbox stamps it
     milestone: Milestone
+    outbox_id: int = 0
+    revision: int = 0
 
 
 @dataclass(frozen=True, slots=True)

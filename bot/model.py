@@ -217,7 +217,7 @@ class Milestone:
 
 
 def milestone_key(kind: str, chart: ChartKey, title_key: str, detail: str = "") -> str:
-    """Date first: keys then arrive in ascending order and the outbox's unique index grows at its end."""
+    """Date first, so that keys sort by date."""
     return join_key(chart.date.isoformat(), kind, series_text(chart), title_key, detail)
 
 

@@ -10,9 +10,10 @@ import pytest
 
 from bot.model import ChartKey, Entry, make_snapshot
 from bot.sources.files import read_file
-from bot.store import SchemaError, Store
+from bot.store import SchemaError, Store, guilds, transaction
 from bot.store import ingest as ingest_module
-from bot.store.schema import SCHEMA_VERSION
+from bot.store.ingest import store_charts
+from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 DATA = Path(__file__).parent / "data" / "netflix"
 AOUAD = "all of us are dead"
@@ -162,6 +163,50 @@ async def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path):
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(SchemaError, match="newer than this chartbot"):
         await Store.open(path)
+
+
+async def test_a_version_3_database_migrates_with_its_news_and_deliveries(countries, tmp_path):
+    """Step 4 rebuilds the outbox without its unique key index and names delivered milestones by id."""
+    path = tmp_path / "v3.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, step in enumerate(MIGRATIONS[:3], start=1):
+        conn.executescript(f"BEGIN IMMEDIATE; {step}; PRAGMA user_version = {number}; COMMIT;")
+    with transaction(conn):
+        store_charts(conn, countries, news=True)
+    rows = conn.execute("SELECT * FROM outbox ORDER BY id").fetchall()
+    delivered_id, delivered_key = rows[len(rows) // 2][:2]
+    conn.execute(
+        "INSERT INTO deliveries (id, guild_id, channel_id, group_key, nonce, due_at, created_at, updated_at) "
+        "VALUES (1, 7, 70, 'g', 'n', 'x', 'x', 'x')"
+    )
+    conn.execute(
+        "INSERT INTO delivery_items (channel_id, milestone_key, delivery_id, revision) VALUES (70, ?, 1, 0)",
+        (delivered_key,),
+    )
+    conn.close()
+
+    async with await Store.open(path) as store:
+        assert await store.execute_fetchall("SELECT * FROM outbox ORDER BY id") == rows
+        assert await store.execute_fetchall("SELECT milestone_id FROM delivery_items") == [(delivered_id,)]
+        indexes = {name for (name,) in await store.execute_fetchall("SELECT name FROM sqlite_master")}
+        assert {
+            "outbox_by_title",
+            "outbox_pending",
+            "outbox_revised",
+            "delivery_items_by_milestone",
+        } <= indexes
+        assert "sqlite_autoindex_outbox_1" not in indexes  # the unique key index is gone
+        assert len(rows) > 1000 and len({row[1] for row in rows}) == len(rows)
+
+
+async def test_looking_for_posts_to_edit_reads_only_revised_milestones(countries):
+    """The announcer runs this every round: it must not walk every delivery item or milestone."""
+    async with await Store.open() as store:
+        await store.ingest(countries[:400])
+        plan = await store.execute_fetchall(f"EXPLAIN QUERY PLAN {guilds.FLAG_EDITS}", ("2022-01-01",))
+        steps = " / ".join(row[3] for row in plan)
+        assert "USING INDEX outbox_revised" in steps, steps
+        assert "SCAN" not in steps, steps
 
 
 async def test_standings_on_a_past_date_fold_history(countries):

@@ -13,7 +13,7 @@ import json
 import secrets
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -243,7 +243,7 @@ def skip_stale(conn: sqlite3.Connection, at: str) -> int:
     ).rowcount
 
 
-_MILESTONE_COLUMNS = f"o.created_at, {MILESTONE_COLUMNS}, o.status, o.revision"
+_MILESTONE_COLUMNS = f"o.created_at, {MILESTONE_COLUMNS}, o.status, o.revision, o.id"
 
 
 def _milestone(row: Sequence) -> Milestone:
@@ -257,7 +257,7 @@ def pending_milestones(conn: sqlite3.Connection, created_before: str, limit: int
         "WHERE o.status = 'pending' AND o.created_at <= ? ORDER BY o.created_at, o.key LIMIT ?",
         (created_before, limit),
     )
-    return [Pending(row[0], _milestone(row)) for row in rows]
+    return [Pending(row[0], _milestone(row), outbox_id=row[16], revision=row[15]) for row in rows]
 
 
 def all_watches(conn: sqlite3.Connection) -> tuple[list[Watch], dict[int, Policy], set[tuple[int, int]]]:
@@ -299,11 +299,9 @@ def plan(
         watches, policies, broken = all_watches(conn)
         routes = delivery.route(pending, watches, policies, broken)
         routed = {r.milestone_key for r in routes}
-        _write_routes(conn, routes, moment, hold, digest_hold, report)
-        statuses = [
-            ("sent" if p.milestone.key in routed else "skipped", at, p.milestone.key) for p in pending
-        ]
-        conn.executemany("UPDATE outbox SET status = ?, updated_at = ? WHERE key = ?", statuses)
+        _write_routes(conn, routes, {p.milestone.key: p for p in pending}, moment, hold, digest_hold, report)
+        statuses = [("sent" if p.milestone.key in routed else "skipped", at, p.outbox_id) for p in pending]
+        conn.executemany("UPDATE outbox SET status = ?, updated_at = ? WHERE id = ?", statuses)
         report.planned = len(routed)
         report.unwanted = len(pending) - len(routed)
     return report
@@ -312,6 +310,7 @@ def plan(
 def _write_routes(
     conn: sqlite3.Connection,
     routes: list[delivery.Route],
+    pending: Mapping[str, delivery.Pending],
     moment: datetime,
     hold: float,
     digest_hold: float,
@@ -322,7 +321,6 @@ def _write_routes(
     for r in routes:
         groups[(r.guild_id, r.channel_id, r.group_key)].append(r)
     at = stamp(moment)
-    revisions = _revisions(conn, {r.milestone_key for r in routes})
     unsent = _unsent_deliveries(conn, {key for _, _, key in groups})
     # Ids chosen here (as SQLite would: one past the largest) so that the items can name them.
     next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM deliveries").fetchone()[0]
@@ -341,7 +339,9 @@ def _write_routes(
             mention = members[0].mention_role_id
             starts.append((delivery_id, guild_id, channel_id, key, new_nonce(), mention, due, at, at))
             report.deliveries += 1
-        items.extend((channel_id, m.milestone_key, delivery_id, revisions[m.milestone_key]) for m in members)
+        for m in members:
+            milestone = pending[m.milestone_key]
+            items.append((channel_id, m.milestone_key, milestone.outbox_id, delivery_id, milestone.revision))
     conn.executemany("UPDATE deliveries SET due_at = ?, updated_at = ? WHERE id = ?", joins)
     conn.executemany(
         "INSERT INTO deliveries (id, guild_id, channel_id, group_key, nonce, mention_role_id, due_at, "
@@ -350,7 +350,8 @@ def _write_routes(
     )
     # A (channel, milestone) already delivered keeps its first delivery: never posted twice.
     conn.executemany(
-        "INSERT INTO delivery_items (channel_id, milestone_key, delivery_id, revision) VALUES (?, ?, ?, ?) "
+        "INSERT INTO delivery_items (channel_id, milestone_key, milestone_id, delivery_id, revision) "
+        "VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT (channel_id, milestone_key) DO NOTHING",
         items,
     )
@@ -374,28 +375,23 @@ def new_nonce() -> str:
     return "cb" + secrets.token_hex(10)
 
 
-def _revisions(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for part in chunks(sorted(keys)):
-        found.update(
-            conn.execute(f"SELECT key, revision FROM outbox WHERE key IN ({marks(len(part))})", part)
-        )
-    return found
-
-
 # --- revisions: posts to edit ------------------------------------------------------------------------
+
+
+# `revision > 0 OR status = 'retracted'` as written in the partial index outbox_revised, so that
+# SQLite reads that index, not every delivery item
+FLAG_EDITS = (
+    "UPDATE deliveries SET edit_needed = 1 WHERE state = 'sent' AND edit_needed = 0 AND id IN ("
+    " SELECT i.delivery_id FROM outbox o JOIN delivery_items i ON i.milestone_id = o.id"
+    " WHERE o.updated_at >= ? AND (o.revision > 0 OR o.status = 'retracted')"
+    " AND (i.revision != o.revision OR i.retracted != (o.status = 'retracted')))"
+)
 
 
 def flag_edits(conn: sqlite3.Connection, changed_since: datetime) -> int:
     """Sent posts showing a milestone that was revised or retracted since: flag them for an edit."""
     with transaction(conn):
-        return conn.execute(
-            "UPDATE deliveries SET edit_needed = 1 WHERE state = 'sent' AND edit_needed = 0 AND id IN ("
-            " SELECT i.delivery_id FROM outbox o JOIN delivery_items i ON i.milestone_key = o.key"
-            " WHERE o.updated_at >= ? AND (o.revision > 0 OR o.status = 'retracted')"
-            " AND (i.revision != o.revision OR i.retracted != (o.status = 'retracted')))",
-            (_seconds(changed_since),),
-        ).rowcount
+        return conn.execute(FLAG_EDITS, (_seconds(changed_since),)).rowcount
 
 
 # --- the work queue -----------------------------------------------------------------------------------
@@ -449,25 +445,16 @@ def due_jobs(conn: sqlite3.Connection, *, limit: int, skip: Iterable[int] = ()) 
 
 def _load_items(conn: sqlite3.Connection, jobs: list[Job]) -> None:
     by_id = {job.id: job for job in jobs}
-    keys: dict[int, list[str]] = defaultdict(list)
     for part in chunks(list(by_id)):
-        for delivery_id, key in conn.execute(
-            f"SELECT delivery_id, milestone_key FROM delivery_items WHERE delivery_id IN ({marks(len(part))})",
-            part,
-        ):
-            keys[delivery_id].append(key)
-    wanted = sorted({k for ks in keys.values() for k in ks})
-    items: dict[str, Item] = {}
-    for part in chunks(wanted):
         rows = conn.execute(
-            f"SELECT {_MILESTONE_COLUMNS} FROM outbox o JOIN titles t ON t.id = o.title_id "
-            f"WHERE o.key IN ({marks(len(part))})",
+            f"SELECT i.delivery_id, {_MILESTONE_COLUMNS} FROM delivery_items i "
+            "JOIN outbox o ON o.id = i.milestone_id JOIN titles t ON t.id = o.title_id "
+            f"WHERE i.delivery_id IN ({marks(len(part))}) ORDER BY i.delivery_id, i.channel_id, i.milestone_key",
             part,
         )
-        for row in rows:
-            items[row[12]] = Item(_milestone(row), revision=row[15], retracted=row[14] == "retracted")
-    for delivery_id, ks in keys.items():
-        by_id[delivery_id].items = [items[k] for k in ks if k in items]
+        for delivery_id, *row in rows:
+            item = Item(_milestone(row), revision=row[15], retracted=row[14] == "retracted")
+            by_id[delivery_id].items.append(item)
 
 
 def begin_sending(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
@@ -514,7 +501,7 @@ def record(conn: sqlite3.Connection, outcomes: Sequence[Outcome]) -> None:
         for part in chunks([o.job_id for o in done]):  # revised while it was being posted: correct it now
             conn.execute(
                 f"UPDATE deliveries SET edit_needed = 1 WHERE id IN ({marks(len(part))}) AND EXISTS ("
-                "SELECT 1 FROM delivery_items i JOIN outbox o ON o.key = i.milestone_key "
+                "SELECT 1 FROM delivery_items i JOIN outbox o ON o.id = i.milestone_id "
                 "WHERE i.delivery_id = deliveries.id "
                 "AND (i.revision != o.revision OR i.retracted != (o.status = 'retracted')))",
                 part,

@@ -13,7 +13,7 @@ import hashlib
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -719,8 +719,7 @@ def _counts(conn: sqlite3.Connection, group: GroupKey, day: str) -> dict[int, tu
 
 INSERT_OUTBOX = (
     "INSERT INTO outbox (key, kind, scope, title_id, source, service, region, category, period, date, value, "
-    "previous, context, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (key) DO NOTHING"
+    "previous, context, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -742,34 +741,39 @@ def _context_json(context: Mapping[str, Any]) -> str:
     return encoded
 
 
-def _outbox_rows(batch: Batch, found: list[Milestone], scope: str) -> Iterator[tuple]:
-    """Rows for INSERT_OUTBOX; the columns of the chart are worked out once per chart, not per row."""
-    ids, now = batch.title_ids, batch.now
-    chart: ChartKey | None = None
-    where: tuple = ()
-    for m in found:
-        if m.chart is not chart:
-            chart = m.chart
-            where = (chart.source, *chart.series, chart.date.isoformat())
-        yield (
+def _outbox_rows(batch: Batch, found: list[Milestone], scope: str) -> list[tuple]:
+    """Rows for INSERT_OUTBOX of the milestones of one chart, whose columns are worked out once."""
+    ids, now, chart = batch.title_ids, batch.now, found[0].chart
+    source, day = chart.source, chart.date.isoformat()
+    service, region, category, period = chart.series
+    return [
+        (
             m.key,
             m.kind,
             scope,
             ids[m.title_key],
-            *where,
+            source,
+            service,
+            region,
+            category,
+            period,
+            day,
             m.value,
             m.previous,
             _context_json(m.context),
             now,
             now,
         )
+        for m in found
+    ]
 
 
 def record_milestones(batch: Batch, found: list[Milestone], *, scope: str, first_time: bool = False) -> None:
-    """Write milestones to the outbox once per key; a changed value updates the pending row.
+    """Write the milestones of one chart to the outbox once per key; a changed value updates the pending row.
 
-    `first_time`: a period never detected before (a new newest chart), so no key can exist yet and
-    the rows wait in the batch to be written together.
+    No index keeps keys unique (see schema step 4): this does. `first_time`: a period never detected
+    before (a new newest chart), so no key can exist yet and the rows wait in the batch to be written
+    together. Otherwise the milestones the chart's titles already have on its date are read first.
     """
     if not found:
         return
@@ -777,13 +781,14 @@ def record_milestones(batch: Batch, found: list[Milestone], *, scope: str, first
     if first_time:
         batch.outbox_rows.extend(_outbox_rows(batch, found, scope))
         return
-    conn = batch.conn
-    keys = [m.key for m in found]
+    conn, ids = batch.conn, batch.title_ids
+    titles = sorted({ids[m.title_key] for m in found})
     known = {
-        key: (value, previous, context, status)
-        for key, value, previous, context, status in conn.execute(
-            f"SELECT key, value, previous, context, status FROM outbox WHERE key IN ({marks(len(keys))})",
-            keys,
+        key: (outbox_id, value, previous, context, status)
+        for outbox_id, key, value, previous, context, status in conn.execute(
+            "SELECT id, key, value, previous, context, status FROM outbox INDEXED BY outbox_by_title "
+            f"WHERE title_id IN ({marks(len(titles))}) AND date = ?",
+            (*titles, found[0].chart.date.isoformat()),
         )
     }
     for milestone in found:
@@ -791,13 +796,14 @@ def record_milestones(batch: Batch, found: list[Milestone], *, scope: str, first
         if old is None:
             conn.executemany(INSERT_OUTBOX, _outbox_rows(batch, [milestone], scope))
             continue
+        outbox_id, *was, status = old
         context = _context_json(milestone.context)
-        if old[:3] != (milestone.value, milestone.previous, context) or old[3] == "retracted":
-            status = "pending" if old[3] in ("pending", "retracted") else old[3]
+        if was != [milestone.value, milestone.previous, context] or status == "retracted":
+            status = "pending" if status in ("pending", "retracted") else status
             conn.execute(
                 "UPDATE outbox SET value = ?, previous = ?, context = ?, status = ?, revision = revision + 1, "
-                "updated_at = ? WHERE key = ?",
-                (milestone.value, milestone.previous, context, status, batch.now, milestone.key),
+                "updated_at = ? WHERE id = ?",
+                (milestone.value, milestone.previous, context, status, batch.now, outbox_id),
             )
         else:
             batch.report.milestones.remove(milestone)  # the same news, already recorded
