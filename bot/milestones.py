@@ -9,9 +9,11 @@ twice (a re-ingest, a revision) yields the same keys and the outbox never holds 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from operator import itemgetter
 
 from bot.model import ChartKey, Milestone, join_key, series_text
 from bot.stats import TitleStats
@@ -34,9 +36,12 @@ TOP10_COUNTRIES_THRESHOLDS = (25, 50, 75, 90)
 MIN_REPORTING = 10  # aggregates over fewer regions than this are not "countries" news
 # a run record must beat a real run: in a young history, "longest No. 1 run" of 2 days is no news
 MIN_RECORD_RUN = {"day": 7, "week": 3}
+# the thresholds as sets: every title of every chart is checked against them
+_RUN_MILESTONES = {period: frozenset(runs) for period, runs in TOP10_RUN_THRESHOLDS.items()}
 
 
 TitleId = int  # the store's title ids: the detector names titles through `title_keys` and `titles`
+_BY_RANK = itemgetter(1)  # sorts (title, rank) items; in C, cheaper than a Python key function
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +101,7 @@ class _Emitter:
         self.title_keys = title_keys
         self.titles = titles
 
-    def __call__(
+    def milestone(
         self,
         kind: str,
         title: TitleId,
@@ -105,43 +110,43 @@ class _Emitter:
         detail: str = "",
         **context: object,
     ) -> Milestone:
+        """A method, not `__call__`: a bound method is called at half the cost of an instance."""
         title_key = self.title_keys[title]
         key = join_key(self.day, kind, self.series, title_key, detail)
         return Milestone(kind, self.chart, title_key, self.titles[title], value, previous, key, context)
 
 
-def _rank(item: tuple[TitleId, int]) -> int:
-    return item[1]
-
-
 def detect_chart(change: ChartChange) -> list[Milestone]:
     """Milestones of one chart at P, against P-1 and the titles' history in this chart."""
     found: list[Milestone] = []
-    emit = _Emitter(change.chart, change.title_keys, change.titles)
+    emitter = _Emitter(change.chart, change.title_keys, change.titles)
+    emit = emitter.milestone
     ranks, prev, before_p, after_p = change.ranks, change.previous_ranks, change.before, change.after
-    thresholds = TOP10_RUN_THRESHOLDS[change.chart.period]
+    thresholds = _RUN_MILESTONES[change.chart.period]
     run_record = change.run_record
-    new_no1 = next((t for t, r in ranks.items() if r == 1), None)
-    for title, rank in sorted(ranks.items(), key=_rank):
+    record_run = run_record.value if run_record is not None else math.inf
+    for title, rank in sorted(ranks.items(), key=_BY_RANK):
         before, after = before_p.get(title), after_p[title]
         if prev is not None:
-            _transitions(change, emit, found, title, rank, prev.get(title), before, after, new_no1)
+            last = prev.get(title)
+            # most titles stayed in the chart below No. 1: nothing to compare, so no call for them
+            if last is None or rank == 1 or last == 1:
+                _transitions(change, emitter, found, title, rank, last, before, after)
         if before is not None and 1 < rank < before.peak:
             found.append(emit("new_peak", title, rank, before.peak))
         if after.periods_in_top10 in thresholds:
             found.append(emit("top10_run", title, after.periods_in_top10, None))
-        if run_record is not None and after.no1_run > run_record.value:  # rarely: a run beyond the record
-            record = _run_record(change, emit, title, before, after)
+        if after.no1_run > record_run:  # rarely: a run beyond the record
+            record = _run_record(change, emitter, title, before, after)
             if record:
                 found.append(record)
     if prev is not None:
-        for title, last_rank in sorted(prev.items(), key=_rank):
-            if title in ranks:
-                continue
-            before = before_p.get(title)
+        # the few titles that left, in their order at P-1 (a stable sort, as over the whole chart)
+        for title in sorted((t for t in prev if t not in ranks), key=prev.__getitem__):
+            before, last_rank = before_p.get(title), prev[title]
             if last_rank == 1:
                 run = before.no1_run if before is not None else 1
-                found.append(_lost_no1(change, emit, title, None, run, new_no1))
+                found.append(_lost_no1(change, emitter, title, None, run))
             if change.complete:
                 periods = before.periods_in_top10 if before is not None else None
                 found.append(emit("left_top10", title, None, last_rank, periods=periods))
@@ -150,39 +155,40 @@ def detect_chart(change: ChartChange) -> list[Milestone]:
 
 def _transitions(
     change: ChartChange,
-    emit: _Emitter,
+    emitter: _Emitter,
     found: list[Milestone],
     title: TitleId,
     rank: int,
     last: int | None,
     before: TitleStats | None,
     after: TitleStats,
-    new_no1: TitleId | None,
 ) -> None:
     """Kinds that compare P with P-1 (`last`, the rank there): entered, reached, streak, lost."""
     if last is None:
         previous = before.last_rank if before else None
-        found.append(emit("entered_top10", title, rank, previous, reentry=before is not None))
+        found.append(emitter.milestone("entered_top10", title, rank, previous, reentry=before is not None))
     if rank == 1 and last != 1:
         first_time = before is None or before.periods_at_no1 == 0
-        found.append(emit("reached_no1", title, 1, last, first_time=first_time))
+        found.append(emitter.milestone("reached_no1", title, 1, last, first_time=first_time))
     elif rank == 1:
         if after.no1_run > 1:  # after a gap the run starts again: No. 1 both sides is no streak yet
-            found.append(emit("no1_streak", title, after.no1_run, after.no1_run - 1))
+            found.append(emitter.milestone("no1_streak", title, after.no1_run, after.no1_run - 1))
     elif last == 1:
         run = before.no1_run if before else 1
-        found.append(_lost_no1(change, emit, title, rank, run, new_no1))
+        found.append(_lost_no1(change, emitter, title, rank, run))
 
 
 def _lost_no1(
-    change: ChartChange, emit: _Emitter, title: TitleId, rank: int | None, run: int, new_no1: TitleId | None
+    change: ChartChange, emitter: _Emitter, title: TitleId, rank: int | None, run: int
 ) -> Milestone:
+    """Names who took No. 1: looked up here, as few charts lose their No. 1 on a given day."""
+    new_no1 = next((t for t, r in change.ranks.items() if r == 1), None)
     new_title = change.titles.get(new_no1) if new_no1 is not None else None
-    return emit("lost_no1", title, rank, 1, run=run, new_no1=new_title)
+    return emitter.milestone("lost_no1", title, rank, 1, run=run, new_no1=new_title)
 
 
 def _run_record(
-    change: ChartChange, emit: _Emitter, title: TitleId, before: TitleStats | None, after: TitleStats
+    change: ChartChange, emitter: _Emitter, title: TitleId, before: TitleStats | None, after: TitleStats
 ) -> Milestone | None:
     """The longest No. 1 run in this chart's history, beaten just now (not merely extended)."""
     record, run = change.run_record, after.no1_run
@@ -191,7 +197,9 @@ def _run_record(
     extending_own_record = record.holder == title and before is not None and record.date == before.last_date
     if extending_own_record:
         return None
-    return emit("record", title, run, record.value, "no1_run", record="no1_run", holder=record.holder_title)
+    return emitter.milestone(
+        "record", title, run, record.value, "no1_run", record="no1_run", holder=record.holder_title
+    )
 
 
 def detect_countries(change: CountryChange) -> list[Milestone]:
@@ -199,7 +207,7 @@ def detect_countries(change: CountryChange) -> list[Milestone]:
     if change.reporting < MIN_REPORTING:
         return []
     found: list[Milestone] = []
-    emit = _Emitter(change.chart, change.title_keys, change.titles)
+    emit = _Emitter(change.chart, change.title_keys, change.titles).milestone
     reporting, key_of = change.reporting, change.title_keys
     # ties go to the greater title key, and titles are worked in title key order: the same news and
     # order whatever ids the titles got

@@ -10,9 +10,8 @@ import pytest
 
 from bot.model import ChartKey, Entry, make_snapshot
 from bot.sources.files import read_file
-from bot.store import SchemaError, Store, guilds, transaction
+from bot.store import SchemaError, Store, guilds
 from bot.store import ingest as ingest_module
-from bot.store.ingest import store_charts
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 DATA = Path(__file__).parent / "data" / "netflix"
@@ -167,12 +166,19 @@ async def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path):
 
 async def test_a_version_3_database_migrates_with_its_news_and_deliveries(countries, tmp_path):
     """Step 4 rebuilds the outbox without its unique key index and names delivered milestones by id."""
+    news = tmp_path / "news.sqlite3"
+    async with await Store.open(news) as store:
+        await store.ingest(countries)
     path = tmp_path / "v3.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
     for number, step in enumerate(MIGRATIONS[:3], start=1):
         conn.executescript(f"BEGIN IMMEDIATE; {step}; PRAGMA user_version = {number}; COMMIT;")
-    with transaction(conn):
-        store_charts(conn, countries, news=True)
+    conn.execute("ATTACH ? AS news", (str(news),))
+    conn.execute("INSERT INTO titles SELECT * FROM news.titles")
+    # version 3 had no NULL updated_at: a row written and never changed carried its created_at
+    columns = ", ".join(row[1] for row in conn.execute("PRAGMA news.table_info(outbox)"))
+    conn.execute(f"INSERT INTO outbox SELECT {columns.replace('updated_at', 'created_at')} FROM news.outbox")
+    conn.execute("DETACH news")
     rows = conn.execute("SELECT * FROM outbox ORDER BY id").fetchall()
     delivered_id, delivered_key = rows[len(rows) // 2][:2]
     conn.execute(

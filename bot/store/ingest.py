@@ -719,7 +719,7 @@ def _counts(conn: sqlite3.Connection, group: GroupKey, day: str) -> dict[int, tu
 
 INSERT_OUTBOX = (
     "INSERT INTO outbox (key, kind, scope, title_id, source, service, region, category, period, date, value, "
-    "previous, context, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "previous, context, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -761,7 +761,6 @@ def _outbox_rows(batch: Batch, found: list[Milestone], scope: str) -> list[tuple
             m.value,
             m.previous,
             _context_json(m.context),
-            now,
             now,
         )
         for m in found

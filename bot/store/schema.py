@@ -232,7 +232,7 @@ MIGRATIONS: tuple[str, ...] = (
         status TEXT NOT NULL DEFAULT 'pending',
         revision INTEGER NOT NULL DEFAULT 0,
         created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
+        updated_at TEXT                                -- NULL: unchanged since written
     );
     INSERT INTO outbox_v4 SELECT id, key, kind, scope, title_id, source, service, region, category, period,
         date, value, previous, context, status, revision, created_at, updated_at FROM outbox;
