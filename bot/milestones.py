@@ -44,7 +44,9 @@ TitleId = int  # the store's title ids: the detector names titles through `title
 _BY_RANK = itemgetter(1)  # sorts (title, rank) items; in C, cheaper than a Python key function
 
 
-@dataclass(frozen=True, slots=True)
+# Record and ChartChange are built once per chart detected: not frozen (treat them as immutable), as a
+# frozen dataclass is four times dearer to build.
+@dataclass(slots=True)
 class Record:
     """The best so far in a series or group of charts, and who holds it."""
 
@@ -54,7 +56,7 @@ class Record:
     date: date | None  # when it was set (for a run: its last period)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChartChange:
     """What the detector needs to judge period P of one chart.
 
