@@ -137,6 +137,23 @@ async def test_reingest_and_revision_never_repeat_a_key():
         assert peaks == [(6, 1)]
 
 
+async def test_country_news_detected_again_is_not_written_twice(countries):
+    """The poller may judge a complete period again (after a restart): the outbox keeps one row a key."""
+    async with await Store.open() as store:
+        await store.ingest(countries)
+        rows = await store.execute_fetchall("SELECT key, value FROM outbox WHERE scope = 'countries'")
+        assert len(rows) > 10
+        periods = await store.execute_fetchall(
+            "SELECT service, category, period, max(date) FROM country_periods GROUP BY service, category, period"
+        )
+        for service, category, period, day in periods:
+            again = await store.detect_countries(
+                service, category, period, date.fromisoformat(day), "netflix"
+            )
+            assert again == []
+        assert await store.execute_fetchall("SELECT key, value FROM outbox WHERE scope = 'countries'") == rows
+
+
 async def test_revision_that_changes_the_news_retracts_the_old_milestone():
     async with await Store.open() as store:
         await store.ingest([chart(D0, TEN)])
