@@ -205,13 +205,15 @@ MIGRATIONS: tuple[str, ...] = (
     # the dearest of its writes (0.6-0.9 s of a year's replay, 10-15% of what detection adds). Ingest
     # keeps keys unique itself: a new newest period is detected once, and a period detected again
     # first reads the milestones its titles have on that date (outbox_by_title). After ingest an
-    # outbox row is found by its id: deliveries name their milestones by `milestone_id`.
+    # outbox row is found by its id: deliveries name their milestones by `milestone_id`. A row's
+    # `updated_at` stays NULL until it changes.
     # Also: the few milestones revised or retracted after they were written, by when. The announcer
     # looks for posts to edit every round and would otherwise walk every delivery item ever made
     # (one per channel and milestone); partial, so the rows ingest writes never enter it.
     """
     ALTER TABLE delivery_items ADD COLUMN milestone_id INTEGER NOT NULL DEFAULT 0;
-    UPDATE delivery_items SET milestone_id = (SELECT o.id FROM outbox o WHERE o.key = delivery_items.milestone_key);
+    UPDATE delivery_items
+        SET milestone_id = coalesce((SELECT o.id FROM outbox o WHERE o.key = delivery_items.milestone_key), 0);
     DROP INDEX delivery_items_by_key;
     CREATE INDEX delivery_items_by_milestone ON delivery_items (milestone_id);
     CREATE TABLE outbox_v4 (
