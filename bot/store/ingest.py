@@ -780,14 +780,15 @@ def record_milestones(batch: Batch, found: list[Milestone], *, scope: str, first
     if first_time:
         batch.outbox_rows.extend(_outbox_rows(batch, found, scope))
         return
-    conn, ids = batch.conn, batch.title_ids
+    conn, ids, chart = batch.conn, batch.title_ids, found[0].chart
     titles = sorted({ids[m.title_key] for m in found})
     known = {
         key: (outbox_id, value, previous, context, status)
         for outbox_id, key, value, previous, context, status in conn.execute(
             "SELECT id, key, value, previous, context, status FROM outbox INDEXED BY outbox_by_title "
-            f"WHERE title_id IN ({marks(len(titles))}) AND date = ?",
-            (*titles, found[0].chart.date.isoformat()),
+            f"WHERE title_id IN ({marks(len(titles))}) AND date = ? "
+            "AND service = ? AND region = ? AND category = ? AND period = ?",
+            (*titles, chart.date.isoformat(), *chart.series),
         )
     }
     for milestone in found:
