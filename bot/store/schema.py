@@ -204,7 +204,7 @@ MIGRATIONS: tuple[str, ...] = (
     # 4: the outbox loses its unique index on `key`: one more B-tree entry of ~60 bytes per milestone,
     # the dearest of its writes (0.6-0.9 s of a year's replay, 10-15% of what detection adds). Ingest
     # keeps keys unique itself: a new newest period is detected once, and a period detected again
-    # first reads the milestones its titles have on that date (outbox_by_title). After ingest an
+    # first reads what its own chart holds, found by title (outbox_by_title). After ingest an
     # outbox row is found by its id: deliveries name their milestones by `milestone_id`. A row's
     # `updated_at` stays NULL until it changes.
     # Also: the few milestones revised or retracted after they were written, by when. The announcer
