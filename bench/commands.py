@@ -31,8 +31,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
 from fake_discord import FakeDiscord  # noqa: E402  (tests/fake_discord.py)
 
 from bot.client import ChartBot  # noqa: E402
+from bot.ingest import ingest  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.store import open_store  # noqa: E402
 
 GUILD, CHANNEL, FAN = 830_000_000_000_000_001, 830_000_000_000_000_010, 830_000_000_000_001_000
 TARGETS = {"rank_p99_ms": 250.0, "autocomplete_p99_ms": 20.0, "rss_mb": 150.0}
@@ -47,12 +48,12 @@ async def build(path: Path, days: int, regions: int) -> None:
 
     started = time.perf_counter()
     entries = 0
-    async with await Store.open(path) as store:
+    async with await open_store(path) as store:
         chunk: list = []
         for day, charts in enumerate(history(days, regions), start=1):
             chunk.extend(charts)
             if day % CHUNK_DAYS == 0 or day == days:
-                await store.ingest(chunk, news=False)
+                await ingest(store, chunk, news=False)
                 entries += sum(len(s.entries) for s in chunk)
                 chunk = []
             if day % 365 == 0:

@@ -33,12 +33,13 @@ import aiohttp  # noqa: E402
 import discord  # noqa: E402
 from discord.http import handle_message_parameters  # noqa: E402
 
+from bot.announcer.engine import AnnouncerConfig  # noqa: E402
+from bot.announcer.pacing import TokenBucket  # noqa: E402
 from bot.client import ChartBot  # noqa: E402
-from bot.delivery import TokenBucket  # noqa: E402
+from bot.ingest import ingest  # noqa: E402
 from bot.model import ChartKey, Entry, make_snapshot  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.store import Store, guilds  # noqa: E402
-from cogs.announce import AnnouncerConfig  # noqa: E402
+from bot.store import open_store  # noqa: E402
 
 GUILD_BASE = 900_000_000_000_000_000
 CHANNEL_BASE = 910_000_000_000_000_000
@@ -101,19 +102,19 @@ OTHERS = [f"Show {n}" for n in range(10)]
 
 async def prepare(db: Path, channels: int, per_guild: int) -> None:
     """History (no news) and one watch per channel; the news comes once the bot runs (`the_news`)."""
-    async with await Store.open(db) as store:
-        await store.ingest(chart(WEEK1, OTHERS), news=False)
+    async with await open_store(db) as store:
+        await ingest(store, chart(WEEK1, OTHERS), news=False)
         for g in range(0, channels, per_guild):
             guild = GUILD_BASE + g
-            await store.run(guilds.update_settings, guild, events=frozenset({"reached_no1"}))
+            await store.guilds.update_settings(guild, events=frozenset({"reached_no1"}))
             for c in range(CHANNEL_BASE + g, CHANNEL_BASE + min(g + per_guild, channels)):
-                await store.run(guilds.add_watch, guild, "all of us are dead", TITLE, c)
+                await store.guilds.add_watch(guild, "all of us are dead", TITLE, c)
 
 
 async def the_news(db: Path) -> None:
     """The week that makes one milestone for every watch: the title reaches No. 1 (as the poller would)."""
-    async with await Store.open(db) as store:
-        report = await store.ingest(chart(WEEK2, [TITLE, *OTHERS[:9]]))
+    async with await open_store(db) as store:
+        report = await ingest(store, chart(WEEK2, [TITLE, *OTHERS[:9]]))
     wanted = [m.kind for m in report.milestones if m.title_key == "all of us are dead"]
     assert "reached_no1" in wanted, wanted
 
@@ -142,14 +143,14 @@ async def run_bot(
         task = asyncio.create_task(bot.start("fake-token"))
         await bot.wait_until_ready()
         store = await bot.get_store()
-        announcer = bot.get_cog("Announce").announcer  # type: ignore[union-attr]
+        announcer = bot.announcer
         await asyncio.sleep(1.1)  # the first (idle) round passes; the news comes a second after the watches
         await the_news(db)
         cpu, wall = time.process_time(), time.perf_counter()
         bot.dispatch("milestones", [])  # what the poller hook does after an ingest
         while True:
             await asyncio.sleep(0.5)
-            if announcer.sent >= channels and not announcer.busy and await store.run(guilds.open_work) == 0:
+            if announcer.sent >= channels and not announcer.busy and await store.deliveries.open_work() == 0:
                 break
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         result = {"sent": announcer.sent, "cpu": cpu, "wall": wall}

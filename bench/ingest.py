@@ -21,10 +21,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bot.store.schema import migrate
 from synthetic import history
 
-from bot.store import Store
-from bot.store.schema import migrate
+from bot.ingest import ingest
+from bot.store import open_store
 
 
 def floor(days: list, path: Path) -> float:
@@ -55,17 +56,17 @@ def floor(days: list, path: Path) -> float:
 
 async def import_all(days: list, path: Path) -> float:
     charts = [snapshot for day in days for snapshot in day]
-    async with await Store.open(path) as store:
+    async with await open_store(path) as store:
         start = time.perf_counter()
-        await store.ingest(charts, news=False)
+        await ingest(store, charts, news=False)
         return time.perf_counter() - start
 
 
 async def day_by_day(days: list, path: Path) -> float:
-    async with await Store.open(path) as store:
+    async with await open_store(path) as store:
         start = time.perf_counter()
         for charts in days:
-            await store.ingest(charts, news=False)
+            await ingest(store, charts, news=False)
         return time.perf_counter() - start
 
 

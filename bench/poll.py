@@ -39,7 +39,7 @@ from bot.regions import slug_to_code  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.sources.flixpatrol import DEFAULT_REGIONS, parse_page  # noqa: E402
 from bot.sources.http import HttpClient  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.store import open_store  # noqa: E402
 
 DAY = date(2026, 8, 2)
 SERVICES = ("netflix", "disney")
@@ -106,7 +106,7 @@ async def poll_cycles(url: str, latency: float, limit: int) -> None:
     bound = math.ceil(pages / limit) * latency
     with tempfile.TemporaryDirectory() as folder:
         async with (
-            await Store.open(Path(folder) / "bench.sqlite3") as store,
+            await open_store(Path(folder) / "bench.sqlite3") as store,
             HttpClient(per_host_limit=limit) as http,
         ):
             now = datetime(2026, 8, 2, 13, tzinfo=UTC)

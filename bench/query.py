@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import history
 
-from bot.store import Store
+from bot.ingest import ingest
+from bot.store import Store, open_store
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -33,21 +34,21 @@ async def build(store: Store, days: int) -> None:
     for charts in history(days):
         chunk.extend(charts)
         if len(chunk) >= 190 * 90:  # a quarter at a time, as an import of quarterly files would
-            await store.ingest(chunk, news=False)
+            await ingest(store, chunk, news=False)
             chunk = []
     if chunk:
-        await store.ingest(chunk, news=False)
+        await ingest(store, chunk, news=False)
     print(f"built {days} days in {time.perf_counter() - started:.0f} s")
 
 
 async def measure(store: Store, runs: int) -> None:
     rng = random.Random(5)
-    catalog = await store.title_catalog()
+    catalog = await store.charts.title_catalog()
     charted = [key for key, _, weight in catalog if weight > 0]
     lookups = []
     for key in rng.sample(charted, min(runs, len(charted))):
         start = time.perf_counter()
-        report = await store.title_report(key)
+        report = await store.charts.title_report(key)
         lookups.append((time.perf_counter() - start) * 1000)
         assert report is not None
     searches = []
@@ -55,9 +56,9 @@ async def measure(store: Store, runs: int) -> None:
         key = rng.choice(charted)
         prefix = key[: rng.randint(2, 8)]
         start = time.perf_counter()
-        await store.titles_by_prefix(prefix)
+        await store.charts.titles_by_prefix(prefix)
         searches.append((time.perf_counter() - start) * 1000)
-    entries = (await store.execute_fetchall("SELECT count(*) FROM entries"))[0][0]
+    entries = (await store.fetch_all("SELECT count(*) FROM entries"))[0][0]
     print(f"history: {entries:,} entries, {len(catalog):,} titles")
     for name, samples, target in (("rank lookup", lookups, 10), ("prefix search", searches, 5)):
         p50, p99 = percentile(samples, 50), percentile(samples, 99)
@@ -75,7 +76,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.db or Path(tmp) / "history.sqlite3"
         fresh = not path.exists()
-        async with await Store.open(path) as store:
+        async with await open_store(path) as store:
             if fresh:
                 await build(store, args.days)
             await measure(store, args.runs)

@@ -24,18 +24,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import history
 
 from bot.cli import periods_in_order, replay_into
+from bot.ingest import ingest
 from bot.model import Milestone, Snapshot
 from bot.sources import files
-from bot.store import Store
+from bot.store import open_store
 
 REAL_DAILY = Path(__file__).parent.parent / "tests" / "data" / "netflix_us_daily" / "netflix_daily_top_10.csv"
 
 
 async def ingest_alone(days: list[list[Snapshot]], path: Path) -> float:
-    async with await Store.open(path) as store:
+    async with await open_store(path) as store:
         start = time.perf_counter()
         for charts in periods_in_order(days):
-            await store.ingest(charts, news=False)
+            await ingest(store, charts, news=False)
         return time.perf_counter() - start
 
 
@@ -43,7 +44,7 @@ async def replay(days: list[list[Snapshot]], path: Path | str, kinds: Counter[st
     def count(milestone: Milestone) -> None:
         kinds[milestone.kind] += 1
 
-    async with await Store.open(path) as store:
+    async with await open_store(path) as store:
         start = time.perf_counter()
         await replay_into(store, days, count)
         return time.perf_counter() - start

@@ -13,7 +13,6 @@ import gc
 import json
 import logging
 import os
-import sqlite3
 import sys
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,13 +21,15 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from bot import terminal
+from bot.ingest import Ingester
 from bot.milestones import KINDS
 from bot.model import CATEGORIES, PERIODS, WORLD, InputError, Milestone, Snapshot, parse_date, title_key
 from bot.regions import resolve_region
 from bot.settings import Settings, load_dotenv
 from bot.sources import files
-from bot.store import SchemaError, Series, Store, health
+from bot.store import MEMORY, SchemaError, Store, StoreError, is_postgres_url, open_store
 from bot.titles import TitleIndex
+from bot.views import Series
 
 EXIT_USAGE = 2
 Command = Callable[[argparse.Namespace, TextIO], Awaitable[int]]
@@ -144,9 +145,9 @@ def db_path(args: argparse.Namespace) -> str:
 async def open_existing(args: argparse.Namespace) -> Store:
     """The database a read command asks about; a missing file is a user error, not an empty history."""
     path = db_path(args)
-    if path != ":memory:" and not Path(path).is_file():
+    if path != MEMORY and not is_postgres_url(path) and not Path(path).is_file():
         raise InputError(f"no chart history at {path}: run `chartbot import FILE…` first, or set CHARTBOT_DB")
-    return await Store.open(path)
+    return await open_store(path)
 
 
 def read_all(paths: Sequence[Path], fmt: str | None) -> list[list[Snapshot]]:
@@ -172,7 +173,7 @@ def milestone_line(m: Milestone) -> str:
 
 
 async def resolve_title(store: Store, text: str) -> tuple[str, str]:
-    return TitleIndex(await store.title_catalog()).resolve(text)
+    return TitleIndex(await store.charts.title_catalog()).resolve(text)
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -181,9 +182,10 @@ async def resolve_title(store: Store, text: str) -> tuple[str, str]:
 @command("import")
 async def import_files(args: argparse.Namespace, out: TextIO) -> int:
     parsed = read_all(args.files, args.format)
-    async with await Store.open(db_path(args)) as store:
+    async with await open_store(db_path(args)) as store:
+        ingester = Ingester(store)
         for path, snapshots in zip(args.files, parsed, strict=True):
-            report = await store.ingest(snapshots, news=False)
+            report = await ingester.ingest(snapshots, news=False)
             out.write(
                 f"{path.name}: {len(snapshots):,} charts ({report.entries:,} entries stored) — "
                 f"{report.added:,} new, {report.replaced:,} revised, {report.unchanged:,} unchanged\n"
@@ -210,9 +212,10 @@ async def replay_into(store: Store, parsed: list[list[Snapshot]], emit: Callable
     thresholds = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(50_000, *thresholds[1:])
+    ingester = Ingester(store)
     try:
         for period in periods_in_order(parsed):
-            report = await store.ingest(period, news=True)
+            report = await ingester.ingest(period, news=True)
             for milestone in report.milestones:
                 emit(milestone)
                 count += 1
@@ -237,7 +240,7 @@ async def replay(args: argparse.Namespace, out: TextIO) -> int:
             return
         out.write((milestone_json(m) if args.json else milestone_line(m)) + "\n")
 
-    async with await Store.open(args.db or ":memory:") as store:
+    async with await open_store(args.db or MEMORY) as store:
         await replay_into(store, parsed, emit)
     return 0
 
@@ -246,7 +249,7 @@ async def replay(args: argparse.Namespace, out: TextIO) -> int:
 async def rank(args: argparse.Namespace, out: TextIO) -> int:
     async with await open_existing(args) as store:
         key, _ = await resolve_title(store, args.title)
-        report = await store.title_report(key, args.date)
+        report = await store.charts.title_report(key, args.date)
     assert report is not None
     standings = [
         s
@@ -287,18 +290,18 @@ def pick_series(candidates: list[Series], args: argparse.Namespace) -> Series:
 async def top(args: argparse.Namespace, out: TextIO) -> int:
     async with await open_existing(args) as store:
         region = args.region or WORLD
-        candidates = await store.find_series(
+        candidates = await store.charts.find_series(
             service=args.service, region=region, category=args.category, period=args.period
         )
         if not candidates and args.category is None and args.region is None:
-            candidates = await store.find_series(service=args.service, period=args.period)
+            candidates = await store.charts.find_series(service=args.service, period=args.period)
         if not candidates and args.category:
-            others = await store.find_series(service=args.service, region=region)
+            others = await store.charts.find_series(service=args.service, region=region)
             if others:
                 choices = ", ".join(sorted({s.category for s in others}))
                 raise InputError(f"no {args.category} chart for {region}; it has: {choices}")
         series = pick_series(candidates, args)
-        view = await store.chart_view(series, args.date)
+        view = await store.charts.chart_view(series, args.date)
     if view is None:
         raise InputError(f"no {series.region} {series.category} chart on or just before {args.date}")
     if args.json:
@@ -312,7 +315,7 @@ async def top(args: argparse.Namespace, out: TextIO) -> int:
 async def list_milestones(args: argparse.Namespace, out: TextIO) -> int:
     async with await open_existing(args) as store:
         key = (await resolve_title(store, args.title))[0] if args.title else None
-        stored = await store.milestones(title_key=key, since=args.since)
+        stored = await store.charts.milestones(title_key=key, since=args.since)
     for item in stored:
         m = item.milestone
         if args.kinds and m.kind not in args.kinds:
@@ -340,10 +343,10 @@ async def demo(args: argparse.Namespace, out: TextIO) -> int:
         if m.kind in DEMO_KINDS and headline:
             out.write(milestone_line(m) + "\n")
 
-    async with await Store.open(args.db or ":memory:") as store:
+    async with await open_store(args.db or MEMORY) as store:
         await replay_into(store, parsed, emit)
         key = title_key(DEMO_TITLE)
-        report = await store.title_report(key, date(2022, 2, 6))
+        report = await store.charts.title_report(key, date(2022, 2, 6))
     assert report is not None
     out.write('\n$ chartbot rank "all of us are dead" --date 2022-02-06\n')
     top_rows = [s for s in report.standings if s.region in (WORLD, "us", "kr")]
@@ -397,7 +400,7 @@ async def poll_main(settings: Settings, *, once: bool, out: TextIO, err: TextIO 
             out.write(milestone_line(m) + "\n")
         out.flush()
 
-    async with await Store.open(settings.db_path) as store, make_http_client(settings, store) as http:
+    async with await open_store(settings.db_path) as store, make_http_client(settings, store) as http:
         poller = Poller(store, http, settings, on_milestones=show)
         if not once:
             await poller.run_forever()
@@ -416,12 +419,11 @@ async def status(args: argparse.Namespace, out: TextIO) -> int:
 
 async def status_main(settings: Settings, out: TextIO, *, every_chart: bool = False) -> int:
     """Each source's health, then the charts that fail (all of them with `every_chart`)."""
-    if settings.db_path != ":memory:" and not Path(settings.db_path).is_file():
-        raise InputError(
-            f"no chart history at {settings.db_path}: run `chartbot poll` first, or set CHARTBOT_DB"
-        )
-    async with await Store.open(settings.db_path) as store:
-        rows = await store.run(health.load)
+    path = settings.db_path
+    if path != MEMORY and not is_postgres_url(path) and not Path(path).is_file():
+        raise InputError(f"no chart history at {path}: run `chartbot poll` first, or set CHARTBOT_DB")
+    async with await open_store(path) as store:
+        rows = await store.sources.health()
     out.write(terminal.format_status(rows, settings.sources, every_chart=every_chart))
     return 0
 
@@ -451,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SchemaError as error:
         print(f"chartbot {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except sqlite3.DatabaseError as error:
+    except StoreError as error:
         print(f"chartbot {args.command}: the database cannot be used: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -13,7 +13,6 @@ import gc
 import importlib.util
 import logging
 import signal
-import sqlite3
 from collections.abc import Sequence
 
 import aiohttp
@@ -24,12 +23,13 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from bot.announcer.engine import Announcer, AnnouncerConfig
 from bot.model import InputError
+from bot.poller import Poller
 from bot.render import CONTENT, clip
 from bot.settings import Settings
 from bot.sources.http import DEFAULT_USER_AGENT
-from bot.store import SchemaError, Store
-from bot.store.history import set_cache_size
+from bot.store import DatabaseUnavailable, SchemaError, Store, StoreBusy, StoreError, open_store, redact
 from bot.titles import TitleIndex
 
 log = logging.getLogger(__name__)
@@ -37,26 +37,16 @@ log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.rank", "cogs.watch", "cogs.announce", "cogs.poll")
 DB_UNAVAILABLE = "The chart database is unavailable right now; try again in a minute."
 UNEXPECTED = "Something went wrong on our side (it has been logged); try again in a minute."
-_CLOSED = ("no active connection", "Connection closed", "Cannot operate on a closed database.")
-
-
-class DatabaseUnavailable(Exception):
-    """The store cannot be opened or used right now; commands say so and the bot stays up."""
 
 
 def is_database_error(error: BaseException) -> bool:
     """Errors that mean "the database is unavailable" rather than a bug in a query."""
-    if isinstance(error, DatabaseUnavailable | SchemaError):
-        return True
-    if type(error) in (sqlite3.OperationalError, sqlite3.DatabaseError):
-        return True
-    return isinstance(error, ValueError | sqlite3.ProgrammingError) and str(error) in _CLOSED
+    return isinstance(error, DatabaseUnavailable | SchemaError | StoreError)
 
 
 def _is_transient(error: BaseException) -> bool:
     """A busy or locked database: the connection is fine, only this call failed."""
-    text = str(error).lower()
-    return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+    return isinstance(error, StoreBusy)
 
 
 def explain(error: BaseException) -> tuple[str, bool]:
@@ -112,6 +102,12 @@ class ChartBot(commands.Bot):
         # picture leaves (matplotlib's cycles, ~30 MB if left to the collector) costs ~1 ms, not ~35.
         self.freeze_gc = freeze_gc
         self.store: Store | None = None
+        self.announce_config = AnnouncerConfig(
+            rate=getattr(settings, "announce_rate", AnnouncerConfig.rate),
+            workers=getattr(settings, "announce_workers", AnnouncerConfig.workers),
+        )
+        self.announcer: Announcer = Announcer(self, self.announce_config)
+        self.poller: Poller | None = None  # set by cogs/poll.py when the bot polls its sources
         self.titles = TitleIndex([])
         self.http_session: aiohttp.ClientSession | None = None
         self._store_lock = asyncio.Lock()
@@ -145,6 +141,8 @@ class ChartBot(commands.Bot):
         self.http_session = aiohttp.ClientSession(
             headers={"User-Agent": DEFAULT_USER_AGENT}, timeout=aiohttp.ClientTimeout(total=60)
         )
+        if self.announcer.config is not self.announce_config:  # tests and benches set their own
+            self.announcer = Announcer(self, self.announce_config)
         try:
             await self.get_store()
         except DatabaseUnavailable as exc:
@@ -200,18 +198,18 @@ class ChartBot(commands.Bot):
             return store
         async with self._store_lock:
             if self.store is None:
+                where = redact(self.settings.db_path)
                 try:
-                    opened = await Store.open(self.settings.db_path)
-                except (sqlite3.Error, OSError, SchemaError) as exc:
-                    raise DatabaseUnavailable(f"{self.settings.db_path}: {exc}") from exc
+                    opened = await open_store(self.settings.db_path, cache_kib=self.cache_kib)
+                except (StoreError, OSError) as exc:
+                    raise DatabaseUnavailable(f"{where}: {exc}") from exc
                 try:
-                    await opened.run(set_cache_size, self.cache_kib)
                     await self._load_titles(opened)
                 except Exception:
                     await opened.close()
                     raise
                 self.store = opened
-                log.info("opened the chart database %s (%d titles)", self.settings.db_path, len(self.titles))
+                log.info("opened the chart database %s (%d titles)", where, len(self.titles))
             return self.store
 
     async def refresh_titles(self) -> None:
@@ -219,7 +217,7 @@ class ChartBot(commands.Bot):
         await self._load_titles(await self.get_store())
 
     async def _load_titles(self, store: Store) -> None:
-        rows = await store.title_catalog()
+        rows = await store.charts.title_catalog()
         self.titles = await asyncio.to_thread(TitleIndex, rows)
         if self.freeze_gc and self.is_ready():
             freeze_long_lived()

@@ -40,7 +40,7 @@ MIN_RECORD_RUN = {"day": 7, "week": 3}
 _RUN_MILESTONES = {period: frozenset(runs) for period, runs in TOP10_RUN_THRESHOLDS.items()}
 
 
-TitleId = int  # the store's title ids: the detector names titles through `title_keys` and `titles`
+TitleKey = str  # titles are named by their keys (bot.model.title_key); `titles` maps them to display titles
 _BY_RANK = itemgetter(1)  # sorts (title, rank) items; in C, cheaper than a Python key function
 
 
@@ -51,25 +51,21 @@ class Record:
     """The best so far in a series or group of charts, and who holds it."""
 
     value: int
-    holder: TitleId
+    holder: TitleKey
     holder_title: str
     date: date | None  # when it was set (for a run: its last period)
 
 
 @dataclass(slots=True)
 class ChartChange:
-    """What the detector needs to judge period P of one chart.
-
-    Titles are ids, so the store hands in its own maps without converting them chart by chart.
-    """
+    """What the detector needs to judge period P of one chart, keyed by title key."""
 
     chart: ChartKey
-    ranks: Mapping[TitleId, int]  # best rank at P
-    previous_ranks: Mapping[TitleId, int] | None  # the last chart before P (P-1, or older across a gap)
-    before: Mapping[TitleId, TitleStats]  # stats before P (absent: never charted); may hold others
-    after: Mapping[TitleId, TitleStats]  # stats after P, for every title at P
-    title_keys: Mapping[TitleId, str]  # for every title at P and P-1 (may hold others)
-    titles: Mapping[TitleId, str]  # display titles, the same
+    ranks: Mapping[TitleKey, int]  # best rank at P
+    previous_ranks: Mapping[TitleKey, int] | None  # the last chart before P (P-1, or older across a gap)
+    before: Mapping[TitleKey, TitleStats]  # stats before P (absent: never charted); may hold others
+    after: Mapping[TitleKey, TitleStats]  # stats after P, for every title at P
+    titles: Mapping[TitleKey, str]  # display titles of every title at P and P-1 (may hold others)
     complete: bool = True  # a full, valid chart: only then may a title be said to have left
     run_record: Record | None = None  # longest No. 1 run in this series before P
 
@@ -79,49 +75,44 @@ class CountryChange:
     """Period P of a group of country charts (one service, category and period)."""
 
     chart: ChartKey  # region "world": the news is about the world, across countries
-    counts: Mapping[TitleId, tuple[int, int]]  # (countries at No. 1, countries in top 10)
-    previous: Mapping[TitleId, tuple[int, int]]  # the same at P-1
-    best_before: Mapping[TitleId, int]  # most countries at No. 1 before P (titles at the floor at P)
+    counts: Mapping[TitleKey, tuple[int, int]]  # (countries at No. 1, countries in top 10)
+    previous: Mapping[TitleKey, tuple[int, int]]  # the same at P-1
+    best_before: Mapping[TitleKey, int]  # most countries at No. 1 before P (titles at the floor at P)
     reporting: int
     previous_reporting: int
-    title_keys: Mapping[TitleId, str]
-    titles: Mapping[TitleId, str]
+    titles: Mapping[TitleKey, str]
     record: Record | None = None  # most countries at No. 1 in one period, before P
 
 
 class _Emitter:
     """Builds the milestones of one chart; its date and series go into the keys once, not per key."""
 
-    __slots__ = ("chart", "day", "series", "title_keys", "titles")
+    __slots__ = ("chart", "day", "series", "titles")
 
-    def __init__(
-        self, chart: ChartKey, title_keys: Mapping[TitleId, str], titles: Mapping[TitleId, str]
-    ) -> None:
+    def __init__(self, chart: ChartKey, titles: Mapping[TitleKey, str]) -> None:
         self.chart = chart
         self.day = chart.date.isoformat()
         self.series = series_text(chart)
-        self.title_keys = title_keys
         self.titles = titles
 
     def milestone(
         self,
         kind: str,
-        title: TitleId,
+        title: TitleKey,
         value: int | None,
         previous: int | None,
         detail: str = "",
         **context: object,
     ) -> Milestone:
         """A method, not `__call__`: a bound method is called at half the cost of an instance."""
-        title_key = self.title_keys[title]
-        key = join_key(self.day, kind, self.series, title_key, detail)
-        return Milestone(kind, self.chart, title_key, self.titles[title], value, previous, key, context)
+        key = join_key(self.day, kind, self.series, title, detail)
+        return Milestone(kind, self.chart, title, self.titles[title], value, previous, key, context, detail)
 
 
 def detect_chart(change: ChartChange) -> list[Milestone]:
     """Milestones of one chart at P, against P-1 and the titles' history in this chart."""
     found: list[Milestone] = []
-    emitter = _Emitter(change.chart, change.title_keys, change.titles)
+    emitter = _Emitter(change.chart, change.titles)
     emit = emitter.milestone
     ranks, prev, before_p, after_p = change.ranks, change.previous_ranks, change.before, change.after
     thresholds = _RUN_MILESTONES[change.chart.period]
@@ -159,7 +150,7 @@ def _transitions(
     change: ChartChange,
     emitter: _Emitter,
     found: list[Milestone],
-    title: TitleId,
+    title: TitleKey,
     rank: int,
     last: int | None,
     before: TitleStats | None,
@@ -181,7 +172,7 @@ def _transitions(
 
 
 def _lost_no1(
-    change: ChartChange, emitter: _Emitter, title: TitleId, rank: int | None, run: int
+    change: ChartChange, emitter: _Emitter, title: TitleKey, rank: int | None, run: int
 ) -> Milestone:
     """Names who took No. 1: looked up here, as few charts lose their No. 1 on a given day."""
     new_no1 = next((t for t, r in change.ranks.items() if r == 1), None)
@@ -190,7 +181,7 @@ def _lost_no1(
 
 
 def _run_record(
-    change: ChartChange, emitter: _Emitter, title: TitleId, before: TitleStats | None, after: TitleStats
+    change: ChartChange, emitter: _Emitter, title: TitleKey, before: TitleStats | None, after: TitleStats
 ) -> Milestone | None:
     """The longest No. 1 run in this chart's history, beaten just now (not merely extended)."""
     record, run = change.run_record, after.no1_run
@@ -209,12 +200,12 @@ def detect_countries(change: CountryChange) -> list[Milestone]:
     if change.reporting < MIN_REPORTING:
         return []
     found: list[Milestone] = []
-    emit = _Emitter(change.chart, change.title_keys, change.titles).milestone
-    reporting, key_of = change.reporting, change.title_keys
+    emit = _Emitter(change.chart, change.titles).milestone
+    reporting = change.reporting
     # ties go to the greater title key, and titles are worked in title key order: the same news and
-    # order whatever ids the titles got
-    leader = max(change.counts.items(), key=lambda item: (item[1][0], key_of[item[0]]), default=None)
-    for title, (no1, top10) in sorted(change.counts.items(), key=lambda item: key_of[item[0]]):
+    # order whatever order the store gave
+    leader = max(change.counts.items(), key=lambda item: (item[1][0], item[0]), default=None)
+    for title, (no1, top10) in sorted(change.counts.items()):
         best = change.best_before.get(title, 0)
         if no1 >= NO1_COUNTRIES_FLOOR and no1 > best:
             found.append(emit("no1_countries", title, no1, best or None, reporting=reporting))

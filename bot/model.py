@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import re
 import unicodedata
@@ -183,6 +184,15 @@ def make_snapshot(key: ChartKey, entries: list[Entry]) -> Snapshot:
     return Snapshot(key, tuple(sorted(entries, key=lambda e: e.rank)))
 
 
+def chart_digest(snapshot: Snapshot) -> str:
+    """A chart's content: an identical chart stored again changes nothing."""
+    rows = [
+        (e.rank, e.title_key, e.title, e.season, e.points, e.hours, e.views, e.runtime, e.weeks_reported)
+        for e in snapshot.entries
+    ]
+    return hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()
+
+
 # --- milestones ---------------------------------------------------------------------------------
 
 
@@ -198,6 +208,7 @@ class Milestone:
     previous: int | None
     key: str
     context: Mapping[str, Any] = field(default_factory=dict)
+    detail: str = ""  # what tells apart two milestones of one kind, title and chart (e.g. which record)
 
     def as_json(self, text: str) -> dict[str, Any]:
         return {

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from bot.model import WORLD, Milestone
 from bot.regions import flag, region_name, region_phrase
-from bot.store.queries import ChartRow, ChartView, Standing, StoredMilestone, TitleReport
+from bot.views import ChartRow, ChartView, Standing, StoredMilestone, TitleReport
 
 SERVICE_NAMES = {
     "netflix": "Netflix",
@@ -530,7 +530,7 @@ def fold_countries(milestones: Iterable[Milestone]) -> list[list[Milestone]]:
             groups[
                 (m.kind, m.title_key, m.chart.service, m.chart.category, m.chart.period, m.chart.date)
             ].append(m)
-    return list(groups.values())
+    return [sorted(group, key=lambda m: m.chart.region) for group in groups.values()]  # flags in code order
 
 
 def group_text(group: Sequence[Milestone]) -> list[str]:
@@ -555,7 +555,8 @@ def milestone_lines(items: Iterable[Milestone | StoredMilestone]) -> list[str]:
     countries folded into one line with their flags."""
     milestones = [i.milestone if isinstance(i, StoredMilestone) else i for i in items]
     ordered = sorted(
-        fold_countries(milestones), key=lambda g: (-g[0].chart.date.toordinal(), news_order(g[0].kind))
+        fold_countries(milestones),
+        key=lambda g: (-g[0].chart.date.toordinal(), news_order(g[0].kind), g[0].chart.region != WORLD),
     )
     lines = []
     for group in ordered:

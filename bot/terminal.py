@@ -7,8 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
 from bot.render import category_word, chart_name, movement, place_name, service_name
-from bot.store import ChartView, TitleReport, health
-from bot.store.health import HealthRow
+from bot.views import SOURCE_ROW, ChartView, HealthRow, TitleReport
 
 UNITS = {"day": ("day", "days"), "week": ("week", "weeks")}
 
@@ -147,8 +146,8 @@ def format_status(
 ) -> str:
     """`chartbot status`: one line per source, then the charts that fail (or all of them)."""
     rows = list(rows)
-    own = {r.source: r for r in rows if r.chart == health.SOURCE_ROW}
-    charts = [r for r in rows if r.chart != health.SOURCE_ROW]
+    own = {r.source: r for r in rows if r.chart == SOURCE_ROW}
+    charts = [r for r in rows if r.chart != SOURCE_ROW]
     summary = []
     for source in dict.fromkeys([*enabled, *own]):
         mine = [r for r in charts if r.source == source]

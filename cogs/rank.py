@@ -35,9 +35,8 @@ from bot.render import (
     service_name,
     standing_embed,
 )
-from bot.store.history import RankHistory, rank_history
-from bot.store.queries import Series, TitleReport
 from bot.titles import TitleIndex, TitleNotFound
+from bot.views import RankHistory, Series, TitleReport
 
 T = TypeVar("T")
 
@@ -251,12 +250,12 @@ class Rank(commands.Cog):
         key, name = resolve_title(self.bot.titles, title)
         if not interaction.response.is_done():
             await interaction.response.defer(thinking=True)  # always: the picture takes a moment
-        report = await store.title_report(key, day)
+        report = await store.charts.title_report(key, day)
         if report is None:
             raise InputError(f"“{safe(name, 100)}” is no longer in the chart database.")
         shown = select_report(report, region_code, category_name)
-        histories = await store.run(
-            rank_history, key, region=region_code, category=category_name, until=day, prefer=MAJOR_MARKETS
+        histories = await store.charts.rank_history(
+            key, region=region_code, category=category_name, until=day, prefer=MAJOR_MARKETS
         )
         png = await asyncio.to_thread(draw_history, history_points(histories), report.title)
         note = None
@@ -297,11 +296,11 @@ class Rank(commands.Cog):
 
         async def work() -> list[discord.Embed]:
             store = await self.bot.get_store()
-            available = await store.find_series(service=service_slug, region=region_code)
+            available = await store.charts.find_series(service=service_slug, region=region_code)
             chosen = pick_series(available, region=region_code, category=category_name, service=service_slug)
             embeds = []
             for series in chosen:
-                view = await store.chart_view(series, day)
+                view = await store.charts.chart_view(series, day)
                 if view is not None:
                     embeds.append(chart_embed(view))
             if not embeds:
@@ -324,7 +323,7 @@ class Rank(commands.Cog):
         key, name = resolve_title(self.bot.titles, title) if title else (None, None)
 
         async def work() -> discord.Embed:
-            items = await store.milestones(title_key=key, newest_first=True, limit=MILESTONES_READ)
+            items = await store.charts.milestones(title_key=key, newest_first=True, limit=MILESTONES_READ)
             heading = f"Milestones · {name}" if name else "Latest milestones"
             return milestones_embed(items, title=heading)
 

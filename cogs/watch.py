@@ -16,11 +16,11 @@ from discord import app_commands
 from discord.app_commands import Choice
 from discord.ext import commands
 
-from bot import announcements, delivery
-from bot.delivery import ALL, Policy, Watch
+from bot.announcer import pacing, posts
+from bot.announcer import policy as rules
+from bot.announcer.policy import ALL, Policy, Watch
 from bot.model import InputError, split_season, title_key
 from bot.render import CONTENT, clean_user_text, clip, join_lines, safe
-from bot.store import guilds
 from bot.titles import TitleIndex, TitleNotFound
 
 if TYPE_CHECKING:
@@ -72,8 +72,8 @@ def settings_text(policy: Policy) -> str:
     return "\n".join(
         [
             f"**Channel:** {channel}",
-            f"**Regions:** {delivery.describe_regions(policy.regions)}",
-            f"**Events:** {delivery.describe_events(policy.events)}",
+            f"**Regions:** {rules.describe_regions(policy.regions)}",
+            f"**Events:** {rules.describe_events(policy.events)}",
             f"**Posts:** {digest}",
             f"**Mention:** {role}",
         ]
@@ -165,10 +165,10 @@ class WatchCog(commands.Cog, name="Watch"):
     async def _healed(self, guild_id: int, channel_id: int) -> None:
         """An admin chose this channel again: forget an old failure there, post again."""
         store = await self._store()
-        await store.run(guilds.clear_broken, guild_id, channel_id)
-        announce = self.bot.get_cog("Announce")
-        if announce is not None:
-            announce.announcer.forget_broken(guild_id, channel_id)  # type: ignore[attr-defined]
+        await store.guilds.clear_broken(guild_id, channel_id)
+        announcer = getattr(self.bot, "announcer", None)
+        if announcer is not None:
+            announcer.forget_broken(guild_id, channel_id)
 
     async def _add(
         self,
@@ -180,14 +180,14 @@ class WatchCog(commands.Cog, name="Watch"):
     ) -> None:
         guild_id = self._guild_id(interaction)
         store = await self._store()
-        policy = await store.run(guilds.get_policy, guild_id)
+        policy = await store.guilds.policy(guild_id)
         if channel is not None:
             stored, shown = channel.id, channel.id
         elif policy.channel_id:
             stored, shown = 0, policy.channel_id  # follows the server's channel if it changes
         else:
             stored = shown = interaction.channel_id or 0
-        _, created = await store.run(guilds.add_watch, guild_id, target, title, stored)
+        _, created = await store.guilds.add_watch(guild_id, target, title, stored)
         self._watched.pop(guild_id, None)
         await self._healed(guild_id, shown)
         name = EVERYTHING if target == ALL else f"**{safe(title, 150)}**"
@@ -241,9 +241,9 @@ class WatchCog(commands.Cog, name="Watch"):
     async def watch_remove(self, interaction: discord.Interaction, title: str) -> None:
         guild_id = self._guild_id(interaction)
         store = await self._store()
-        watched = await store.run(guilds.watched_titles, guild_id)
+        watched = await store.guilds.watched_titles(guild_id)
         target = remove_target(title, watched)
-        removed = await store.run(guilds.remove_watches, guild_id, target)
+        removed = await store.guilds.remove_watches(guild_id, target)
         self._watched.pop(guild_id, None)
         shown = next((t for k, t in watched if k == target), title)
         name = EVERYTHING if target == ALL else f"**{safe(shown, 150)}**"
@@ -257,8 +257,8 @@ class WatchCog(commands.Cog, name="Watch"):
         watched = self._watched.get(interaction.guild_id)
         if watched is None:
             store = await self._store()
-            watched = self._watched[interaction.guild_id] = await store.run(
-                guilds.watched_titles, interaction.guild_id
+            watched = self._watched[interaction.guild_id] = await store.guilds.watched_titles(
+                interaction.guild_id
             )
         query = clean_user_text(current).casefold()
         choices = [
@@ -273,10 +273,10 @@ class WatchCog(commands.Cog, name="Watch"):
     async def watch_list(self, interaction: discord.Interaction) -> None:
         guild_id = self._guild_id(interaction)
         store = await self._store()
-        watches = await store.run(guilds.list_watches, guild_id)
-        policy = await store.run(guilds.get_policy, guild_id)
-        broken = await store.run(guilds.broken_channels, guild_id)
-        errors = await store.run(guilds.last_errors, guild_id)
+        watches = await store.guilds.watches(guild_id)
+        policy = await store.guilds.policy(guild_id)
+        broken = await store.guilds.broken_channels(guild_id)
+        errors = await store.guilds.last_errors(guild_id)
         if not watches:
             text = "This server watches nothing yet: `/watch add` a title, or `/watch all` for the headlines."
             await interaction.response.send_message(text, ephemeral=True)
@@ -298,7 +298,7 @@ class WatchCog(commands.Cog, name="Watch"):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def settings_show(self, interaction: discord.Interaction) -> None:
         store = await self._store()
-        policy = await store.run(guilds.get_policy, self._guild_id(interaction))
+        policy = await store.guilds.policy(self._guild_id(interaction))
         await interaction.response.send_message(settings_text(policy), ephemeral=True)
 
     @settings.command(name="channel", description="The channel milestone posts go to by default")
@@ -307,7 +307,7 @@ class WatchCog(commands.Cog, name="Watch"):
     async def settings_channel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         guild_id = self._guild_id(interaction)
         store = await self._store()
-        await store.run(guilds.update_settings, guild_id, channel_id=channel.id)
+        await store.guilds.update_settings(guild_id, channel_id=channel.id)
         await self._healed(guild_id, channel.id)
         text = f"Milestones are posted in <#{channel.id}> (watches without a channel of their own)."
         problem = self._problem(interaction, channel.id)
@@ -322,12 +322,12 @@ class WatchCog(commands.Cog, name="Watch"):
         guild_id = self._guild_id(interaction)
         store = await self._store()
         if regions is None:
-            policy = await store.run(guilds.get_policy, guild_id)
-            text = f"Posting milestones of: {delivery.describe_regions(policy.regions)}."
+            policy = await store.guilds.policy(guild_id)
+            text = f"Posting milestones of: {rules.describe_regions(policy.regions)}."
         else:
-            chosen = delivery.parse_regions(clean_user_text(regions))
-            policy = await store.run(guilds.update_settings, guild_id, regions=chosen)
-            text = f"From now on: milestones of {delivery.describe_regions(policy.regions)}."
+            chosen = rules.parse_regions(clean_user_text(regions))
+            policy = await store.guilds.update_settings(guild_id, regions=chosen)
+            text = f"From now on: milestones of {rules.describe_regions(policy.regions)}."
         await interaction.response.send_message(clip(text, CONTENT), ephemeral=True)
 
     @settings.command(name="events", description="Which kinds of milestones to post")
@@ -338,13 +338,13 @@ class WatchCog(commands.Cog, name="Watch"):
     async def settings_events(self, interaction: discord.Interaction, events: str | None = None) -> None:
         guild_id = self._guild_id(interaction)
         store = await self._store()
-        policy = await store.run(guilds.get_policy, guild_id)
+        policy = await store.guilds.policy(guild_id)
         if events is None:
-            text = f"Posting: {delivery.describe_events(policy.events)}.\nKnown kinds: {delivery.known_events()}."
+            text = f"Posting: {rules.describe_events(policy.events)}.\nKnown kinds: {rules.known_events()}."
         else:
-            chosen = delivery.parse_events(clean_user_text(events), policy.events)
-            policy = await store.run(guilds.update_settings, guild_id, events=chosen)
-            text = f"From now on posting: {delivery.describe_events(policy.events)}."
+            chosen = rules.parse_events(clean_user_text(events), policy.events)
+            policy = await store.guilds.update_settings(guild_id, events=chosen)
+            text = f"From now on posting: {rules.describe_events(policy.events)}."
         await interaction.response.send_message(clip(text, CONTENT), ephemeral=True)
 
     @settings.command(name="digest", description="One post per title as news comes, or one post per period")
@@ -358,7 +358,7 @@ class WatchCog(commands.Cog, name="Watch"):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def settings_digest(self, interaction: discord.Interaction, mode: Choice[str]) -> None:
         store = await self._store()
-        await store.run(guilds.update_settings, self._guild_id(interaction), digest=mode.value)
+        await store.guilds.update_settings(self._guild_id(interaction), digest=mode.value)
         text = (
             "Each title's milestones of a period are posted together, as they come."
             if mode.value == "instant"
@@ -378,7 +378,7 @@ class WatchCog(commands.Cog, name="Watch"):
                 "Posts never ping the whole server: choose a role, or leave it empty to ping nobody."
             )
         store = await self._store()
-        await store.run(guilds.update_settings, guild_id, mention_role_id=role.id if role else None)
+        await store.guilds.update_settings(guild_id, mention_role_id=role.id if role else None)
         text = (
             f"Milestone posts ping <@&{role.id}> (and nobody else)."
             if role
@@ -394,12 +394,12 @@ class WatchCog(commands.Cog, name="Watch"):
     ) -> None:
         guild_id = self._guild_id(interaction)
         store = await self._store()
-        policy = await store.run(guilds.get_policy, guild_id)
+        policy = await store.guilds.policy(guild_id)
         channel_id = channel.id if channel else policy.channel_id or interaction.channel_id
         if channel_id is None:
             raise InputError("Choose a channel, or set one with `/settings channel`.")
         await interaction.response.defer(ephemeral=True, thinking=True)
-        post = announcements.sample(policy.mention_role_id)
+        post = posts.sample(policy.mention_role_id)
         target = self.bot.get_partial_messageable(channel_id, guild_id=guild_id)
         try:
             # The role is shown as it will be, but this sample pings nobody.
@@ -407,8 +407,8 @@ class WatchCog(commands.Cog, name="Watch"):
                 content=post.content, embed=post.embed, allowed_mentions=discord.AllowedMentions.none()
             )
         except (discord.Forbidden, discord.NotFound) as exc:
-            reason = delivery.broken_reason(exc.status, exc.code, exc.text)
-            await store.run(guilds.mark_broken, guild_id, channel_id, reason)
+            reason = pacing.broken_reason(exc.status, exc.code, exc.text)
+            await store.guilds.mark_broken(guild_id, channel_id, reason)
             await interaction.followup.send(warning(channel_id, reason), ephemeral=True)
             return
         await self._healed(guild_id, channel_id)

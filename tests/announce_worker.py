@@ -23,10 +23,9 @@ import discord
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.announcer.engine import AnnouncerConfig
 from bot.client import ChartBot
 from bot.settings import Settings
-from bot.store import guilds
-from cogs.announce import AnnouncerConfig
 
 FAST = AnnouncerConfig(
     interval=0.05, hold=0.0, digest_hold=0.3, flush_every=0.05, retry_base=0.05, retry_cap=0.2
@@ -75,10 +74,10 @@ async def run(db: Path, limit: float) -> int:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         store = await bot.get_store()
-        announcer = bot.get_cog("Announce").announcer  # type: ignore[union-attr]
+        announcer = bot.announcer
         while loop.time() < deadline:
             await asyncio.sleep(0.1)
-            if announcer.rounds and not announcer.busy and await store.run(guilds.open_work) == 0:
+            if announcer.rounds and not announcer.busy and await store.deliveries.open_work() == 0:
                 break
         else:
             print("announcer still busy at the deadline", file=sys.stderr)

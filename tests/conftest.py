@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.ingest import ingest
 from bot.model import Snapshot
 from bot.sources.files import read_file
-from bot.store import Store
+from bot.store import Store, open_store
 
 DATA = Path(__file__).parent / "data"
 NETFLIX_FILES = sorted((DATA / "netflix").glob("*.tsv"))
@@ -36,8 +37,8 @@ def chart_db_template(tmp_path_factory: pytest.TempPathFactory, netflix_snapshot
     path = tmp_path_factory.mktemp("charts") / "template.sqlite3"
 
     async def build() -> None:
-        async with await Store.open(path) as store:
-            await store.ingest(netflix_snapshots)
+        async with await open_store(path) as store:
+            await ingest(store, netflix_snapshots)
 
     asyncio.run(build())
     return path
@@ -53,5 +54,5 @@ def chart_db(tmp_path: Path, chart_db_template: Path) -> Path:
 
 @pytest.fixture
 async def chart_store(chart_db: Path) -> AsyncIterator[Store]:
-    async with await Store.open(chart_db) as store:
+    async with await open_store(chart_db) as store:
         yield store

@@ -20,12 +20,13 @@ from announce_worker import FAST, make_bot
 from fake_discord import MANAGE_GUILD, FakeChannel, FakeMember, FakeRole, SentMessage
 from fake_discord_ext import DeliveryFake
 
-from bot import announcements
+from bot.announcer import posts as announcements
+from bot.announcer.jobs import Item
 from bot.client import ChartBot
+from bot.compat import amortize_bucket_sweep
+from bot.ingest import Ingester, IngestReport
 from bot.model import ChartKey, Milestone, Snapshot, make_snapshot, milestone_key
-from bot.store import IngestReport, Store, guilds
-from bot.store.guilds import Item
-from cogs.announce import amortize_bucket_sweep
+from bot.store import open_store
 
 GUILD, OTHER = 830_000_000_000_000_001, 830_000_000_000_000_002
 CHARTS, NEWS, SPARE, THIRD = (830_000_000_000_000_010 + i for i in range(4))
@@ -80,8 +81,8 @@ def history_template(tmp_path_factory: pytest.TempPathFactory, netflix_snapshots
     path = tmp_path_factory.mktemp("announce") / "history.sqlite3"
 
     async def build() -> None:
-        async with await Store.open(path) as store:
-            await store.ingest([s for s in netflix_snapshots if s.key.date < JAN30], news=False)
+        async with await open_store(path) as store:
+            await Ingester(store).ingest([s for s in netflix_snapshots if s.key.date < JAN30], news=False)
 
     asyncio.run(build())
     return path
@@ -100,8 +101,8 @@ def week(snapshots: list[Snapshot], day: date) -> list[Snapshot]:
 
 async def ingest(db: Path, snapshots: list[Snapshot], bot: ChartBot | None = None) -> IngestReport:
     """Ingest as the poller does (its own connection), then tell the bot, as the poller hook will."""
-    async with await Store.open(db) as store:
-        report = await store.ingest(snapshots)
+    async with await open_store(db) as store:
+        report = await Ingester(store).ingest(snapshots)
     if bot is not None:
         bot.dispatch("milestones", report.milestones)
     return report
@@ -110,12 +111,12 @@ async def ingest(db: Path, snapshots: list[Snapshot], bot: ChartBot | None = Non
 async def settle(bot: ChartBot, within: float = 10.0) -> None:
     """Wait until the announcer has nothing left to do (nothing pending, nothing in flight)."""
     store = await bot.get_store()
-    announcer = bot.get_cog("Announce").announcer  # type: ignore[union-attr]
+    announcer = bot.announcer
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         rounds = announcer.rounds
         await asyncio.sleep(0.05)
-        if announcer.rounds > rounds and not announcer.busy and await store.run(guilds.open_work) == 0:
+        if announcer.rounds > rounds and not announcer.busy and await store.deliveries.open_work() == 0:
             return
     raise AssertionError("the announcer did not settle")
 
@@ -201,7 +202,7 @@ async def test_a_replayed_week_posts_exactly_the_expected_messages(
         assert post.content == "" and post.allowed_mentions == {"parse": []}
         assert post.payload["nonce"] and post.embeds[0]["url"].endswith("#" + post.payload["nonce"])
     assert fake.sent_messages(SPARE) == fake.sent_messages(OTHER_CHANNEL) == []
-    assert await (await bot.get_store()).execute_fetchall(
+    assert await (await bot.get_store()).fetch_all(
         "SELECT count(*) FROM outbox WHERE status = 'pending'"
     ) == [(0,)]
 
@@ -253,14 +254,14 @@ async def test_a_new_watch_never_posts_history(
 async def test_after_downtime_only_the_newest_period_is_posted(
     fake: DeliveryFake, db: Path, netflix_snapshots: list[Snapshot]
 ) -> None:
-    async with await Store.open(db) as store:
-        await store.run(guilds.add_watch, GUILD, AOUAD, "All of Us Are Dead", CHARTS)
+    async with await open_store(db) as store:
+        await store.guilds.add_watch(GUILD, AOUAD, "All of Us Are Dead", CHARTS)
     await ingest(db, week(netflix_snapshots, JAN30))  # the bot is down for two weeks
     await ingest(db, week(netflix_snapshots, FEB6))
     async with fake.run_bot(make_bot(db)) as bot:
         await settle(bot)  # type: ignore[arg-type]
         store = await bot.get_store()  # type: ignore[attr-defined]
-        statuses = await store.execute_fetchall(
+        statuses = await store.fetch_all(
             "SELECT date, status, count(*) FROM outbox GROUP BY date, status ORDER BY date, status"
         )
     assert [lines(p) for p in fake.sent_messages(CHARTS)] == [AOUAD_FEB6]
@@ -307,15 +308,15 @@ async def test_news_arriving_in_two_batches_joins_the_unsent_post(
     db: Path, netflix_snapshots: list[Snapshot]
 ) -> None:
     await ingest(db, week(netflix_snapshots, JAN30))
-    async with await Store.open(db) as store:
-        await store.run(guilds.add_watch, GUILD, AOUAD, "All of Us Are Dead", CHARTS)
+    async with await open_store(db) as store:
+        await store.guilds.add_watch(GUILD, AOUAD, "All of Us Are Dead", CHARTS)
     feb6 = week(netflix_snapshots, FEB6)
     await ingest(db, [s for s in feb6 if s.key.region != "world"])  # the countries first…
-    async with await Store.open(db) as store:
-        first = await store.run(guilds.plan, hold=60)
-        await store.ingest([s for s in feb6 if s.key.region == "world"])  # …the global lists later
-        second = await store.run(guilds.plan, hold=60)
-        rows = await store.execute_fetchall(
+    async with await open_store(db) as store:
+        first = await store.deliveries.plan(hold=60)
+        await Ingester(store).ingest([s for s in feb6 if s.key.region == "world"])  # …the global lists later
+        second = await store.deliveries.plan(hold=60)
+        rows = await store.fetch_all(
             "SELECT d.id, count(*) FROM deliveries d JOIN delivery_items i ON i.delivery_id = d.id GROUP BY d.id"
         )
     assert (first.deliveries, second.deliveries, second.joined) == (1, 0, 1)
@@ -329,8 +330,8 @@ async def test_the_poller_hook_wakes_the_announcer(db: Path, netflix_snapshots: 
         bot = make_bot(db, config=dataclasses.replace(FAST, interval=60.0))
         async with fake.run_bot(bot):
             await asyncio.sleep(0.2)  # the first round has passed: the next look is a minute away
-            async with await Store.open(db) as store:
-                await store.run(guilds.add_watch, GUILD, AOUAD, "All of Us Are Dead", CHARTS)
+            async with await open_store(db) as store:
+                await store.guilds.add_watch(GUILD, AOUAD, "All of Us Are Dead", CHARTS)
             await ingest(db, week(netflix_snapshots, FEB6), bot)  # dispatches "milestones"
             (post,) = await fake.wait_for_messages(CHARTS, 1, timeout=2.0)
     assert lines(post) == AOUAD_FEB6
@@ -377,7 +378,7 @@ async def test_a_forbidden_channel_is_marked_broken_and_the_others_are_served(
     tries = [r for r in fake.requests if r.method == "POST" and r.path == f"/channels/{NEWS}/messages"]
     assert [r.status for r in tries] == [200, 403]  # not retried forever (not at all)
     store = await bot.get_store()
-    assert await store.execute_fetchall(
+    assert await store.fetch_all(
         "SELECT state, last_error FROM deliveries WHERE channel_id = ? ORDER BY id", (NEWS,)
     ) == [("sent", None), ("failed", "channel broken: missing permissions")]
 
@@ -464,10 +465,10 @@ async def test_killed_between_post_and_record_posts_everything_exactly_once(
 ) -> None:
     channels = [CHARTS, NEWS, SPARE, THIRD]
     await ingest(db, week(netflix_snapshots, JAN30))  # before the watches: never posted
-    async with await Store.open(db) as store:
+    async with await open_store(db) as store:
         for channel in channels:
-            await store.run(guilds.add_watch, GUILD, AOUAD, "All of Us Are Dead", channel)
-        await store.run(guilds.add_watch, GUILD, "*", "All titles", NEWS)
+            await store.guilds.add_watch(GUILD, AOUAD, "All of Us Are Dead", channel)
+        await store.guilds.add_watch(GUILD, "*", "All titles", NEWS)
     await ingest(db, week(netflix_snapshots, FEB6))
     async with DeliveryFake() as fake:
         add_guilds(fake)
@@ -476,10 +477,8 @@ async def test_killed_between_post_and_record_posts_everything_exactly_once(
         assert code == -signal.SIGKILL
         posted = sum(len(fake.sent_messages(c)) for c in channels)
         assert posted >= 3  # and maybe a few more: the workers post concurrently
-        async with await Store.open(db) as store:
-            states = dict(
-                await store.execute_fetchall("SELECT state, count(*) FROM deliveries GROUP BY state")
-            )
+        async with await open_store(db) as store:
+            states = dict(await store.fetch_all("SELECT state, count(*) FROM deliveries GROUP BY state"))
         assert states.get("sending", 0) >= 1  # posted (at least the last one) but not recorded
         code, log = await run_worker(fake, db)
         assert code == 0
@@ -495,10 +494,8 @@ async def test_killed_between_post_and_record_posts_everything_exactly_once(
             assert lines(aouad) == AOUAD_FEB6
         history = [r for r in fake.requests if r.method == "GET" and r.path.endswith("/messages")]
         assert history  # the second run looked for what the first may have posted
-        async with await Store.open(db) as store:
-            states = dict(
-                await store.execute_fetchall("SELECT state, count(*) FROM deliveries GROUP BY state")
-            )
+        async with await open_store(db) as store:
+            states = dict(await store.fetch_all("SELECT state, count(*) FROM deliveries GROUP BY state"))
         assert states == {"sent": sum(expected.values())}
 
 

@@ -10,7 +10,6 @@ import io
 import logging
 import shutil
 import signal
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from bot.cli import main
 from bot.client import DB_UNAVAILABLE, ChartBot, TokenRedactor, install_token_redaction, serve, sync
 from bot.model import InputError
 from bot.settings import Settings
+from bot.store import StoreBusy
 
 GUILD = 820_000_000_000_000_001
 CHANNEL = 820_000_000_000_000_010
@@ -195,13 +195,13 @@ async def test_closed_database_heals(fake: FakeDiscord, bot: ChartBot) -> None:
 async def test_closed_database_after_defer_answers_privately(fake: FakeDiscord, bot: ChartBot) -> None:
     assert bot.store is not None
     store = bot.store
-    real = store.title_report
+    real = store.charts.title_report
 
     async def close_then_read(*args: object) -> object:
         await store.close()
         return await real(*args)  # type: ignore[arg-type]
 
-    store.title_report = close_then_read  # type: ignore[method-assign]
+    store.charts.title_report = close_then_read  # type: ignore[method-assign]
     rec = await fake.slash(GUILD, CHANNEL, FAN, "rank", {"title": AOUAD})
     reply = await rec.response(timeout=5)
     assert reply.deferred and reply.ephemeral and reply.content == DB_UNAVAILABLE
@@ -215,9 +215,9 @@ async def test_locked_database(fake: FakeDiscord, bot: ChartBot, monkeypatch: py
     assert bot.store is not None
 
     async def locked(*args: object, **kwargs: object) -> None:
-        raise sqlite3.OperationalError("database is locked")
+        raise StoreBusy("the database is busy: database is locked")
 
-    monkeypatch.setattr(bot.store, "find_series", locked)
+    monkeypatch.setattr(bot.store.charts, "find_series", locked)
     reply = await (await fake.slash(GUILD, CHANNEL, FAN, "top", {"region": "us"})).response()
     assert reply.ephemeral and reply.content == DB_UNAVAILABLE
     assert bot.store is not None  # a lock is transient: the connection is kept

@@ -6,16 +6,14 @@ from datetime import date
 
 import pytest
 
-from bot import delivery
-from bot.delivery import (
+from bot.announcer import policy as delivery
+from bot.announcer.pacing import TokenBucket, backoff, classify
+from bot.announcer.policy import (
     ALL,
     DEFAULT_EVENTS,
     Pending,
     Policy,
-    TokenBucket,
     Watch,
-    backoff,
-    classify,
     group_key,
     is_headline,
     parse_events,
@@ -30,9 +28,8 @@ from bot.model import ChartKey, InputError, Milestone, milestone_key
 AOUAD = "all of us are dead"
 SQUID = "squid game"
 WEEK = date(2022, 2, 6)
-EARLY = "2022-02-08T10:00:00+00:00"
-LATE = "2022-02-08T12:00:00+00:00"
-START = "2022-02-08T11:00:00.500+00:00"  # the watches start between EARLY and LATE
+START = 100  # the newest milestone id when the watches started
+_ids = iter(range(START + 1000, 100_000))  # ids of milestones stored after the watches started
 
 
 def ms(
@@ -56,9 +53,13 @@ def watch(target: str = AOUAD, guild: int = 1, channel: int = 10, **extra: objec
         target=target,
         title=target,
         channel_id=channel,
-        since=str(extra.get("since", START)),
-        since_keys=frozenset(extra.get("since_keys", ())),  # type: ignore[arg-type]
+        since_id=int(extra.get("since_id", START)),  # type: ignore[call-overload]
     )
+
+
+def news(m: Milestone) -> Pending:
+    """A milestone stored after the watches started."""
+    return Pending(m, outbox_id=next(_ids))
 
 
 def test_streak_posts_thin_out_for_days_and_not_for_weeks() -> None:
@@ -95,31 +96,33 @@ def test_watch_all_follows_headlines_of_every_title() -> None:
 
 
 def test_route_posts_once_per_channel_and_only_news() -> None:
-    news = Pending(LATE, ms("reached_no1", "us"))
-    old = Pending(EARLY, ms("reached_no1", "gb"))
-    same_second_new = Pending(START[:19] + "+00:00", ms("reached_no1", "kr"))
-    same_second_old = Pending(START[:19] + "+00:00", ms("reached_no1", "world"))
+    fresh = news(ms("reached_no1", "us"))
+    old = Pending(ms("reached_no1", "gb"), outbox_id=START - 5)
+    at_the_mark = Pending(ms("reached_no1", "kr"), outbox_id=START)  # stored when the watch was made
+    later = Pending(ms("reached_no1", "world"), outbox_id=START + 50)
     watches = [
-        watch(AOUAD, channel=10, since_keys={same_second_old.milestone.key}),
-        watch(ALL, channel=10, since_keys={same_second_old.milestone.key}),  # one post per channel
+        watch(AOUAD, channel=10, since_id=START + 50),  # a watch made after `later` was stored
+        watch(ALL, channel=10, since_id=START + 50),  # one post per channel
         watch(AOUAD, guild=2, channel=20),
     ]
-    routes = route([news, old, same_second_new, same_second_old], watches, {1: Policy(1), 2: Policy(2)})
-    assert sorted((r.channel_id, r.milestone_key.split("|")[3]) for r in routes) == [
-        (10, "kr"),
-        (10, "us"),
-        (20, "kr"),
+    routes = route([fresh, old, at_the_mark, later], watches, {1: Policy(1), 2: Policy(2)})
+    region = {p.outbox_id: p.milestone.chart.region for p in (fresh, old, at_the_mark, later)}
+    assert sorted((r.channel_id, region[r.milestone_id]) for r in routes) == [
+        (10, "us"),  # once in channel 10, though two of its watches want it
         (20, "us"),
-        (20, "world"),  # guild 2's watch has no such key: that row came after it started
+        (20, "world"),  # guild 2's watch is older than that milestone; guild 1's is not
     ]
+    newer = news(ms("reached_no1", "fr"))
+    routes = route([newer], watches, {1: Policy(1, regions=None), 2: Policy(2)})
+    assert [r.channel_id for r in routes] == [10]  # guild 1 follows every region
     assert {r.group_key for r in routes} == {f"title|{AOUAD}|netflix|week|2022-02-06"}
-    both = Pending(LATE, ms("reached_no1", "world", category="tv-non-english"))  # title and headline
+    both = news(ms("reached_no1", "world", category="tv-non-english"))  # title and headline
     routes = route([both], watches, {1: Policy(1), 2: Policy(2)})
     assert sorted(r.channel_id for r in routes) == [10, 20]
 
 
 def test_route_skips_broken_channels_and_watches_without_a_channel() -> None:
-    pending = [Pending(LATE, ms("reached_no1", "us"))]
+    pending = [news(ms("reached_no1", "us"))]
     no_channel = watch(channel=0)
     assert route(pending, [no_channel], {1: Policy(1)}) == []
     (r,) = route(pending, [no_channel], {1: Policy(1, channel_id=99)})
@@ -128,7 +131,7 @@ def test_route_skips_broken_channels_and_watches_without_a_channel() -> None:
 
 
 def test_digest_groups_a_whole_period_and_carries_the_role() -> None:
-    pending = [Pending(LATE, ms("reached_no1", "us")), Pending(LATE, ms("reached_no1", "us", title=SQUID))]
+    pending = [news(ms("reached_no1", "us")), news(ms("reached_no1", "us", title=SQUID))]
     policy = Policy(1, digest="period", mention_role_id=555)
     routes = route(pending, [watch(AOUAD), watch(SQUID)], {1: policy})
     assert {r.group_key for r in routes} == {"digest|netflix|week|2022-02-06"}

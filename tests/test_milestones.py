@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from bot.cli import replay_into
+from bot.ingest import Ingester, ingest
 from bot.model import ChartKey, Entry, Milestone, make_snapshot
 from bot.sources.files import read_file
-from bot.store import Store
+from bot.store import open_store
 
 DATA = Path(__file__).parent / "data"
 AOUAD = "all of us are dead"
@@ -19,7 +20,7 @@ AOUAD = "all of us are dead"
 
 async def replay(*snapshot_lists) -> list[Milestone]:
     found: list[Milestone] = []
-    async with await Store.open() as store:
+    async with await open_store() as store:
         await replay_into(store, list(snapshot_lists), found.append)
     return found
 
@@ -87,12 +88,12 @@ async def test_a_backfill_emits_nothing_and_stats_match_every_order():
     charts = [chart(d, rotated(i // 3)) for i, d in enumerate(days)]
 
     async def final_state(order: list[int]):
-        async with await Store.open() as store:
+        async with await open_store() as store:
             emitted = []
             for index in order:
-                report = await store.ingest([charts[index]])
+                report = await ingest(store, [charts[index]])
                 emitted.append((index, report.milestones))
-            stats = await store.execute_fetchall(
+            stats = await store.fetch_all(
                 "SELECT t.title_key, ts.* FROM title_stats ts JOIN titles t ON t.id = ts.title_id ORDER BY 1"
             )
             stats = [(row[0], *row[3:]) for row in stats]  # row ids depend on arrival order
@@ -114,54 +115,56 @@ async def test_a_backfill_emits_nothing_and_stats_match_every_order():
 
 
 async def test_reingest_and_revision_never_repeat_a_key():
-    async with await Store.open() as store:
-        await store.ingest([chart(D0, TEN)])
-        first = await store.ingest([chart(D0 + timedelta(days=1), rotated(1))])
+    async with await open_store() as store:
+        await ingest(store, [chart(D0, TEN)])
+        first = await ingest(store, [chart(D0 + timedelta(days=1), rotated(1))])
         assert {m.kind for m in first.milestones} >= {"reached_no1", "lost_no1"}
-        again = await store.ingest([chart(D0 + timedelta(days=1), rotated(1))])
+        again = await ingest(store, [chart(D0 + timedelta(days=1), rotated(1))])
         assert again.milestones == [] and again.unchanged == 1
         revised = rotated(1)
         revised[5], revised[6] = revised[6], revised[5]  # a tie settled the other way
-        after_revision = await store.ingest([chart(D0 + timedelta(days=1), revised)])
+        after_revision = await ingest(store, [chart(D0 + timedelta(days=1), revised)])
         assert [m.kind for m in after_revision.milestones if m.kind in ("entered_top10", "left_top10")] == []
-        rows = await store.execute_fetchall(
-            "SELECT key, count(*) FROM outbox GROUP BY key HAVING count(*) > 1"
-        )
-        assert rows == []
-        statuses = dict(await store.execute_fetchall("SELECT status, count(*) FROM outbox GROUP BY status"))
+        stored = await store.charts.milestones(statuses=("pending", "sent", "skipped", "retracted"))
+        keys = [item.milestone.key for item in stored]
+        assert len(keys) == len(set(keys)) == len(first.milestones)  # one row a key, revised or withdrawn
+        statuses = dict(await store.fetch_all("SELECT status, count(*) FROM outbox GROUP BY status"))
         # Show 7's new peak (No. 6) is gone after the swap; Show 8's is now No. 6 instead of No. 7
         assert statuses == {"pending": len(first.milestones) - 1, "retracted": 1}
-        peaks = await store.execute_fetchall(
-            "SELECT value, revision FROM outbox WHERE key LIKE '%|new_peak|%|show 8'"
-        )
+        peaks = [
+            (i.milestone.value, i.revision)
+            for i in stored
+            if i.milestone.kind == "new_peak" and i.milestone.title_key == "show 8"
+        ]
         assert peaks == [(6, 1)]
 
 
 async def test_country_news_detected_again_is_not_written_twice(countries):
     """The poller may judge a complete period again (after a restart): the outbox keeps one row a key."""
-    async with await Store.open() as store:
-        await store.ingest(countries)
-        rows = await store.execute_fetchall("SELECT key, value FROM outbox WHERE scope = 'countries'")
+    async with await open_store() as store:
+        await ingest(store, countries)
+        rows = await store.fetch_all("SELECT id, value FROM outbox WHERE scope = 'countries' ORDER BY id")
         assert len(rows) > 10
-        periods = await store.execute_fetchall(
+        periods = await store.fetch_all(
             "SELECT service, category, period, max(date) FROM country_periods GROUP BY service, category, period"
         )
         for service, category, period, day in periods:
-            again = await store.detect_countries(
+            again = await Ingester(store).detect_countries(
                 service, category, period, date.fromisoformat(day), "netflix"
             )
             assert again == []
-        assert await store.execute_fetchall("SELECT key, value FROM outbox WHERE scope = 'countries'") == rows
+        assert (
+            await store.fetch_all("SELECT id, value FROM outbox WHERE scope = 'countries' ORDER BY id")
+            == rows
+        )
 
 
 async def test_revision_that_changes_the_news_retracts_the_old_milestone():
-    async with await Store.open() as store:
-        await store.ingest([chart(D0, TEN)])
-        await store.ingest([chart(D0 + timedelta(days=1), rotated(1))])
-        await store.ingest([chart(D0 + timedelta(days=1), TEN)])  # corrected: nothing changed after all
-        rows = dict(
-            await store.execute_fetchall("SELECT kind, status FROM outbox WHERE kind = 'reached_no1'")
-        )
+    async with await open_store() as store:
+        await ingest(store, [chart(D0, TEN)])
+        await ingest(store, [chart(D0 + timedelta(days=1), rotated(1))])
+        await ingest(store, [chart(D0 + timedelta(days=1), TEN)])  # corrected: nothing changed after all
+        rows = dict(await store.fetch_all("SELECT kind, status FROM outbox WHERE kind = 'reached_no1'"))
         assert rows == {"reached_no1": "retracted"}
 
 

@@ -27,13 +27,14 @@ from test_sources_fetch import (
     tsv_weeks,
 )
 
+from bot import milestones as detector
 from bot import poller as poller_module
 from bot.cli import poll_main, status_main
 from bot.model import InputError, Milestone
 from bot.poller import Poller, chart_day, make_http_client
 from bot.settings import Settings
 from bot.sources.http import HttpClient
-from bot.store import Store, health
+from bot.store import Store, StoreBusy, open_store
 from bot.terminal import format_status
 
 D = date(2026, 8, 2)  # a Sunday; the FlixPatrol chart day of most tests
@@ -55,7 +56,7 @@ class Clock:
 
 @pytest.fixture
 async def store() -> AsyncIterator[Store]:
-    async with await Store.open() as s:
+    async with await open_store() as s:
         yield s
 
 
@@ -79,7 +80,7 @@ def fp_poller(store: Store, http: HttpClient, settings: Settings, clock: Clock, 
 
 
 async def charts_on(store: Store, day: date) -> dict[tuple[str, str], int]:
-    rows = await store.execute_fetchall(
+    rows = await store.fetch_all(
         "SELECT s.region, s.category, count(e.rank) FROM charts c JOIN series s ON s.id = c.series_id "
         "JOIN entries e ON e.chart_id = c.id WHERE c.date = ? GROUP BY c.id",
         (day.isoformat(),),
@@ -88,10 +89,11 @@ async def charts_on(store: Store, day: date) -> dict[tuple[str, str], int]:
 
 
 async def outbox(store: Store, **where: str) -> list[tuple[str, str, str]]:
-    sql = "SELECT kind, region, date FROM outbox"
-    if where:
-        sql += " WHERE " + " AND ".join(f"{k} = ?" for k in where)
-    return [tuple(r) for r in await store.execute_fetchall(sql, tuple(where.values()))]
+    """(kind, region, date) of every milestone in the outbox, filtered by those fields."""
+    stored = await store.charts.milestones(statuses=("pending", "sent", "skipped", "retracted"))
+    rows = [(i.milestone.kind, i.milestone.chart.region, i.milestone.chart.date.isoformat()) for i in stored]
+    fields = {"kind": 0, "region": 1, "date": 2}
+    return [r for r in rows if all(r[fields[k]] == v for k, v in where.items())]
 
 
 async def two_reads(p: Poller, clock: Clock, day: date, hour: int = 13) -> None:
@@ -116,17 +118,17 @@ async def test_poll_once_twice_prints_newest_week_then_nothing(serve, tmp_path) 
     assert lines and all(line.startswith("2022-02-27  ") for line in lines)
     kinds = Counter(line.split()[1] for line in lines)
     assert kinds["no1_countries"] >= 1 and kinds["reached_no1"] > 50
-    async with await Store.open(settings.db_path) as store:
-        charts = await store.execute_fetchall("SELECT count(*), count(DISTINCT date) FROM charts")
+    async with await open_store(settings.db_path) as store:
+        charts = await store.fetch_all("SELECT count(*), count(DISTINCT date) FROM charts")
         assert charts == [(2162, 15)]  # every week of the file
-        before = await store.execute_fetchall("SELECT count(*) FROM outbox")
+        before = await store.fetch_all("SELECT count(*) FROM outbox")
     out2, err2 = io.StringIO(), io.StringIO()
     await poll_main(settings, once=True, out=out2, err=err2)
     assert out2.getvalue() == ""
     assert [inm is not None for name, inm in seen if name == "all-weeks-countries.tsv"] == [False, True]
-    async with await Store.open(settings.db_path) as store:
-        assert await store.execute_fetchall("SELECT count(*) FROM outbox") == before
-        assert await store.execute_fetchall("SELECT count(*) FROM http_validators") == [(1,)]
+    async with await open_store(settings.db_path) as store:
+        assert await store.fetch_all("SELECT count(*) FROM outbox") == before
+        assert await store.fetch_all("SELECT count(*) FROM http_validators") == [(1,)]
 
 
 async def test_unchanged_content_without_validators_ingests_nothing(serve, store, http) -> None:  # noqa: F811
@@ -183,14 +185,14 @@ async def test_region_drop_holds_aggregates_and_marks_unhealthy(serve, store, ht
     assert "reached_no1" in kinds  # per-chart news from whole charts still goes out
     assert not kinds & {"no1_countries", "top10_countries", "record"}
     out = io.StringIO()
-    rows = await store.run(health.load)
+    rows = await store.sources.health()
     out.write(format_status(rows, ["netflix"]))
     text = out.getvalue()
     assert "netflix  UNHEALTHY" in text and "aggregate milestones are held back" in text
     # the next cycle costs a 304 and keeps the flag
     again = await p.poll_source("netflix")
     assert again.not_modified == 1 and again.healthy is None
-    assert [r.healthy for r in await store.run(health.load, "netflix") if r.chart == "*"] == [False]
+    assert [r.healthy for r in await store.sources.health("netflix") if r.chart == "*"] == [False]
 
 
 async def test_bad_file_is_reported_stores_nothing_and_is_read_again(serve, store, http) -> None:  # noqa: F811
@@ -202,43 +204,50 @@ async def test_bad_file_is_reported_stores_nothing_and_is_read_again(serve, stor
     report = await p.poll_source("netflix")
     assert [(e.chart, e.kind) for e in report.errors] == [("countries", "page"), ("global", "not-found")]
     assert "all-weeks-countries.tsv: line" in report.errors[0].message
-    assert await store.execute_fetchall("SELECT count(*) FROM charts") == [(0,)]
-    assert await store.execute_fetchall("SELECT count(*) FROM http_validators") == [(0,)]
+    assert await store.fetch_all("SELECT count(*) FROM charts") == [(0,)]
+    assert await store.fetch_all("SELECT count(*) FROM http_validators") == [(0,)]
     assert report.healthy is False  # every read failed
     files["all-weeks-countries.tsv"] = good
     report = await p.poll_source("netflix")
     assert report.added == 188 and report.healthy is True
 
 
-async def test_validators_are_saved_only_after_the_charts_are_stored(
+@pytest.mark.parametrize("failure", ["locked", "crash"])
+async def test_validators_are_saved_only_after_the_country_news_is_stored(
     serve,  # noqa: F811
     store,
     http,
     monkeypatch,
+    failure,
 ) -> None:
+    """The file's validators are kept only once everything it led to is stored, country counts and
+    their news included: a lock or a crash at that last step stores nothing, and the next poll (a full
+    GET again) brings the week's "No. 1 in N countries" news after all."""
     files = {"all-weeks-countries.tsv": tsv_weeks(COUNTRIES_TSV, {"2022-02-13", "2022-02-20"})}
     seen: list[tuple[str, str | None]] = []
     server = await serve(netflix_app(files, seen))
     p = Poller(store, http, Settings(netflix_url=base(server) + "top10/data/"))
-    real_ingest = store.ingest
-    broken = {"kr"}
+    real = detector.detect_countries
+    calls = []
 
-    async def failing_ingest(snapshots: Any, **kw: Any) -> Any:
-        if snapshots[0].key.region in broken:
-            raise RuntimeError("disk full")
-        return await real_ingest(snapshots, **kw)
+    def fails_once(change: Any) -> Any:
+        calls.append(change)
+        if len(calls) == 1:
+            raise StoreBusy("database is locked") if failure == "locked" else RuntimeError("killed")
+        return real(change)
 
-    monkeypatch.setattr(store, "ingest", failing_ingest)
+    monkeypatch.setattr(detector, "detect_countries", fails_once)
     report = await p.poll_source("netflix")
-    assert report.added == 376 - 4 and {e.kind for e in report.errors} >= {"ingest"}
-    assert "disk full" in report.errors[0].message
-    assert await store.execute_fetchall("SELECT count(*) FROM http_validators") == [(0,)]
-    assert report.aggregates == []  # the newest week is not complete: wait for the retry
-    broken.clear()
-    report = await p.poll_source("netflix")  # a full GET again; the failed charts are stored now
-    assert (report.added, report.unchanged) == (4, 372)
-    assert len(report.aggregates) == 2
-    assert await store.execute_fetchall("SELECT count(*) FROM http_validators") == [(1,)]
+    assert {e.kind for e in report.errors} == {
+        "ingest",
+        "not-found",
+    } and report.aggregates == []  # no global file here
+    assert await store.fetch_all("SELECT count(*) FROM charts") == [(0,)]  # nothing of the file
+    assert await store.fetch_all("SELECT count(*) FROM http_validators") == [(0,)]
+    report = await p.poll_source("netflix")  # a full GET again: no validator was kept
+    assert report.added == 376 and len(report.aggregates) == 2
+    assert any(m.kind == "no1_countries" for m in report.milestones)
+    assert await store.fetch_all("SELECT count(*) FROM http_validators") == [(1,)]
     report = await p.poll_source("netflix")
     assert report.not_modified == 1
     assert [inm is None for name, inm in seen if name == "all-weeks-countries.tsv"] == [True, True, False]
@@ -393,7 +402,7 @@ async def test_pages_that_parse_to_nothing_make_the_source_unhealthy(serve, stor
 
 
 async def status_main_on(store: Store, out: io.StringIO) -> None:
-    out.write(format_status(await store.run(health.load), ["flixpatrol"]))
+    out.write(format_status(await store.sources.health(), ["flixpatrol"]))
 
 
 async def test_aggregates_wait_for_the_regions_then_settle(serve, store, http) -> None:  # noqa: F811
@@ -457,7 +466,7 @@ async def test_services_and_flaresolverr(serve, store, http) -> None:  # noqa: F
         p = Poller(store, client, settings, clock=clock, regions=("world", "us"))
         await two_reads(p, clock, D)
     assert len(calls) == 8 and "https://flixpatrol.test/top10/disney/united-states/2026-08-02/" in calls
-    services = await store.execute_fetchall("SELECT DISTINCT service FROM series ORDER BY 1")
+    services = await store.fetch_all("SELECT DISTINCT service FROM series ORDER BY 1")
     assert services == [("disney",), ("netflix",)]
 
 

@@ -9,9 +9,10 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.ingest import ingest
 from bot.model import ChartKey, Entry, make_snapshot
 from bot.stats import fold
-from bot.store import Store
+from bot.store import open_store
 
 POOL = [f"Title {n:02d}" for n in range(14)]
 D0 = date(2023, 3, 1)
@@ -37,13 +38,13 @@ def test_incremental_stats_equal_a_recomputation(events):
 
 async def check_stats(events):
     truth: dict[tuple[str, int], list[str]] = {}
-    async with await Store.open() as store:
+    async with await open_store() as store:
         for region, day, titles in events:
-            await store.ingest([snapshot(region, day, titles)])
+            await ingest(store, [snapshot(region, day, titles)])
             truth[(region, day)] = titles
         stored = {
             (region, key): row
-            for region, key, *row in await store.execute_fetchall(
+            for region, key, *row in await store.fetch_all(
                 "SELECT s.region, t.title_key, first_date, last_date, last_rank, prev_rank, peak, peak_date, "
                 "periods_in_top10, periods_at_no1, no1_run, longest_no1_run, longest_no1_end, top10_run "
                 "FROM title_stats ts JOIN series s ON s.id = ts.series_id JOIN titles t ON t.id = ts.title_id"
@@ -51,11 +52,11 @@ async def check_stats(events):
         }
         records = {
             region: (run, holder)
-            for region, run, holder in await store.execute_fetchall(
+            for region, run, holder in await store.fetch_all(
                 "SELECT region, record_run, t.title_key FROM series LEFT JOIN titles t ON t.id = record_holder"
             )
         }
-        counts = await store.execute_fetchall(
+        counts = await store.fetch_all(
             "SELECT date, t.title_key, no1, top10 FROM country_counts JOIN titles t ON t.id = title_id"
         )
     appearances: dict[tuple[str, str], list[tuple[date, int]]] = defaultdict(list)
@@ -121,10 +122,10 @@ def test_detector_invariants(sequence):
 async def check_detector(sequence):
     found = []
     day = 0
-    async with await Store.open() as store:
+    async with await open_store() as store:
         for skip, titles in sequence:
             day += 2 if skip else 1
-            report = await store.ingest([snapshot("us", day, titles)])
+            report = await ingest(store, [snapshot("us", day, titles)])
             found.extend(report.milestones)
     keys = [m.key for m in found]
     assert len(keys) == len(set(keys))

@@ -11,12 +11,11 @@ import discord
 import pytest
 from discord import app_commands
 
-from bot.client import DB_UNAVAILABLE, UNEXPECTED, ChartBot, DatabaseUnavailable, explain, send_error
+from bot.client import DB_UNAVAILABLE, UNEXPECTED, ChartBot, explain, send_error
 from bot.model import WORLD, InputError, title_key
-from bot.store import Store
-from bot.store.history import RankHistory
-from bot.store.queries import Series
+from bot.store import ChartQueries, DatabaseUnavailable, SchemaError, Store, StoreBusy
 from bot.titles import TitleIndex
+from bot.views import RankHistory, Series
 from cogs.rank import (
     Rank,
     not_found_message,
@@ -144,7 +143,7 @@ def test_pick_series() -> None:
 
 
 async def test_select_report(chart_store: Store) -> None:
-    report = await chart_store.title_report(title_key(AOUAD), date(2022, 2, 6))
+    report = await chart_store.charts.title_report(title_key(AOUAD), date(2022, 2, 6))
     assert report is not None
     us = select_report(report, "us", None)
     assert [s.region for s in us.standings] == ["us"] and us.countries == []
@@ -181,7 +180,10 @@ def make_interaction() -> MagicMock:
 
 @pytest.fixture
 def store() -> MagicMock:
-    return create_autospec(Store, instance=True)
+    """A store whose chart queries are mocks that check their signatures."""
+    store = MagicMock(spec=["charts"])
+    store.charts = create_autospec(ChartQueries, instance=True)
+    return store
 
 
 @pytest.fixture
@@ -194,12 +196,14 @@ def cog(store: MagicMock) -> Rank:
 
 
 async def test_rank_defers_renders_and_follows_up(cog: Rank, store: MagicMock, chart_store: Store) -> None:
-    store.title_report.return_value = await chart_store.title_report(title_key(AOUAD))
-    store.run.return_value = [RankHistory("netflix", WORLD, "tv-non-english", "week", [(DAY, 1)])]
+    store.charts.title_report.return_value = await chart_store.charts.title_report(title_key(AOUAD))
+    store.charts.rank_history.return_value = [
+        RankHistory("netflix", WORLD, "tv-non-english", "week", [(DAY, 1)])
+    ]
     interaction = make_interaction()
     await Rank.rank.callback(cog, interaction, "ALL OF US ARE DEAD")
     interaction.response.defer.assert_awaited_once_with(thinking=True)
-    store.title_report.assert_awaited_once_with("all of us are dead", None)
+    store.charts.title_report.assert_awaited_once_with("all of us are dead", None)
     sent = interaction.followup.send.await_args
     assert sent is not None
     embed, picture = sent.kwargs["embed"], sent.kwargs["file"]
@@ -212,19 +216,19 @@ async def test_rank_unknown_title_raises_before_deferring(cog: Rank, store: Magi
     with pytest.raises(InputError, match="Did you mean"):
         await Rank.rank.callback(cog, interaction, "Sqiud Gme")
     interaction.response.defer.assert_not_awaited()
-    store.title_report.assert_not_awaited()
+    store.charts.title_report.assert_not_awaited()
 
 
 async def test_top_defers_when_the_store_is_slow(cog: Rank, store: MagicMock, chart_store: Store) -> None:
-    (us_tv,) = await chart_store.find_series(region="us", category="tv")
-    view = await chart_store.chart_view(us_tv)
+    (us_tv,) = await chart_store.charts.find_series(region="us", category="tv")
+    view = await chart_store.charts.chart_view(us_tv)
 
     async def slow_find(**filters: str | None) -> list[Series]:
         await asyncio.sleep(0.05)
         return [us_tv]
 
-    store.find_series.side_effect = slow_find
-    store.chart_view.return_value = view
+    store.charts.find_series.side_effect = slow_find
+    store.charts.chart_view.return_value = view
     cog.bot.defer_after = 0.01
     interaction = make_interaction()
     await Rank.top.callback(cog, interaction, "us", "tv")
@@ -235,12 +239,12 @@ async def test_top_defers_when_the_store_is_slow(cog: Rank, store: MagicMock, ch
 
 
 async def test_top_answers_at_once_when_fast(cog: Rank, store: MagicMock, chart_store: Store) -> None:
-    store.find_series.return_value = await chart_store.find_series(region="world")
-    store.chart_view.side_effect = chart_store.chart_view
+    store.charts.find_series.return_value = await chart_store.charts.find_series(region="world")
+    store.charts.chart_view.side_effect = chart_store.charts.chart_view
     interaction = make_interaction()
     await Rank.top.callback(cog, interaction)
     interaction.response.defer.assert_not_awaited()
-    store.find_series.assert_awaited_once_with(service=None, region=WORLD)
+    store.charts.find_series.assert_awaited_once_with(service=None, region=WORLD)
     embeds = interaction.response.send_message.await_args.kwargs["embeds"]
     assert [e.title for e in embeds] == [
         "🌍 Netflix global Top 10 · TV (English)",
@@ -249,10 +253,14 @@ async def test_top_answers_at_once_when_fast(cog: Rank, store: MagicMock, chart_
 
 
 async def test_milestones_for_a_title(cog: Rank, store: MagicMock, chart_store: Store) -> None:
-    store.milestones.return_value = await chart_store.milestones(title_key="all of us are dead", limit=50)
+    store.charts.milestones.return_value = await chart_store.charts.milestones(
+        title_key="all of us are dead", limit=50
+    )
     interaction = make_interaction()
     await Rank.milestones.callback(cog, interaction, "all of us")
-    store.milestones.assert_awaited_once_with(title_key="all of us are dead", newest_first=True, limit=300)
+    store.charts.milestones.assert_awaited_once_with(
+        title_key="all of us are dead", newest_first=True, limit=300
+    )
     embed = interaction.response.send_message.await_args.kwargs["embed"]
     assert embed.title == "Milestones · All of Us Are Dead"
 
@@ -271,11 +279,14 @@ async def test_autocomplete_is_fast_and_from_memory(cog: Rank, store: MagicMock)
     ("error", "message", "unexpected"),
     [
         (InputError("unknown region 'xx'"), "unknown region 'xx'", False),
-        (sqlite3.OperationalError("database is locked"), DB_UNAVAILABLE, False),
-        (sqlite3.OperationalError("unable to open database file"), DB_UNAVAILABLE, False),
-        (ValueError("no active connection"), DB_UNAVAILABLE, False),
-        (DatabaseUnavailable("gone"), DB_UNAVAILABLE, False),
-        (sqlite3.IntegrityError("UNIQUE constraint failed"), UNEXPECTED, True),
+        (StoreBusy("the database is busy: database is locked"), DB_UNAVAILABLE, False),
+        (DatabaseUnavailable("unable to open database file"), DB_UNAVAILABLE, False),
+        (SchemaError("newer than this chartbot"), DB_UNAVAILABLE, False),
+        (
+            sqlite3.IntegrityError("UNIQUE constraint failed"),
+            UNEXPECTED,
+            True,
+        ),  # a driver error escaping: a bug
         (ValueError("a bug"), UNEXPECTED, True),
         (RuntimeError("boom"), UNEXPECTED, True),
     ],

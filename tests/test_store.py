@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from bot import milestones as detector
+from bot.ingest import ingest
 from bot.model import ChartKey, Entry, make_snapshot
 from bot.sources.files import read_file
-from bot.store import SchemaError, Store, guilds
-from bot.store import ingest as ingest_module
-from bot.store.schema import MIGRATIONS, SCHEMA_VERSION
+from bot.store import SchemaError, Store, open_store
+from bot.store.sqlite.guilds import FLAG_EDITS
+from bot.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 
 DATA = Path(__file__).parent / "data" / "netflix"
 AOUAD = "all of us are dead"
@@ -29,7 +31,7 @@ def world():
 
 
 async def assert_aouad_story(store: Store) -> None:
-    report = await store.title_report(AOUAD, date(2022, 2, 6))
+    report = await store.charts.title_report(AOUAD, date(2022, 2, 6))
     assert report is not None
     assert [c.as_json() for c in report.countries] == [
         {
@@ -51,24 +53,24 @@ async def assert_aouad_story(store: Store) -> None:
 
 
 async def test_aouad_on_2022_02_06(countries, world):
-    async with await Store.open() as store:
-        await store.ingest(countries, news=False)
-        await store.ingest(world, news=False)
+    async with await open_store() as store:
+        await ingest(store, countries, news=False)
+        await ingest(store, world, news=False)
         await assert_aouad_story(store)
-        january = await store.title_report(AOUAD, date(2022, 1, 30))
+        january = await store.charts.title_report(AOUAD, date(2022, 1, 30))
         assert january.countries[0].no1 == 29 and january.countries[0].top10 == 91
 
 
 async def test_twice_other_order_and_week_by_week_in_reverse(countries, world):
-    async with await Store.open() as twice:
+    async with await open_store() as twice:
         for snapshots in (world, countries, world, countries):
-            await twice.ingest(snapshots, news=False)
+            await ingest(twice, snapshots, news=False)
         await assert_aouad_story(twice)
         baseline = await dump_derived(twice)
-    async with await Store.open() as reverse:
+    async with await open_store() as reverse:
         weeks = sorted({s.key.date for s in countries + world}, reverse=True)
         for week in weeks:
-            await reverse.ingest([s for s in countries + world if s.key.date == week], news=False)
+            await ingest(reverse, [s for s in countries + world if s.key.date == week], news=False)
         await assert_aouad_story(reverse)
         assert await dump_derived(reverse) == baseline
 
@@ -76,21 +78,21 @@ async def test_twice_other_order_and_week_by_week_in_reverse(countries, world):
 async def dump_derived(store: Store) -> dict[str, list[tuple]]:
     """Everything the store derives from the charts, keyed by names rather than row ids."""
     return {
-        "stats": await store.execute_fetchall(
+        "stats": await store.fetch_all(
             "SELECT s.service, s.region, s.category, s.period, t.title_key, first_date, last_date, last_rank, "
             "prev_rank, peak, peak_date, periods_in_top10, periods_at_no1, no1_run, longest_no1_run, "
             "longest_no1_end, top10_run FROM title_stats ts JOIN series s ON s.id = ts.series_id "
             "JOIN titles t ON t.id = ts.title_id ORDER BY 1, 2, 3, 4, 5"
         ),
-        "series": await store.execute_fetchall(
+        "series": await store.fetch_all(
             "SELECT service, region, category, period, latest_date, record_run, t.title_key, record_end "
             "FROM series LEFT JOIN titles t ON t.id = record_holder ORDER BY 1, 2, 3, 4"
         ),
-        "countries": await store.execute_fetchall(
+        "countries": await store.fetch_all(
             "SELECT service, category, period, date, t.title_key, no1, top10 FROM country_counts "
             "JOIN titles t ON t.id = title_id ORDER BY 1, 2, 3, 4, 5"
         ),
-        "periods": await store.execute_fetchall("SELECT * FROM country_periods ORDER BY 1, 2, 3, 4"),
+        "periods": await store.fetch_all("SELECT * FROM country_periods ORDER BY 1, 2, 3, 4"),
     }
 
 
@@ -103,84 +105,105 @@ TEN = [f"Show {n}" for n in range(1, 11)]
 
 
 async def test_identical_reingest_changes_nothing():
-    async with await Store.open() as store:
-        first = await store.ingest([chart(date(2022, 1, 1), TEN)])
+    async with await open_store() as store:
+        first = await ingest(store, [chart(date(2022, 1, 1), TEN)])
         before = await dump_derived(store)
-        again = await store.ingest([chart(date(2022, 1, 1), TEN)])
+        again = await ingest(store, [chart(date(2022, 1, 1), TEN)])
         assert (first.added, again.added, again.unchanged, again.entries) == (1, 0, 1, 0)
         assert await dump_derived(store) == before
-        assert await store.execute_fetchall("SELECT count(*) FROM entries") == [(10,)]
+        assert await store.fetch_all("SELECT count(*) FROM entries") == [(10,)]
 
 
 async def test_revision_replaces_the_chart_and_stats_follow():
-    async with await Store.open() as store:
-        await store.ingest([chart(date(2022, 1, 1), TEN), chart(date(2022, 1, 2), TEN)])
+    async with await open_store() as store:
+        await ingest(store, [chart(date(2022, 1, 1), TEN), chart(date(2022, 1, 2), TEN)])
         revised = ["New Hit", *TEN[:9]]
-        report = await store.ingest([chart(date(2022, 1, 2), revised)])
+        report = await ingest(store, [chart(date(2022, 1, 2), revised)])
         assert (report.replaced, report.added) == (1, 0)
-        top = await store.title_report("new hit")
+        top = await store.charts.title_report("new hit")
         assert top.standings[0].rank == 1 and top.standings[0].periods_in_top10 == 1
-        dropped = await store.title_report("show 10")
+        dropped = await store.charts.title_report("show 10")
         assert dropped.standings == [] and dropped.last_seen.date == date(2022, 1, 1)
-        show1 = await store.title_report("show 1")
+        show1 = await store.charts.title_report("show 1")
         assert show1.standings[0].rank == 2 and show1.standings[0].periods_at_no1 == 1
-        assert await store.execute_fetchall("SELECT count(*) FROM entries") == [(20,)]
+        assert await store.fetch_all("SELECT count(*) FROM entries") == [(20,)]
 
 
 async def test_backfill_is_inserted_in_its_place():
-    async with await Store.open() as store:
-        await store.ingest([chart(date(2022, 1, 1), TEN), chart(date(2022, 1, 3), TEN)])
-        gap = await store.title_report("show 1")
+    async with await open_store() as store:
+        await ingest(store, [chart(date(2022, 1, 1), TEN), chart(date(2022, 1, 3), TEN)])
+        gap = await store.charts.title_report("show 1")
         assert gap.standings[0].no1_streak == 1  # Jan 2 is missing: the streak broke
-        report = await store.ingest([chart(date(2022, 1, 2), TEN)])
+        report = await ingest(store, [chart(date(2022, 1, 2), TEN)])
         assert report.backfilled == 1 and report.milestones == []
-        filled = await store.title_report("show 1")
+        filled = await store.charts.title_report("show 1")
         assert filled.standings[0].no1_streak == 3
         assert filled.standings[0].periods_in_top10 == 3
 
 
 async def test_a_failing_ingest_leaves_nothing_behind(monkeypatch, countries):
+    """A failure after the charts, stats and chart news are written (judging the countries) rolls all back."""
+
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    async with await Store.open() as store:
-        monkeypatch.setattr(ingest_module, "count_countries", broken)
+    async with await open_store() as store:
+        monkeypatch.setattr(detector, "detect_countries", broken)
         with pytest.raises(RuntimeError):
-            await store.ingest(countries[:200])
-        for table in ("charts", "entries", "title_stats", "titles", "series", "outbox"):
-            assert await store.execute_fetchall(f"SELECT count(*) FROM {table}") == [(0,)], table
+            await ingest(store, countries[:400])
+        for table in ("charts", "entries", "title_stats", "titles", "series", "outbox", "country_counts"):
+            assert await store.fetch_all(f"SELECT count(*) FROM {table}") == [(0,)], table
+        monkeypatch.undo()
+        report = await ingest(store, countries[:400])  # the same store works on: nothing stale was kept
+        assert report.added == 400
 
 
 async def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path):
     path = tmp_path / "chart.sqlite3"
-    async with await Store.open(path) as store:
-        assert await store.execute_fetchall("PRAGMA user_version") == [(SCHEMA_VERSION,)]
-        assert await store.execute_fetchall("PRAGMA journal_mode") == [("wal",)]
-    async with await Store.open(path) as store:  # opening again migrates nothing
-        assert await store.execute_fetchall("PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    async with await open_store(path) as store:
+        assert await store.fetch_all("PRAGMA user_version") == [(SCHEMA_VERSION,)]
+        assert await store.fetch_all("PRAGMA journal_mode") == [("wal",)]
+    async with await open_store(path) as store:  # opening again migrates nothing
+        assert await store.fetch_all("PRAGMA user_version") == [(SCHEMA_VERSION,)]
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(SchemaError, match="newer than this chartbot"):
-        await Store.open(path)
+        await open_store(path)
 
 
-async def test_a_version_3_database_migrates_with_its_news_and_deliveries(countries, tmp_path):
-    """Step 4 rebuilds the outbox without its unique key index and names delivered milestones by id."""
+NEWS = (
+    "SELECT t.title_key, s.service, s.region, s.category, s.period, o.date, o.kind, o.detail, o.scope, "
+    "o.value, o.previous, o.context, o.status, o.revision FROM outbox o JOIN titles t ON t.id = o.title_id "
+    "JOIN series s ON s.id = o.series_id ORDER BY o.id"
+)
+
+
+async def test_a_version_3_database_migrates_with_its_news_deliveries_and_watches(countries, tmp_path):
+    """Steps 4 and 5: the outbox keyed by its parts (unique in the database), deliveries naming their
+    milestones by id, watches starting at a milestone id instead of a timestamp."""
     news = tmp_path / "news.sqlite3"
-    async with await Store.open(news) as store:
-        await store.ingest(countries)
+    async with await open_store(news) as store:
+        await ingest(store, countries)
+        expected = await store.fetch_all(NEWS)
     path = tmp_path / "v3.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
     for number, step in enumerate(MIGRATIONS[:3], start=1):
         conn.executescript(f"BEGIN IMMEDIATE; {step}; PRAGMA user_version = {number}; COMMIT;")
     conn.execute("ATTACH ? AS news", (str(news),))
-    conn.execute("INSERT INTO titles SELECT * FROM news.titles")
-    # version 3 had no NULL updated_at: a row written and never changed carried its created_at
-    columns = ", ".join(row[1] for row in conn.execute("PRAGMA news.table_info(outbox)"))
-    conn.execute(f"INSERT INTO outbox SELECT {columns.replace('updated_at', 'created_at')} FROM news.outbox")
+    conn.execute("INSERT INTO titles SELECT id, title_key, title FROM news.titles")
+    conn.execute("INSERT INTO series SELECT * FROM news.series WHERE latest_date IS NOT NULL")
+    # the outbox as version 3 wrote it: its text key, its series spelled out, created_at in updated_at
+    conn.execute(
+        "INSERT INTO outbox SELECT o.id, o.date || '|' || o.kind || '|' || s.service || '|' || s.region || '|' "
+        "|| s.category || '|' || s.period || '|' || t.title_key || CASE WHEN o.detail = '' THEN '' "
+        "ELSE '|' || o.detail END, o.kind, o.scope, o.title_id, o.source, s.service, s.region, s.category, "
+        "s.period, o.date, o.value, o.previous, o.context, o.status, o.revision, o.created_at, o.created_at "
+        "FROM news.outbox o JOIN news.titles t ON t.id = o.title_id JOIN news.series s ON s.id = o.series_id"
+    )
     conn.execute("DETACH news")
-    rows = conn.execute("SELECT * FROM outbox ORDER BY id").fetchall()
-    delivered_id, delivered_key = rows[len(rows) // 2][:2]
+    delivered_id, delivered_key, created = conn.execute(
+        "SELECT id, key, created_at FROM outbox ORDER BY id LIMIT 1 OFFSET 500"
+    ).fetchone()
     conn.execute(
         "INSERT INTO deliveries (id, guild_id, channel_id, group_key, nonce, due_at, created_at, updated_at) "
         "VALUES (1, 7, 70, 'g', 'n', 'x', 'x', 'x')"
@@ -189,57 +212,58 @@ async def test_a_version_3_database_migrates_with_its_news_and_deliveries(countr
         "INSERT INTO delivery_items (channel_id, milestone_key, delivery_id, revision) VALUES (70, ?, 1, 0)",
         (delivered_key,),
     )
+    conn.execute(
+        "INSERT INTO watches (guild_id, target, title, channel_id, since, created_at) VALUES (7, 'x', 'X', 70, ?, ?)",
+        ("9999-01-01T00:00:00.000+00:00", "x"),
+    )
     conn.close()
 
-    async with await Store.open(path) as store:
-        assert await store.execute_fetchall("SELECT * FROM outbox ORDER BY id") == rows
-        assert await store.execute_fetchall("SELECT milestone_id FROM delivery_items") == [(delivered_id,)]
-        indexes = {name for (name,) in await store.execute_fetchall("SELECT name FROM sqlite_master")}
-        assert {
-            "outbox_by_title",
-            "outbox_pending",
-            "outbox_revised",
-            "delivery_items_by_milestone",
-        } <= indexes
-        assert "sqlite_autoindex_outbox_1" not in indexes  # the unique key index is gone
-        assert len(rows) > 1000 and len({row[1] for row in rows}) == len(rows)
+    async with await open_store(path) as store:
+        assert await store.fetch_all(NEWS) == expected
+        assert await store.fetch_all("SELECT milestone_id FROM delivery_items") == [(delivered_id,)]
+        newest = (await store.fetch_all("SELECT max(id) FROM outbox"))[0][0]
+        assert await store.fetch_all("SELECT since_id FROM watches") == [(newest,)]  # after every milestone
+        indexes = {name for (name,) in await store.fetch_all("SELECT name FROM sqlite_master")}
+        assert {"outbox_pending", "outbox_revised", "delivery_items_by_milestone"} <= indexes
+        assert "sqlite_autoindex_outbox_1" in indexes  # the milestone key: unique in the database
+        assert len(expected) > 1000 and created
 
 
 async def test_looking_for_posts_to_edit_reads_only_revised_milestones(countries):
     """The announcer runs this every round: it must not walk every delivery item or milestone."""
-    async with await Store.open() as store:
-        await store.ingest(countries[:400])
-        plan = await store.execute_fetchall(f"EXPLAIN QUERY PLAN {guilds.FLAG_EDITS}", ("2022-01-01",))
+    async with await open_store() as store:
+        await ingest(store, countries[:400])
+        plan = await store.fetch_all(f"EXPLAIN QUERY PLAN {FLAG_EDITS}", ("2022-01-01",))
         steps = " / ".join(row[3] for row in plan)
         assert "USING INDEX outbox_revised" in steps, steps
         assert "SCAN" not in steps, steps
 
 
 async def test_standings_on_a_past_date_fold_history(countries):
-    async with await Store.open() as store:
-        await store.ingest(countries, news=False)
+    async with await open_store() as store:
+        await ingest(store, countries, news=False)
         korea = [
             s
-            for s in (await store.title_report("squid game", date(2021, 10, 3))).standings
+            for s in (await store.charts.title_report("squid game", date(2021, 10, 3))).standings
             if s.region == "kr"
         ]
         assert [(s.rank, s.no1_streak, s.periods_in_top10) for s in korea] == [(1, 3, 3)]
-        latest = await store.title_report(AOUAD)
+        latest = await store.charts.title_report(AOUAD)
         assert {s.date for s in latest.standings} == {date(2022, 2, 27)}
 
 
 async def test_a_truncated_title_is_the_stored_title_it_begins(world):
     us_daily = read_file(Path(__file__).parent / "data" / "netflix_us_daily" / "netflix_daily_top_10.csv")
-    async with await Store.open() as store:
-        await store.ingest(world, news=False)  # has "The Woman in the House Across the Street from …"
-        await store.ingest(us_daily, news=False)  # says "The Woman in the House Acro…"
-        report = await store.title_report(
+    async with await open_store() as store:
+        await ingest(store, world, news=False)  # has "The Woman in the House Across the Street from …"
+        await ingest(store, us_daily, news=False)  # says "The Woman in the House Acro…"
+        report = await store.charts.title_report(
             "the woman in the house across the street from the girl in the window", date(2022, 1, 30)
         )
         assert {(s.region, s.category) for s in report.standings} == {
             ("world", "tv-english"),
             ("us", "overall"),
         }
-        assert await store.execute_fetchall(
+        assert await store.fetch_all(
             "SELECT count(*) FROM titles WHERE title_key LIKE 'the woman in the house acro%'"
         ) == [(1,)]

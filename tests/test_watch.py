@@ -10,9 +10,9 @@ from announce_worker import make_bot
 from fake_discord import MANAGE_GUILD, SEND_MESSAGES, FakeChannel, FakeMember, FakeRole, Overwrite
 from fake_discord_ext import DeliveryFake
 
+from bot.announcer.policy import ALL, DEFAULT_EVENTS, Policy
 from bot.client import ChartBot
-from bot.delivery import ALL, DEFAULT_EVENTS
-from bot.store import Store, guilds
+from bot.store import open_store
 
 GUILD, OTHER = 820_000_000_000_000_001, 820_000_000_000_000_002
 CHARTS, NEWS, LOCKED = 820_000_000_000_000_010, 820_000_000_000_000_011, 820_000_000_000_000_012
@@ -97,8 +97,8 @@ async def test_a_member_without_manage_server_is_refused(
     reply = await ask(fake, BOB, command, options)
     assert reply.ephemeral and "Manage Server" in reply.content
     store = await bot.get_store()
-    assert await store.run(guilds.list_watches, GUILD) == []
-    assert await store.run(guilds.get_policy, GUILD) == guilds.Policy(GUILD)  # nothing stored
+    assert await store.guilds.watches(GUILD) == []
+    assert await store.guilds.policy(GUILD) == Policy(GUILD)  # nothing stored
     assert fake.sent_messages(CHARTS) == []
 
 
@@ -122,14 +122,14 @@ async def test_watch_add_list_remove(fake: DeliveryFake, bot: ChartBot) -> None:
         "Stopped watching **All of Us Are Dead**."
     )
     store = await bot.get_store()
-    assert [w.target for w in await store.run(guilds.list_watches, GUILD)] == [ALL]
+    assert [w.target for w in await store.guilds.watches(GUILD)] == [ALL]
 
 
 async def test_a_title_not_charted_yet_can_be_watched(fake: DeliveryFake, bot: ChartBot) -> None:
     reply = await ask(fake, ALICE, "watch add", {"title": "Wednesday: Season 1"})  # charts in Nov 2022
     assert "“Wednesday” is not in any chart yet" in reply.content
     store = await bot.get_store()
-    (watch,) = await store.run(guilds.list_watches, GUILD)
+    (watch,) = await store.guilds.watches(GUILD)
     assert (watch.target, watch.title) == ("wednesday", "Wednesday")  # the show, as a title key
     seasoned = await ask(fake, ALICE, "watch add", {"title": "Squid Game: Season 9"})
     assert seasoned.content.startswith("Watching **Squid Game**")  # a charted show, whatever the season
@@ -139,9 +139,9 @@ async def test_watch_list_shows_channels_the_bot_cannot_post_in(fake: DeliveryFa
     reply = await ask(fake, ALICE, "watch add", {"title": "All of Us Are Dead", "channel": LOCKED})
     assert f"⚠ cannot post in <#{LOCKED}>: missing Send Messages" in reply.content
     store = await bot.get_store()
-    await store.run(guilds.mark_broken, GUILD, NEWS, "missing access")
+    await store.guilds.mark_broken(GUILD, NEWS, "missing access")
     await ask(fake, ALICE, "watch all", {"channel": NEWS})  # re-choosing a channel clears its failure
-    await store.run(guilds.mark_broken, GUILD, NEWS, "missing access")  # …and it fails again
+    await store.guilds.mark_broken(GUILD, NEWS, "missing access")  # …and it fails again
     listing = await ask(fake, ALICE, "watch list")
     assert f"⚠ cannot post in <#{LOCKED}>: missing Send Messages" in listing.content
     assert f"⚠ cannot post in <#{NEWS}>: missing access" in listing.content
@@ -161,8 +161,8 @@ async def test_settings(fake: DeliveryFake, bot: ChartBot) -> None:
     )
     await ask(fake, ALICE, "settings mention-role", {"role": FANS})
     store = await bot.get_store()
-    policy = await store.run(guilds.get_policy, GUILD)
-    assert policy == guilds.Policy(
+    policy = await store.guilds.policy(GUILD)
+    assert policy == Policy(
         GUILD,
         channel_id=NEWS,
         regions=frozenset({"world", "us", "kr", "fr"}),
@@ -174,10 +174,10 @@ async def test_settings(fake: DeliveryFake, bot: ChartBot) -> None:
     assert f"**Mention:** <@&{FANS}>" in shown.content and "one post per period" in shown.content
     reply = await ask(fake, ALICE, "watch add", {"title": "All of Us Are Dead"})
     assert f"in <#{NEWS}>" in reply.content  # the server's channel, followed if it changes
-    (watch,) = await store.run(guilds.list_watches, GUILD)
+    (watch,) = await store.guilds.watches(GUILD)
     assert watch.channel_id == 0
     await ask(fake, ALICE, "settings mention-role")  # empty: nobody
-    assert (await store.run(guilds.get_policy, GUILD)).mention_role_id is None
+    assert (await store.guilds.policy(GUILD)).mention_role_id is None
 
 
 async def test_settings_test_posts_a_sample_that_pings_nobody(fake: DeliveryFake, bot: ChartBot) -> None:
@@ -190,7 +190,7 @@ async def test_settings_test_posts_a_sample_that_pings_nobody(fake: DeliveryFake
     reply = await ask(fake, ALICE, "settings test", {"channel": LOCKED})
     assert f"⚠ cannot post in <#{LOCKED}>: missing permissions" in reply.content
     store = await bot.get_store()
-    assert await store.run(guilds.broken_channels, GUILD) == {LOCKED: "missing permissions"}
+    assert await store.guilds.broken_channels(GUILD) == {LOCKED: "missing permissions"}
 
 
 async def test_one_server_never_sees_or_changes_another(fake: DeliveryFake, bot: ChartBot) -> None:
@@ -203,23 +203,23 @@ async def test_one_server_never_sees_or_changes_another(fake: DeliveryFake, bot:
     assert choices == []
     await ask(fake, CAROL, "settings events", {"events": "record"}, guild=OTHER)
     store = await bot.get_store()
-    assert [w.target for w in await store.run(guilds.list_watches, GUILD)] == [AOUAD]
-    mine, theirs = await store.run(guilds.get_policy, GUILD), await store.run(guilds.get_policy, OTHER)
+    assert [w.target for w in await store.guilds.watches(GUILD)] == [AOUAD]
+    mine, theirs = await store.guilds.policy(GUILD), await store.guilds.policy(OTHER)
     assert mine.regions is None and mine.events == DEFAULT_EVENTS
     assert theirs.regions != mine.regions and theirs.events == {"record"}
     assert f"<#{CHARTS}>" not in (await ask(fake, CAROL, "settings show", guild=OTHER)).content
 
 
 async def test_store_functions_are_keyed_by_server(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path / "db.sqlite3") as store:
-        await store.run(guilds.add_watch, GUILD, AOUAD, "All of Us Are Dead", CHARTS)
-        await store.run(guilds.update_settings, GUILD, regions=None)
-        await store.run(guilds.mark_broken, GUILD, CHARTS, "missing access")
-        assert await store.run(guilds.list_watches, OTHER) == []
-        assert await store.run(guilds.watched_titles, OTHER) == []
-        assert await store.run(guilds.broken_channels, OTHER) == {}
-        assert await store.run(guilds.remove_watches, OTHER, AOUAD) == 0
-        assert await store.run(guilds.clear_broken, OTHER, CHARTS) is False
-        assert (await store.run(guilds.get_policy, OTHER)).regions == frozenset({"world", "us", "gb", "kr"})
-        assert len(await store.run(guilds.list_watches, GUILD)) == 1
-        assert await store.run(guilds.broken_channels, GUILD) == {CHARTS: "missing access"}
+    async with await open_store(tmp_path / "db.sqlite3") as store:
+        await store.guilds.add_watch(GUILD, AOUAD, "All of Us Are Dead", CHARTS)
+        await store.guilds.update_settings(GUILD, regions=None)
+        await store.guilds.mark_broken(GUILD, CHARTS, "missing access")
+        assert await store.guilds.watches(OTHER) == []
+        assert await store.guilds.watched_titles(OTHER) == []
+        assert await store.guilds.broken_channels(OTHER) == {}
+        assert await store.guilds.remove_watches(OTHER, AOUAD) == 0
+        assert await store.guilds.clear_broken(OTHER, CHARTS) is False
+        assert (await store.guilds.policy(OTHER)).regions == frozenset({"world", "us", "gb", "kr"})
+        assert len(await store.guilds.watches(GUILD)) == 1
+        assert await store.guilds.broken_channels(GUILD) == {CHARTS: "missing access"}

@@ -202,13 +202,15 @@ class HttpClient:
             await self._sleep(wait)
         raise self._give_up(url, status, reason, attempt, retryable=True)
 
-    async def remember(self, result: FetchResult) -> None:
-        """Keep the ETag / Last-Modified of `result` for the next conditional GET of its URL."""
+    async def remember(self, result: FetchResult, *, persist: bool = True) -> None:
+        """Keep the ETag / Last-Modified of `result` for the next conditional GET of its URL.
+
+        `persist=False`: the caller has saved them itself (with the charts the answer led to)."""
         etag, last_modified = result.headers.get("ETag"), result.headers.get("Last-Modified")
         if etag is None and last_modified is None:
             return
         self._validators[result.url] = (etag, last_modified)
-        if self.validator_store is not None:
+        if persist and self.validator_store is not None:
             await _maybe_await(self.validator_store.set(result.url, etag, last_modified))
 
     async def forget(self, url: str) -> None:

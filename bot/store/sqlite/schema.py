@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 
+import aiosqlite
+
+from bot.store.interfaces import SchemaError
+
 # Each step moves the schema from version N to N + 1; a released step is never edited.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -244,28 +248,113 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_by_title ON outbox (title_id, date);
     CREATE INDEX outbox_revised ON outbox (updated_at) WHERE revision > 0 OR status = 'retracted';
     """,
+    # 5: the store behind interfaces, with its invariants in the database. A milestone is unique by
+    # (title, series, date, kind, detail) - enforced by a unique index that replaces outbox_by_title
+    # (its prefix serves the same lookups) and written with INSERT ... ON CONFLICT; the text key is
+    # built from those parts when read, so the row loses its 60-byte key and its four series columns.
+    # Country news gets a series row of its own (region 'world' of the country charts' category).
+    # A watch starts at a high-water mark of milestone ids, not at a timestamp; delivery items name
+    # their milestones by id alone. A title cut short by its source ("…") is flagged until a full
+    # title completes it.
+    """
+    ALTER TABLE titles ADD COLUMN cut_short INTEGER NOT NULL DEFAULT 0;
+    UPDATE titles SET cut_short = 1 WHERE title LIKE '%…';
+    CREATE INDEX titles_cut_short ON titles (title_key) WHERE cut_short = 1;
+    INSERT OR IGNORE INTO series (service, region, category, period)
+        SELECT DISTINCT service, region, category, period FROM outbox;
+    CREATE TABLE outbox_v5 (
+        id INTEGER PRIMARY KEY,
+        title_id INTEGER NOT NULL REFERENCES titles(id),
+        series_id INTEGER NOT NULL REFERENCES series(id),
+        date TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',               -- tells apart two of one kind (which record)
+        scope TEXT NOT NULL,                           -- 'chart' or 'countries'
+        source TEXT NOT NULL,
+        value INTEGER,
+        previous INTEGER,
+        context TEXT NOT NULL,                         -- JSON
+        status TEXT NOT NULL DEFAULT 'pending',        -- pending, sent, skipped, retracted
+        revision INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT,                               -- NULL: unchanged since written
+        UNIQUE (title_id, series_id, date, kind, detail)
+    );
+    INSERT INTO outbox_v5 (id, title_id, series_id, date, kind, detail, scope, source, value, previous,
+            context, status, revision, created_at, updated_at)
+        SELECT o.id, o.title_id, s.id, o.date, o.kind,
+            CASE WHEN o.kind = 'record' THEN coalesce(json_extract(o.context, '$.record'), '') ELSE '' END,
+            o.scope, o.source, o.value, o.previous, o.context, o.status, o.revision, o.created_at, o.updated_at
+        FROM outbox o JOIN series s USING (service, region, category, period) ORDER BY o.id
+        ON CONFLICT DO NOTHING;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v5 RENAME TO outbox;
+    CREATE INDEX outbox_pending ON outbox (id) WHERE status = 'pending';
+    CREATE INDEX outbox_revised ON outbox (updated_at) WHERE revision > 0 OR status = 'retracted';
+    CREATE TABLE delivery_items_v5 (
+        channel_id INTEGER NOT NULL,
+        milestone_id INTEGER NOT NULL REFERENCES outbox(id),
+        delivery_id INTEGER NOT NULL REFERENCES deliveries(id),
+        revision INTEGER NOT NULL,                     -- the outbox revision the post shows
+        retracted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (channel_id, milestone_id)
+    ) WITHOUT ROWID;
+    INSERT INTO delivery_items_v5 (channel_id, milestone_id, delivery_id, revision, retracted)
+        SELECT channel_id, milestone_id, delivery_id, revision, retracted FROM delivery_items
+        WHERE milestone_id IN (SELECT id FROM outbox) ON CONFLICT DO NOTHING;
+    DROP TABLE delivery_items;
+    ALTER TABLE delivery_items_v5 RENAME TO delivery_items;
+    CREATE INDEX delivery_items_by_delivery ON delivery_items (delivery_id);
+    CREATE INDEX delivery_items_by_milestone ON delivery_items (milestone_id);
+    CREATE TABLE watches_v5 (
+        id INTEGER PRIMARY KEY,
+        guild_id INTEGER NOT NULL,
+        target TEXT NOT NULL,                          -- a title_key, or '*': the headlines of every title
+        title TEXT NOT NULL,                           -- as shown
+        channel_id INTEGER NOT NULL DEFAULT 0,         -- 0: the server's announcement channel
+        since_id INTEGER NOT NULL,                     -- the newest milestone id when it started
+        created_at TEXT NOT NULL,
+        UNIQUE (guild_id, target, channel_id)
+    );
+    INSERT INTO watches_v5 (id, guild_id, target, title, channel_id, since_id, created_at)
+        SELECT id, guild_id, target, title, channel_id,
+            (SELECT coalesce(max(o.id), 0) FROM outbox o WHERE o.created_at <= substr(w.since, 1, 19)),
+            created_at
+        FROM watches w;
+    DROP TABLE watches;
+    ALTER TABLE watches_v5 RENAME TO watches;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SchemaError(RuntimeError):
-    pass
+async def migrate(db: aiosqlite.Connection) -> int:
+    """Bring the database up to SCHEMA_VERSION, one transaction per step. Returns the version.
 
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the database up to SCHEMA_VERSION, one transaction per step. Returns the version."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise SchemaError(
-            f"the database is at schema version {version}, newer than this chartbot ({SCHEMA_VERSION}); "
-            "upgrade chartbot"
-        )
-    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+    Safe when several processes open a new database at once: a step another process applied first
+    fails here on its own objects ("table already exists"), and is then found done and skipped.
+    """
+    while True:
+        version = await user_version(db)
+        if version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"the database is at schema version {version}, newer than this chartbot ({SCHEMA_VERSION}); "
+                "upgrade chartbot"
+            )
+        if version == SCHEMA_VERSION:
+            return version
+        step = MIGRATIONS[version]
         try:
-            conn.executescript(f"BEGIN IMMEDIATE; {step}; PRAGMA user_version = {number}; COMMIT;")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            await db.executescript(f"BEGIN IMMEDIATE; {step}; PRAGMA user_version = {version + 1}; COMMIT;")
+        except sqlite3.OperationalError:
+            if db.in_transaction:
+                await db.rollback()
+            if await user_version(db) > version:
+                continue  # another process took this step meanwhile
             raise
-    return SCHEMA_VERSION
+
+
+async def user_version(db: aiosqlite.Connection) -> int:
+    rows = await db.execute_fetchall("PRAGMA user_version")
+    return int(next(iter(rows))[0])

@@ -15,6 +15,7 @@ from typing import Any
 import discord
 from discord.http import MultipartParameters, handle_message_parameters
 
+from bot.announcer.jobs import Item
 from bot.model import WORLD, ChartKey, Milestone
 from bot.render import (
     COLOUR,
@@ -29,7 +30,6 @@ from bot.render import (
     safe,
     service_name,
 )
-from bot.store.guilds import Item
 
 SOURCE_PAGES = {
     "netflix": "https://www.netflix.com/tudum/top10",

@@ -2,20 +2,15 @@
 
 A server's `Policy` (regions, kinds, digest, mention role) and its `Watch`es decide which channels want
 a milestone; `route` turns pending milestones into (channel, group) pairs; the store groups them into
-deliveries (one message each). `TokenBucket` keeps the fan-out under Discord's global limit, `backoff`
-spaces retries, `classify` says what an HTTP error means for a channel.
+deliveries (one message each). Pacing and failures are in `bot.announcer.pacing`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
-import random
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bot.milestones import KINDS
 from bot.model import WORLD, InputError, Milestone
@@ -86,8 +81,9 @@ class Watch:
     target: str
     title: str
     channel_id: int  # 0: the server's announcement channel
-    since: str = ""  # when the watch started (ISO, UTC): older milestones are never posted to it
-    since_keys: frozenset[str] = frozenset()  # milestones of that same second that were already there
+    # The newest milestone id stored when the watch was made (made only once no history write was in
+    # flight): older milestones are never posted to it, whatever was being caught up at the time.
+    since_id: int = 0
 
     @property
     def everything(self) -> bool:
@@ -97,20 +93,14 @@ class Watch:
         return self.channel_id or policy.channel_id
 
     def is_news(self, item: Pending) -> bool:
-        """Whether a milestone came after the watch started (history is never posted).
-
-        The outbox stamps rows to the second; a row of the watch's own second is news unless it was
-        already there when the watch was made (`since_keys`).
-        """
-        created, started = item.created_at[:19], self.since[:19]
-        return created > started or (created == started and item.milestone.key not in self.since_keys)
+        """Whether a milestone came after the watch started (history is never posted)."""
+        return item.outbox_id > self.since_id
 
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A pending outbox row: when it was written, the milestone, and the row's id and revision."""
+    """A pending outbox row: the milestone, and the row's id and revision."""
 
-    created_at: str  # ISO, UTC, as the outbox stamps it
     milestone: Milestone
     outbox_id: int = 0
     revision: int = 0
@@ -123,7 +113,7 @@ class Route:
     guild_id: int
     channel_id: int
     group_key: str
-    milestone_key: str
+    milestone_id: int
     mention_role_id: int | None
     digest: bool
 
@@ -179,7 +169,7 @@ def route(
     for w in watches:
         (everything if w.everything else by_title[w.target]).append(w)
     routes: list[Route] = []
-    seen: set[tuple[int, str]] = set()
+    seen: set[tuple[int, int]] = set()
     for item in pending:
         m = item.milestone
         candidates = by_title.get(m.title_key, [])
@@ -190,12 +180,14 @@ def route(
             channel = w.channel(policy)
             if not channel or (w.guild_id, channel) in broken or not w.is_news(item):
                 continue
-            if (channel, m.key) in seen or not wants(policy, w, m):
+            if (channel, item.outbox_id) in seen or not wants(policy, w, m):
                 continue
-            seen.add((channel, m.key))
+            seen.add((channel, item.outbox_id))
             digest = policy.digest == "period"
             routes.append(
-                Route(w.guild_id, channel, group_key(m, digest), m.key, policy.mention_role_id, digest)
+                Route(
+                    w.guild_id, channel, group_key(m, digest), item.outbox_id, policy.mention_role_id, digest
+                )
             )
     return routes
 
@@ -264,80 +256,3 @@ def describe_regions(regions: frozenset[str] | None) -> str:
 
 def describe_events(events: frozenset[str]) -> str:
     return ", ".join(f"{EVENT_NAMES.get(k, k)} (`{k}`)" for k in KINDS if k in events)
-
-
-# --- failures and pacing --------------------------------------------------------------------------
-
-BROKEN, RETRY, FAILED = "broken", "retry", "failed"
-# Discord error codes: 10003 Unknown Channel, 50001 Missing Access, 50013 Missing Permissions.
-_CHANNEL_CODES = {
-    10003: "the channel no longer exists",
-    50001: "missing access",
-    50013: "missing permissions",
-}
-
-
-def classify(status: int, code: int = 0) -> str:
-    """What an HTTP error on a post means: the channel is broken for good, try again later, or give up
-    on this one message (a 400: the message itself is wrong; retrying would fail the same way)."""
-    if status == 403 or (status == 404 and code == 10003) or code in _CHANNEL_CODES:
-        return BROKEN
-    if status == 429 or status >= 500 or status == 0:
-        return RETRY
-    return FAILED
-
-
-def broken_reason(status: int, code: int, text: str = "") -> str:
-    if code in _CHANNEL_CODES:
-        return _CHANNEL_CODES[code]
-    return text or ("missing permissions" if status == 403 else "the channel no longer exists")
-
-
-def backoff(
-    attempts: int, *, base: float = 5.0, cap: float = 900.0, rng: Callable[[], float] = random.random
-) -> float:
-    """Seconds before retry number `attempts` (1-based): doubling from `base`, at most `cap`, jittered."""
-    delay = min(cap, base * 2 ** max(attempts - 1, 0))
-    return delay * (0.5 + rng() / 2)
-
-
-@dataclass
-class TokenBucket:
-    """`rate` requests per second with bursts of `burst`, refilled `step` tokens at a time.
-
-    `take()` reserves the next slot and says how long to wait for it, so concurrent callers queue up
-    fairly without a lock or a polling loop. With `step` > 1 the callers of one refill wait for the same
-    instant: a paced fan-out wakes once per step rather than once per request, and for a bot a wake-up
-    costs more CPU than the request itself (bench/fanout.py).
-    """
-
-    rate: float
-    burst: float = 1.0
-    step: int = 1
-    clock: Callable[[], float] = time.monotonic
-    tokens: float = field(init=False)
-    stamp: float = field(init=False)  # when the last refill was due
-
-    def __post_init__(self) -> None:
-        if self.rate <= 0 or self.burst < 1 or not 1 <= self.step <= self.burst:
-            raise ValueError("a token bucket needs rate > 0, burst >= 1 and 1 <= step <= burst")
-        self.tokens = self.burst
-        self.stamp = self.clock()
-
-    def take(self) -> float:
-        now, period = self.clock(), self.step / self.rate
-        refills = int((now - self.stamp) / period + 1e-9)  # the epsilon: a caller that slept exactly
-        if refills > 0:
-            self.tokens += refills * self.step
-            self.stamp += refills * period
-            if self.tokens >= self.burst:  # a full bucket saves nothing up: the next refill is a period away
-                self.tokens, self.stamp = self.burst, now
-        self.tokens -= 1
-        if self.tokens >= 0:
-            return 0.0
-        return self.stamp + math.ceil(-self.tokens / self.step) * period - now
-
-    async def acquire(self) -> None:
-        delay = self.take()
-        if delay > 0:
-            await asyncio.sleep(delay)

@@ -1,0 +1,78 @@
+"""The delivery queue's vocabulary: a delivery (one message) and its milestones, what happened to it,
+and what a planning round did. Plain data, shared by the announcer and the store engines.
+
+A delivery is written 'planned' before anything is posted, claimed 'sending' (with its nonce) just
+before its POST and marked 'sent' (with the message id) after it, so a crash or a restart can tell
+what may already be in the channel; 'failed' is final for that message.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.model import Milestone
+
+PLANNED, SENDING, SENT, FAILED = "planned", "sending", "sent", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A milestone in a delivery, as the post shows it now."""
+
+    milestone: Milestone
+    revision: int
+    retracted: bool
+    milestone_id: int = 0
+
+
+@dataclass
+class Job:
+    """A delivery to work on: send it, find it after a crash, or edit it."""
+
+    id: int
+    guild_id: int
+    channel_id: int
+    group_key: str
+    nonce: str
+    state: str
+    message_id: int | None
+    mention_role_id: int | None
+    attempts: int
+    sending_at: datetime | None
+    edit: bool
+    items: list[Item] = field(default_factory=list)
+
+    @property
+    def digest(self) -> bool:
+        return self.group_key.startswith("digest|")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to a job. `state` None: leave it as it is (only record the error / the time)."""
+
+    job_id: int
+    state: str | None
+    message_id: int | None = None
+    items: tuple[tuple[int, int, bool], ...] = ()  # (milestone id, revision, retracted) as posted
+    error: str | None = None
+    retry_at: datetime | None = None
+    attempts: int | None = None  # set for edits (a post's attempts are counted when it is claimed)
+
+
+@dataclass
+class PlanReport:
+    """What one planning round did."""
+
+    stale: int = 0  # pending milestones of a period older than the newest: skipped, never posted
+    planned: int = 0  # milestones handed to at least one channel
+    unwanted: int = 0  # pending milestones no channel wants
+    deliveries: int = 0  # new deliveries (messages) created
+    joined: int = 0  # items added to a delivery not sent yet (the same title and period)
+
+
+def new_nonce() -> str:
+    """Discord takes nonces of up to 25 characters; this one also marks the post (see posts.marker_url)."""
+    return "cb" + secrets.token_hex(10)

@@ -1,0 +1,475 @@
+"""The ingest service: charts in, running stats, records and country counts updated, milestones out.
+
+Backend-free: it opens a history transaction through the store's interface (`ChartHistory.write`),
+asks it batch-shaped questions, calls the pure detector (`bot.milestones`) and hands back what to
+write. Within a batch it works series by series: charts newer than a series' newest are appended
+incrementally (stats advanced in memory, written once); older or revised charts are written first and
+the stats of the titles they touch are recomputed from history, so the result never depends on
+arrival order. Only a new newest period is news; a corrected newest chart is judged again (changed
+news is revised, stale news withdrawn); a backfill is history only.
+
+An `Ingester` keeps a little state between batches (each series' last chart and its titles' stats),
+trusted only while the series' version in the database is the one it was cached at, so another
+process writing the same history is noticed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date
+
+from bot import milestones as detector
+from bot.model import PERIODS, WORLD, ChartKey, Milestone, Snapshot
+from bot.model import chart_digest as digest
+from bot.stats import TitleStats, advance, fold
+from bot.store import GroupKey, HistoryWrite, RunRecord, SeriesState, SeriesUpdate, Store
+from bot.views import SeriesKey
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    backfilled: int = 0  # added or replaced below a series' newest period: history only, no news
+    entries: int = 0
+    milestones: list[Milestone] = field(default_factory=list)
+    # country periods counted in this batch: (service, category, period, date) -> a source of them
+    country_periods: dict[tuple[str, str, str, date], str] = field(default_factory=dict)
+
+    def merge(self, other: IngestReport) -> None:
+        self.added += other.added
+        self.replaced += other.replaced
+        self.unchanged += other.unchanged
+        self.backfilled += other.backfilled
+        self.entries += other.entries
+        self.milestones.extend(other.milestones)
+        self.country_periods.update(other.country_periods)
+
+
+@dataclass
+class _Memo:
+    """What the next period of a series starts from: its newest chart's ranks and those titles' stats."""
+
+    version: int
+    last_ranks: dict[str, int]
+    stats: dict[str, TitleStats]
+
+
+class Ingester:
+    """Stores charts through a store's history interface. One per store; not for concurrent use."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._memos: dict[SeriesKey, _Memo] = {}
+
+    async def ingest(
+        self, snapshots: Sequence[Snapshot], *, news: bool = True, countries: bool = True
+    ) -> IngestReport:
+        """Store charts in one transaction. `news`: record milestones of new newest periods.
+
+        `countries`: the batch holds complete periods of country charts, so their aggregate milestones
+        (No. 1 in N countries, records) are detected too. A caller gathering a period's regions chart
+        by chart passes False and calls `detect_countries` once the period is complete.
+        """
+        async with self.batch() as batch:
+            await batch.add(snapshots, news=news)
+            if news and countries:
+                for (service, category, period, day), source in sorted(batch.report.country_periods.items()):
+                    await batch.detect_countries((service, category, period), day, source)
+        return batch.report
+
+    async def detect_countries(
+        self, service: str, category: str, period: str, day: date, source: str
+    ) -> list[Milestone]:
+        async with self.batch() as batch:
+            return await batch.detect_countries((service, category, period), day, source)
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[Batch]:
+        """One history transaction for several steps (charts, aggregates, validators): all or nothing."""
+        try:
+            async with self.store.history.write() as tx:
+                yield Batch(tx, self._memos)
+        except BaseException:
+            self._memos.clear()  # they may hold the state of what was just rolled back
+            raise
+
+
+async def ingest(
+    store: Store, snapshots: Sequence[Snapshot], *, news: bool = True, countries: bool = True
+) -> IngestReport:
+    """One batch with a fresh `Ingester` (a one-off import; long-running callers keep an Ingester)."""
+    return await Ingester(store).ingest(snapshots, news=news, countries=countries)
+
+
+class Batch:
+    """The steps of one history transaction, and what they did."""
+
+    def __init__(self, tx: HistoryWrite, memos: dict[SeriesKey, _Memo]) -> None:
+        self.tx = tx
+        self.memos = memos
+        self.report = IngestReport()
+        self.names: dict[str, str] = {}  # title key -> display title, of every title this batch met
+
+    # --- charts -----------------------------------------------------------------------------------
+
+    async def add(
+        self,
+        snapshots: Sequence[Snapshot],
+        *,
+        news: bool,
+        progress: Callable[[int], None] | None = None,
+        chunk: int = 2_000,
+    ) -> IngestReport:
+        """Store charts; with `news`, detect the milestones of new newest periods. Returns this step's report.
+
+        A long history (a first poll, a catch-up) goes in `chunk` charts at a time, oldest first, in
+        this same transaction; `progress(done)` is told how many charts are in after each."""
+        if len(snapshots) <= chunk:
+            step = await self._add(snapshots, news=news)
+            if progress is not None:
+                progress(len(snapshots))
+            return step
+        ordered = sorted(snapshots, key=lambda s: s.key.date)
+        step = IngestReport()
+        for start in range(0, len(ordered), chunk):
+            step.merge(await self._add(ordered[start : start + chunk], news=news))
+            if progress is not None:
+                progress(min(start + chunk, len(ordered)))
+        return step
+
+    async def _add(self, snapshots: Sequence[Snapshot], *, news: bool) -> IngestReport:
+        step = IngestReport()
+        latest: dict[tuple[SeriesKey, date], Snapshot] = {}
+        for snapshot in snapshots:  # the last copy of a chart in a batch wins
+            latest[(snapshot.key.series, snapshot.key.date)] = snapshot  # type: ignore[index]
+        if not latest:
+            return step
+        by_series: dict[SeriesKey, list[Snapshot]] = defaultdict(list)
+        for snapshot in latest.values():
+            by_series[snapshot.key.series].append(snapshot)  # type: ignore[index]
+        wanted: dict[str, str] = {}
+        for snapshot in latest.values():
+            for entry in snapshot.entries:
+                wanted.setdefault(entry.title_key, entry.title)
+        stored_titles = await self.tx.resolve_titles(wanted)
+        identity = {key: stored_key for key, (stored_key, _) in stored_titles.items()}
+        self.names.update(stored_titles.values())
+        for charts in by_series.values():
+            charts.sort(key=lambda s: s.key.date)
+        states = await self.tx.series_states(list(by_series))
+        work = [_SeriesIngest(self, step, states[key], identity, news) for key in by_series]
+        await self._classify(work, by_series)
+        await self._prefetch(work)
+        for series in work:
+            await series.run()
+        await self._write(work)
+        touched = sorted({g for series in work for g in series.touched_groups})
+        if touched:
+            await self.tx.count_countries(touched)
+        self.report.merge(step)
+        return step
+
+    async def _classify(
+        self, work: list[_SeriesIngest], by_series: Mapping[SeriesKey, list[Snapshot]]
+    ) -> None:
+        """Split each series' charts into fresh (newer than its newest), late and unchanged ones."""
+        since = {
+            s.key: by_series[s.key][0].key.date
+            for s in work
+            if s.latest is not None and by_series[s.key][0].key.date <= s.latest
+        }
+        stored = await self.tx.chart_digests(since) if since else {}
+        for series in work:
+            series.classify(by_series[series.key], stored.get(series.key, {}))
+
+    async def _prefetch(self, work: list[_SeriesIngest]) -> None:
+        """The reads the fresh charts of every series need, one query each for the whole batch.
+
+        A series with late charts reads its own after writing them (they may change the chart before)."""
+        await self.prefetch([s for s in work if s.fresh and not s.late])
+
+    async def prefetch(self, work: list[_SeriesIngest]) -> None:
+        before = {s.key: s.fresh[0].key.date for s in work if s.memo is None and s.latest is not None}
+        if before:
+            previous = await self.tx.ranks_before(before)
+            for series in work:
+                if series.key in before:
+                    series.previous = previous.get(series.key)
+        wanted = {s.key: s.titles_to_load() for s in work if not s.is_new}
+        wanted = {key: titles for key, titles in wanted.items() if titles}
+        if wanted:
+            loaded = await self.tx.load_stats(wanted)
+            for series in work:
+                if series.key in wanted:
+                    series.stats.update(loaded.get(series.key, {}))
+        await self.need_names(t for s in work if s.news for t in s.names_needed())
+
+    async def need_names(self, keys: Iterable[str]) -> None:
+        missing = {k for k in keys if k not in self.names}
+        if missing:
+            self.names.update(await self.tx.title_names(missing))
+
+    async def _write(self, work: list[_SeriesIngest]) -> None:
+        charts = [chart for s in work for chart in s.new_charts]
+        if charts:
+            await self.tx.add_charts(charts)
+        stats = [(s.key, t, s.stats[t]) for s in work for t in sorted(s.dirty)]
+        if stats:
+            await self.tx.save_stats(stats)
+        news = [m for s in work for m in s.news_found]
+        if news:
+            await self.tx.add_milestones(news, scope="chart", new_period=True)
+        changed = [s for s in work if s.fresh or s.late]
+        if changed:
+            await self.tx.update_series([SeriesUpdate(s.key, s.latest, s.record) for s in changed])
+        for series in work:
+            series.remember()
+
+    # --- country aggregates -------------------------------------------------------------------------
+
+    async def detect_countries(self, group: GroupKey, day: date, source: str) -> list[Milestone]:
+        """Aggregate milestones for one complete period of a group; nothing for a backfill or a baseline."""
+        inputs = await self.tx.country_inputs(group, day, detector.NO1_COUNTRIES_FLOOR)
+        if inputs.newest != day or inputs.reporting is None or inputs.previous_reporting is None:
+            return []
+        record = None
+        if inputs.record is not None:
+            held = inputs.record
+            record = detector.Record(held.run, held.holder, held.holder_title, held.end)
+        service, category, period = group
+        change = detector.CountryChange(
+            chart=ChartKey(source, service, WORLD, category, period, day),
+            counts=inputs.counts,
+            previous=inputs.previous,
+            best_before=inputs.best_before,
+            reporting=inputs.reporting,
+            previous_reporting=inputs.previous_reporting,
+            titles=inputs.titles,
+            record=record,
+        )
+        found = detector.detect_countries(change)
+        if not found:
+            return []
+        written = await self.tx.add_milestones(found, scope="countries")
+        self.report.milestones.extend(written)
+        return written
+
+    # --- the poller's bookkeeping -------------------------------------------------------------------
+
+    async def save_validators(self, url: str, etag: str | None, last_modified: str | None) -> None:
+        """Committed with the charts: a failure at any step leaves the file to be read again."""
+        await self.tx.save_validators(url, etag, last_modified)
+
+
+class _SeriesIngest:
+    """The charts of one series in one batch."""
+
+    def __init__(
+        self, batch: Batch, report: IngestReport, state: SeriesState, identity: Mapping[str, str], news: bool
+    ) -> None:
+        self.batch = batch
+        self.tx = batch.tx
+        self.report = report
+        self.key = state.key
+        self.identity = identity
+        self.news = news
+        self.step = PERIODS[state.key[3]]
+        self.is_new = state.is_new
+        self.latest = state.latest
+        self.record = state.record
+        self.version = state.version
+        memo = batch.memos.pop(self.key, None)  # back in remember() if still true
+        self.memo = memo if memo is not None and memo.version == state.version else None
+        self.stats: dict[str, TitleStats] = dict(self.memo.stats) if self.memo else {}
+        self.previous: dict[str, int] | None = self.memo.last_ranks if self.memo else None
+        self.dirty: set[str] = set()
+        self.fresh: list[Snapshot] = []
+        self.late: list[tuple[Snapshot, bool]] = []  # (chart, replaces a stored one)
+        self.new_charts: list[tuple[Snapshot, str]] = []
+        self.news_found: list[Milestone] = []
+        self.touched_groups: set[tuple[GroupKey, date]] = set()
+        self.next_memo: _Memo | None = None
+
+    def classify(self, charts: list[Snapshot], stored: Mapping[date, str]) -> None:
+        for snapshot in charts:
+            known = stored.get(snapshot.key.date)
+            if known is not None and known == digest(snapshot):
+                self.report.unchanged += 1
+            elif self.latest is None or snapshot.key.date > self.latest:
+                self.fresh.append(snapshot)
+            else:
+                self.late.append((snapshot, known is not None))
+
+    def ranks_of(self, snapshot: Snapshot) -> dict[str, int]:
+        """Each title's best rank in the chart, under its stored identity."""
+        identity = self.identity
+        return {identity.get(key, key): rank for key, rank in snapshot.best_ranks().items()}
+
+    def titles_to_load(self) -> set[str]:
+        """The titles whose stored stats the fresh charts need (and are not known already)."""
+        charted = {t for snapshot in self.fresh for t in self.ranks_of(snapshot)}
+        return (charted | set(self.previous or ())) - set(self.stats)
+
+    def names_needed(self) -> set[str]:
+        needed = set(self.previous or ())
+        if self.record is not None:
+            needed.add(self.record.holder)
+        return needed
+
+    async def run(self) -> None:
+        if self.late:
+            await self._write_late()
+            if self.fresh:
+                self.memo, self.previous = None, None
+                await self.batch.prefetch([self])
+        if self.fresh:
+            self._append()
+
+    # --- late charts: backfills and revisions -------------------------------------------------------
+
+    async def _write_late(self) -> None:
+        affected: set[str] = set()
+        revised_latest: list[tuple[Snapshot, dict[str, int]]] = []
+        for snapshot, replaces in self.late:
+            old_ranks: dict[str, int] = {}
+            if replaces:
+                old_ranks = await self.tx.chart_ranks(self.key, snapshot.key.date)
+                affected.update(old_ranks)
+                await self.tx.replace_chart(snapshot, digest(snapshot))
+                self.report.replaced += 1
+            else:
+                await self.tx.add_charts([(snapshot, digest(snapshot))])
+                self.report.added += 1
+            self.report.entries += len(snapshot.entries)
+            affected.update(self.ranks_of(snapshot))
+            if snapshot.key.date == self.latest and self.news:
+                revised_latest.append((snapshot, old_ranks))
+            else:
+                self.report.backfilled += 1
+            self._touch_group(snapshot.key)
+        for snapshot, old_ranks in revised_latest:
+            await self._detect_revision(snapshot, old_ranks)
+        await self._recompute(affected)
+
+    async def _detect_revision(self, snapshot: Snapshot, old_ranks: dict[str, int]) -> None:
+        """A corrected newest chart: detect again against history; stale news is withdrawn."""
+        day = snapshot.key.date
+        ranks = self.ranks_of(snapshot)
+        previous = (await self.tx.ranks_before({self.key: day})).get(self.key)
+        titles = set(ranks) | set(previous or {})
+        before = await self._fold(titles, until=day)
+        after = {t: advance(before.get(t), day, r, self.step) for t, r in ranks.items()}
+        record = await self._record_before(day)
+        await self.batch.need_names([*titles, *([record.holder] if record else [])])
+        found = self._detect(snapshot, ranks, previous, before, after, record)
+        written = await self.tx.add_milestones(found, scope="chart") if found else []
+        self.report.milestones.extend(written)
+        await self.tx.retract_milestones(self.key, day, titles | set(old_ranks), found)
+
+    async def _recompute(self, titles: set[str]) -> None:
+        folded = await self._fold(titles, until=None)
+        gone = [t for t in titles if t not in folded]
+        for title in gone:
+            self.stats.pop(title, None)
+        if gone:
+            await self.tx.drop_stats(self.key, gone)
+        self.stats.update(folded)
+        if folded:
+            await self.tx.save_stats([(self.key, t, folded[t]) for t in sorted(folded)])
+        self.record = await self.tx.run_record(self.key)
+
+    async def _fold(self, titles: Iterable[str], until: date | None) -> dict[str, TitleStats]:
+        """Stats from the stored history of these titles in this series (before `until`)."""
+        seen = await self.tx.appearances(self.key, set(titles), until)
+        result = {}
+        for title, appearances in seen.items():
+            stats = fold(appearances, self.step)
+            if stats is not None:
+                result[title] = stats
+        return result
+
+    async def _record_before(self, day: date) -> RunRecord | None:
+        """The run record as it stood before `day`: runs ending earlier, cut at `day`."""
+        best: tuple[int, str | None, date | None] = (0, None, None)
+        holder, run, last = None, 0, None
+        for when, title in await self.tx.no1_history(self.key, day):
+            run = run + 1 if holder == title and last is not None and last + self.step == when else 1
+            holder, last = title, when
+            if run > best[0]:
+                best = (run, title, when)
+        if best[1] is None:
+            return None
+        names = await self.tx.title_names([best[1]])
+        return RunRecord(best[0], best[1], names.get(best[1], best[1]), best[2])
+
+    # --- fresh charts: the newest periods, appended in order ----------------------------------------
+
+    def _append(self) -> None:
+        """The hot path of every ingest: keep it lean (one pass, stats advanced in memory)."""
+        stats, step, news = self.stats, self.step, self.news
+        previous = self.previous
+        for snapshot in self.fresh:
+            ranks = self.ranks_of(snapshot)
+            day = snapshot.key.date
+            after = {t: advance(stats.get(t), day, r, step) for t, r in ranks.items()}
+            if news and previous is not None:  # `stats` is still as it was before this chart
+                self.news_found.extend(self._detect(snapshot, ranks, previous, stats, after, self.record))
+            stats.update(after)
+            record_run = self.record.run if self.record else 0
+            for title, title_stats in after.items():
+                if title_stats.longest_no1_run > record_run:
+                    name = self.batch.names.get(title, title)
+                    self.record = RunRecord(
+                        title_stats.longest_no1_run, title, name, title_stats.longest_no1_end
+                    )
+                    record_run = title_stats.longest_no1_run
+            self.new_charts.append((snapshot, digest(snapshot)))
+            self.report.entries += len(snapshot.entries)
+            self._touch_group(snapshot.key)
+            self.dirty.update(ranks)
+            previous = ranks
+        self.latest = self.fresh[-1].key.date
+        self.report.added += len(self.fresh)
+        self.report.milestones.extend(self.news_found)
+        self.next_memo = _Memo(self.version + 1, previous or {}, {t: stats[t] for t in previous or ()})
+
+    def _detect(
+        self,
+        snapshot: Snapshot,
+        ranks: dict[str, int],
+        previous: dict[str, int] | None,
+        before: Mapping[str, TitleStats],
+        after: dict[str, TitleStats],
+        record: RunRecord | None,
+    ) -> list[Milestone]:
+        run_record = None
+        if record is not None:
+            run_record = detector.Record(record.run, record.holder, record.holder_title, record.end)
+        change = detector.ChartChange(
+            chart=snapshot.key,
+            ranks=ranks,
+            previous_ranks=previous,
+            before=before,
+            after=after,
+            titles=self.batch.names,
+            complete=snapshot.complete,
+            run_record=run_record,
+        )
+        return detector.detect_chart(change)
+
+    def _touch_group(self, key: ChartKey) -> None:
+        if key.region != WORLD:
+            self.touched_groups.add(((key.service, key.category, key.period), key.date))
+            self.report.country_periods[(key.service, key.category, key.period, key.date)] = key.source
+
+    def remember(self) -> None:
+        """Keep this series' state for the next batch: what its newest chart left, or what it had."""
+        if self.next_memo is not None:
+            self.batch.memos[self.key] = self.next_memo
+        elif self.memo is not None and not self.late:
+            self.batch.memos[self.key] = self.memo  # nothing written: the same version still

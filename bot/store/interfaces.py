@@ -1,0 +1,378 @@
+"""The store, cut to its use cases: what the rest of chartbot may ask of a database.
+
+Five interfaces, all async, each a narrow face of one store:
+
+- `ChartHistory` opens a `HistoryWrite`: one transaction of batch-shaped reads and writes that the
+  ingest service (`bot.ingest`) drives. Charts, running stats, records, country counts and milestones
+  change only through it, and only one history write runs at a time across every process.
+- `ChartQueries`: standings, charts, milestones, rank histories and the title catalogue (`bot.views`).
+- `SourceBook`: how each source fares, HTTP validators, what is stored already.
+- `GuildConfig`: each server's announcement policy, watches and channel health.
+- `DeliveryQueue`: milestones turned into deliveries, claimed, and their outcomes recorded.
+
+Two engines implement them: SQLite (`bot.store.sqlite`, the embedded default) and PostgreSQL
+(`bot.store.postgres`). Nothing outside the engines sees SQL, a driver or an engine module: callers
+import `bot.store` and get a `Store` from `open_store`.
+
+Invariants are the database's own, in both engines: a milestone is unique by (title, chart, date,
+kind, detail) and written with INSERT … ON CONFLICT; every id is assigned by the database; a watch
+starts at the high-water mark of milestone ids, taken when no history write is in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from bot.announcer.jobs import Job, Outcome, PlanReport
+from bot.announcer.policy import Policy, Watch
+from bot.model import Milestone, Snapshot
+from bot.stats import TitleStats
+from bot.views import ChartView, HealthRow, RankHistory, Series, SeriesKey, StoredMilestone, TitleReport
+
+GroupKey = tuple[str, str, str]  # (service, category, period): the country charts of one kind
+
+
+# --- errors -----------------------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """Something went wrong in the database. The message is fit for a log line."""
+
+
+class DatabaseUnavailable(StoreError):
+    """The database cannot be reached or opened right now (a missing server, a closed store)."""
+
+
+class StoreBusy(DatabaseUnavailable):
+    """The database is locked by another writer for longer than we wait: try again soon."""
+
+
+class SchemaError(StoreError):
+    """The database's schema is newer than this chartbot, or not chartbot's at all."""
+
+
+class StoreInUse(StoreError):
+    """Another process holds what this one needs alone (e.g. a SQLite file already served by a bot)."""
+
+
+# --- what crosses the seam on the write path ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """The longest No. 1 run of a chart series, and who holds it."""
+
+    run: int
+    holder: str  # title key
+    holder_title: str
+    end: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesState:
+    """A series as stored: its newest period, its run record, and a version bumped by every write."""
+
+    key: SeriesKey
+    latest: date | None
+    record: RunRecord | None
+    version: int
+    is_new: bool  # created in this transaction: nothing is stored for it yet
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesUpdate:
+    key: SeriesKey
+    latest: date | None
+    record: RunRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class CountryInputs:
+    """What the country detector needs of one period of a group, and of the period before it."""
+
+    newest: date | None  # the group's newest counted period
+    reporting: int | None  # country charts counted at the period (None: not counted)
+    previous_reporting: int | None
+    counts: Mapping[str, tuple[int, int]]  # title key -> (countries at No. 1, countries in the top 10)
+    previous: Mapping[str, tuple[int, int]]
+    best_before: Mapping[str, int]  # most countries at No. 1 before, for titles at or above the floor
+    record: RunRecord | None  # most countries at No. 1 in one period before (`run` holds the count)
+    titles: Mapping[str, str]  # display titles of every title above
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOutcome:
+    """One file or page read by a poll cycle. `pending`: set or clear the read waiting for a second one."""
+
+    chart: str
+    ok: bool
+    rows: int | None = None
+    error: str | None = None
+    chart_date: date | None = None  # a chart of this date was accepted (stored, or known unchanged)
+    pending: tuple[date, str] | None = None
+    clear_pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    engine: str  # "sqlite" or "postgresql"
+    location: str  # a file path, or the URL without its password
+    schema_version: int
+    counts: Mapping[str, int] = field(default_factory=dict)  # table -> rows
+
+
+# --- the interfaces -----------------------------------------------------------------------------------
+
+
+class HistoryWrite(Protocol):
+    """One history transaction. Titles are named by their keys; dates are `date`s.
+
+    Reads see this transaction's own writes. Leaving the `async with` commits; an exception rolls
+    everything back, so nothing of a failed batch is ever stored.
+    """
+
+    # titles
+    async def resolve_titles(self, names: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+        """Store new titles (key -> display title); answer each key's stored identity and display
+        title: the key itself, or for a title cut short with "…" the one stored title it begins. A full
+        title whose cut-short form was stored first lends that title its full display name."""
+        ...
+
+    async def title_names(self, keys: Collection[str]) -> dict[str, str]: ...
+
+    # series
+    async def series_states(self, keys: Collection[SeriesKey]) -> dict[SeriesKey, SeriesState]:
+        """Each series as stored; missing ones are created (`is_new`)."""
+        ...
+
+    async def update_series(self, updates: Sequence[SeriesUpdate]) -> None:
+        """New newest dates and run records; bumps each series' version."""
+        ...
+
+    # charts
+    async def chart_digests(self, since: Mapping[SeriesKey, date]) -> dict[SeriesKey, dict[date, str]]:
+        """The stored charts of each series from a date on: date -> content digest."""
+        ...
+
+    async def ranks_before(self, before: Mapping[SeriesKey, date]) -> dict[SeriesKey, dict[str, int]]:
+        """Each series' last chart before a date (P-1, or older across a gap): title -> best rank.
+        Series without such a chart are left out."""
+        ...
+
+    async def chart_ranks(self, series: SeriesKey, day: date) -> dict[str, int]: ...
+
+    async def add_charts(self, charts: Sequence[tuple[Snapshot, str]]) -> None:
+        """New charts with their entries (snapshot, digest)."""
+        ...
+
+    async def replace_chart(self, snapshot: Snapshot, digest: str) -> None:
+        """A revised chart: its entries replaced, its digest and source updated."""
+        ...
+
+    # running stats
+    async def load_stats(
+        self, wanted: Mapping[SeriesKey, Collection[str]]
+    ) -> dict[SeriesKey, dict[str, TitleStats]]:
+        """Stored stats of these titles in these series (titles without stats are left out)."""
+        ...
+
+    async def save_stats(self, rows: Sequence[tuple[SeriesKey, str, TitleStats]]) -> None: ...
+
+    async def drop_stats(self, series: SeriesKey, titles: Collection[str]) -> None: ...
+
+    async def appearances(
+        self, series: SeriesKey, titles: Collection[str], until: date | None
+    ) -> dict[str, list[tuple[date, int]]]:
+        """Each title's best rank on every date it charted in the series (before `until`), in date order."""
+        ...
+
+    async def no1_history(self, series: SeriesKey, before: date) -> list[tuple[date, str]]:
+        """Who was No. 1 on each stored date of the series before `before`, in date order."""
+        ...
+
+    async def run_record(self, series: SeriesKey) -> RunRecord | None:
+        """The longest No. 1 run among the series' stored stats (ties: the earliest)."""
+        ...
+
+    # country aggregates
+    async def count_countries(self, periods: Iterable[tuple[GroupKey, date]]) -> None:
+        """Recount, for each period of a group, each title's countries at No. 1 and in the top 10."""
+        ...
+
+    async def country_inputs(self, group: GroupKey, day: date, floor: int) -> CountryInputs: ...
+
+    # the outbox
+    async def add_milestones(
+        self, found: Sequence[Milestone], *, scope: str, new_period: bool = False
+    ) -> list[Milestone]:
+        """Write milestones to the outbox, each once (the database keeps them unique). A milestone
+        already there with other figures is revised (and pending again unless it was delivered); one
+        that was withdrawn comes back. Returns the ones that are new or changed.
+
+        `new_period`: the milestones of periods never judged before, so none can be stored yet (the
+        engine may skip looking; the unique key still holds)."""
+        ...
+
+    async def retract_milestones(
+        self, series: SeriesKey, day: date, titles: Collection[str], keep: Sequence[Milestone]
+    ) -> int:
+        """Withdraw the chart news of these titles on that date, but for the milestones in `keep`."""
+        ...
+
+    # the poller's bookkeeping, committed with the charts it led to
+    async def save_validators(self, url: str, etag: str | None, last_modified: str | None) -> None: ...
+
+
+class ChartHistory(Protocol):
+    def write(self) -> AbstractAsyncContextManager[HistoryWrite]:
+        """A history transaction; waits while another one (in any process) is in flight."""
+        ...
+
+
+class ChartQueries(Protocol):
+    async def title_report(self, title_key: str, on: date | None = None) -> TitleReport | None: ...
+
+    async def title_catalog(self) -> list[tuple[str, str, int]]:
+        """(title_key, title, periods in any top 10) of every title: the fuzzy index is built from it."""
+        ...
+
+    async def titles_by_prefix(self, prefix: str, limit: int = 25) -> list[tuple[str, str]]: ...
+
+    async def find_series(
+        self,
+        service: str | None = None,
+        region: str | None = None,
+        category: str | None = None,
+        period: str | None = None,
+    ) -> list[Series]: ...
+
+    async def chart_view(self, series: Series, on: date | None = None) -> ChartView | None: ...
+
+    async def chart_dates(self, series: Series) -> list[date]:
+        """Every stored date of a chart, oldest first (for paging through periods)."""
+        ...
+
+    async def milestones(
+        self,
+        *,
+        title_key: str | None = None,
+        since: date | None = None,
+        statuses: tuple[str, ...] = ("pending", "sent", "skipped"),
+        newest_first: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[StoredMilestone]: ...
+
+    async def rank_history(
+        self,
+        title_key: str,
+        *,
+        region: str | None = None,
+        category: str | None = None,
+        until: date | None = None,
+        days: int = 365,
+        limit: int = 5,
+        prefer: Sequence[str] = (),
+    ) -> list[RankHistory]: ...
+
+
+class SourceBook(Protocol):
+    async def health(self, source: str | None = None) -> list[HealthRow]: ...
+
+    async def record_reads(self, source: str, outcomes: Iterable[ReadOutcome], at: datetime) -> None: ...
+
+    async def record_cycle(
+        self,
+        source: str,
+        at: datetime,
+        *,
+        healthy: bool | None,
+        note: str | None,
+        success: bool,
+        error: str | None = None,
+        rows: int | None = None,
+    ) -> None: ...
+
+    async def unchanged(self, snapshots: Sequence[Snapshot]) -> list[bool]:
+        """For each chart: is the very same chart stored already?"""
+        ...
+
+    async def latest_dates(self, source: str, period: str) -> dict[str, date]: ...
+
+    async def reporting(self, service: str, period: str, day: date) -> dict[str, int]: ...
+
+    async def get_validators(self, url: str) -> tuple[str | None, str | None] | None: ...
+
+    async def set_validators(self, url: str, etag: str | None, last_modified: str | None) -> None: ...
+
+
+class GuildConfig(Protocol):
+    async def policy(self, guild_id: int) -> Policy: ...
+
+    async def update_settings(self, guild_id: int, **changes: Any) -> Policy: ...
+
+    async def add_watch(
+        self, guild_id: int, target: str, title: str, channel_id: int = 0
+    ) -> tuple[Watch, bool]:
+        """Follow a title (or `*`) in a channel (0: the server's). Returns (watch, created)."""
+        ...
+
+    async def remove_watches(self, guild_id: int, target: str, channel_id: int | None = None) -> int: ...
+
+    async def watches(self, guild_id: int) -> list[Watch]: ...
+
+    async def watched_titles(self, guild_id: int) -> list[tuple[str, str]]: ...
+
+    async def broken_channels(self, guild_id: int) -> dict[int, str]: ...
+
+    async def mark_broken(self, guild_id: int, channel_id: int, reason: str) -> int: ...
+
+    async def clear_broken(self, guild_id: int, channel_id: int) -> bool: ...
+
+    async def last_errors(self, guild_id: int) -> dict[int, str]: ...
+
+
+class DeliveryQueue(Protocol):
+    async def plan(
+        self, *, hold: float = 0.0, digest_hold: float = 0.0, settle: float = 0.0, limit: int = 20_000
+    ) -> PlanReport: ...
+
+    async def flag_edits(self, changed_since: datetime) -> int: ...
+
+    async def due_jobs(self, *, limit: int, skip: Iterable[int] = ()) -> list[Job]: ...
+
+    async def begin_sending(self, ids: Sequence[int]) -> None: ...
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None: ...
+
+    async def open_work(self) -> int:
+        """Pending milestones and unfinished deliveries: zero when nothing is left to do."""
+        ...
+
+
+class Store(Protocol):
+    """An open database: the five interfaces, and its own upkeep."""
+
+    engine: str
+    location: str
+    history: ChartHistory
+    charts: ChartQueries
+    sources: SourceBook
+    guilds: GuildConfig
+    deliveries: DeliveryQueue
+
+    async def close(self) -> None: ...
+
+    async def status(self) -> StoreStatus: ...
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Maintenance and tests only: a read-only query with `?` placeholders."""
+        ...
+
+    async def __aenter__(self) -> Store: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
