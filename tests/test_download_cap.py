@@ -225,32 +225,30 @@ async def test_the_setting_reaches_the_pollers_client() -> None:
 async def test_poll_refuses_a_netflix_file_over_the_setting(server, tmp_path) -> None:
     """`chartbot poll --once` with CHARTBOT_MAX_DOWNLOAD_MB under the file's size: an error naming
     the file's URL and the cap, nothing stored, and the next poll asks for the whole file again."""
-    countries = (Path(__file__).parent / "data" / "netflix" / "all-weeks-countries_cut.tsv").read_bytes()
-    assert len(countries) > 100_000
+    weekly = (Path(__file__).parent / "data" / "netflix" / "all-weeks-global_2022-03-02.tsv").read_bytes()
+    assert 50_000 < len(weekly) < 200_000
+    etags: list[str | None] = []
 
     async def tsv(request: web.Request) -> web.Response:
-        if request.match_info["name"] != "all-weeks-countries.tsv":
+        if request.match_info["name"] != "all-weeks-global.tsv":
             return web.Response(status=404)
-        return web.Response(
-            body=gzip.compress(countries), headers={"Content-Encoding": "gzip", "ETag": '"v1"'}
-        )
+        etags.append(request.headers.get("If-None-Match"))
+        return web.Response(body=gzip.compress(weekly), headers={"Content-Encoding": "gzip", "ETag": '"v1"'})
 
     app = web.Application()
     app.router.add_get("/top10/data/{name}", tsv)
     srv = await server(app)
     env = {"CHARTBOT_DB": str(tmp_path / "c.db"), "NETFLIX_TOP10_URL": base(srv) + "top10/data/"}
-    settings = Settings.from_env({**env, "CHARTBOT_MAX_DOWNLOAD_MB": "0.1"})
+    settings = Settings.from_env({**env, "CHARTBOT_MAX_DOWNLOAD_MB": "0.05"})
     out, err = io.StringIO(), io.StringIO()
     assert await poll_main(settings, once=True, out=out, err=err) == 1
-    url = base(srv) + "top10/data/all-weeks-countries.tsv"
-    assert (
-        f"GET {url} failed (not retried): the answer is larger than the 100,000 bytes cap" in err.getvalue()
-    )
+    url = base(srv) + "top10/data/all-weeks-global.tsv"
+    assert f"GET {url} failed (not retried): the answer is larger than the 50,000 bytes cap" in err.getvalue()
     assert out.getvalue() == ""
     async with await Store.open(settings.db_path) as store:
         assert await store.execute_fetchall("SELECT count(*) FROM charts") == [(0,)]
-        assert await store.execute_fetchall("SELECT count(*) FROM http_validators") == [(0,)]
-    settings = Settings.from_env({**env, "CHARTBOT_MAX_DOWNLOAD_MB": "2"})  # the file is 1.4 MB
-    out = io.StringIO()
-    await poll_main(settings, once=True, out=out, err=io.StringIO())
-    assert out.getvalue().startswith("2022-02-27  ")
+    settings = Settings.from_env({**env, "CHARTBOT_MAX_DOWNLOAD_MB": "0.2"})
+    await poll_main(settings, once=True, out=io.StringIO(), err=io.StringIO())
+    assert etags == [None, None]  # the refused file left no validator behind: fetched whole again
+    async with await Store.open(settings.db_path) as store:
+        assert await store.execute_fetchall("SELECT count(*) FROM charts") == [(140,)]
