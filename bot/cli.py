@@ -439,13 +439,16 @@ async def parse(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    load_dotenv()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("CHARTBOT_LOG_LEVEL", "WARNING").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        load_dotenv()
+        settings = Settings.from_env()  # every setting checked at start: a bad one is one line, exit 2
+        # The command line is quiet unless asked (WARNING); `run` and `sync` log at settings.log_level.
+        asked = os.environ.get("CHARTBOT_LOG_LEVEL", "").strip()
+        logging.basicConfig(
+            level=settings.log_level if asked else logging.WARNING,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
         return asyncio.run(COMMANDS[args.command](args, sys.stdout))
     except InputError as error:
         print(f"chartbot {args.command}: {error}", file=sys.stderr)

@@ -12,8 +12,10 @@ import contextlib
 import gc
 import importlib.util
 import logging
+import random
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import aiohttp
 import discord
@@ -103,8 +105,8 @@ class ChartBot(commands.Bot):
         self.freeze_gc = freeze_gc
         self.store: Store | None = None
         self.announce_config = AnnouncerConfig(
-            rate=getattr(settings, "announce_rate", AnnouncerConfig.rate),
-            workers=getattr(settings, "announce_workers", AnnouncerConfig.workers),
+            rate=settings.announce_rate,
+            workers=settings.announce_workers,
         )
         self.announcer: Announcer = Announcer(self, self.announce_config)
         self.poller: Poller | None = None  # set by cogs/poll.py when the bot polls its sources
@@ -341,10 +343,141 @@ def _login_failed(exc: discord.LoginFailure) -> InputError:
     )
 
 
-async def serve(settings: Settings, *, bot: ChartBot | None = None) -> None:
-    """Run the bot until SIGTERM, Ctrl-C or a fatal error; close bot, session and DB cleanly."""
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter: waits of about `first`, 2x, 4x, ... up to `cap` seconds, each
+    drawn from the upper half of its step so that many bots restarting together spread out."""
+
+    first: float = 5.0
+    cap: float = 300.0
+    random: Callable[[], float] = random.random
+    failures: int = 0
+
+    def next_wait(self) -> float:
+        step = min(self.cap, self.first * 2**self.failures)
+        self.failures += 1
+        return step * (0.5 + self.random() / 2)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class DiscordUnreachable(Exception):
+    """A probe of Discord's API or gateway got no usable answer (a 5xx, or the handshake failed)."""
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Failures that waiting can fix: no connection, a timeout, a 5xx. A 401 (LoginFailure) is not one."""
+    if isinstance(error, discord.LoginFailure):
+        return False
+    if isinstance(error, discord.HTTPException):
+        return error.status >= 500
+    return isinstance(
+        error, OSError | TimeoutError | aiohttp.ClientError | discord.GatewayNotFound | DiscordUnreachable
+    )
+
+
+def _reason(error: BaseException) -> str:
+    text = " ".join(str(error).split())  # one line, whatever the library put in the message
+    return text or type(error).__name__
+
+
+def discord_endpoints(settings: Settings) -> tuple[str, str]:
+    """(REST base, gateway URL) the bot will use: from settings, else discord.py's defaults."""
+    return (settings.api_base or Route.BASE).rstrip("/"), settings.gateway_url or str(
+        DiscordWebSocket.DEFAULT_GATEWAY
+    )
+
+
+_PROBE_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+
+
+async def probe_api(api_base: str) -> None:
+    """GET {api}/gateway (no token needed): any answer below 500 means the API is there."""
+    async with (
+        aiohttp.ClientSession(timeout=_PROBE_TIMEOUT, headers={"User-Agent": DEFAULT_USER_AGENT}) as session,
+        session.get(f"{api_base}/gateway") as resp,
+    ):
+        if resp.status >= 500:
+            raise DiscordUnreachable(f"HTTP {resp.status}")
+
+
+async def probe_gateway(gateway_url: str) -> None:
+    """Open a websocket to the gateway and close it again (no IDENTIFY: nothing is started)."""
+    url = yarl.URL(gateway_url).with_query(v=10, encoding="json")
+    async with (
+        aiohttp.ClientSession(timeout=_PROBE_TIMEOUT, headers={"User-Agent": DEFAULT_USER_AGENT}) as session,
+        session.ws_connect(url, heartbeat=None) as ws,
+    ):
+        await ws.close()
+
+
+async def wait_until_reachable(what: str, probe: Callable[[], Awaitable[None]], backoff: Backoff) -> None:
+    """Probe until it succeeds; each failure is one warning line and a wait from `backoff`."""
+    while True:
+        try:
+            await probe()
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            await asyncio.sleep(_wait_to_retry(what, exc, backoff))
+        else:
+            return
+
+
+def _wait_to_retry(what: str, error: BaseException, backoff: Backoff) -> float:
+    """The next wait, logged as one line."""
+    wait = backoff.next_wait()
+    log.warning(
+        "%s is unreachable (%s); trying again in %.1f s (attempt %d)",
+        what,
+        _reason(error),
+        wait,
+        backoff.failures + 1,
+    )
+    return wait
+
+
+async def start_when_reachable(bot: ChartBot, token: str, backoff: Backoff) -> None:
+    """`bot.start(token)`, except that an unreachable API or gateway is waited for with backoff.
+
+    Each endpoint is probed first, with a session of our own: discord.py cannot retry its first
+    connection (a failed login leaves an unclosed session behind; a failed first gateway connection
+    ends in an AttributeError, Rapptz/discord.py#10520). A 401 raises LoginFailure at once.
+    """
+    api, gateway = discord_endpoints(bot.settings)
+    while True:
+        await wait_until_reachable(f"Discord's API at {api}", lambda: probe_api(api), backoff)
+        try:
+            await bot.login(token)
+            break
+        except Exception as exc:
+            # Discord went away between the probe and the login (rare): try again, leaving the failed
+            # attempt's HTTP session to the collector. Only before setup_hook has begun: after it, a
+            # second login would load the cogs twice.
+            if not is_unreachable(exc) or bot.http_session is not None:
+                raise
+            await asyncio.sleep(_wait_to_retry(f"Discord's API at {api}", exc, backoff))
+    backoff.reset()
+    while True:
+        await wait_until_reachable(f"Discord's gateway at {gateway}", lambda: probe_gateway(gateway), backoff)
+        try:
+            await bot.connect()  # once connected, discord.py reconnects by itself
+            return
+        except Exception as exc:
+            first_connection_failed = bot.ws is None and not bot.is_closed()
+            if not (first_connection_failed and (is_unreachable(exc) or isinstance(exc, AttributeError))):
+                raise
+            await asyncio.sleep(_wait_to_retry(f"Discord's gateway at {gateway}", exc, backoff))
+
+
+async def serve(settings: Settings, *, bot: ChartBot | None = None, backoff: Backoff | None = None) -> None:
+    """Run the bot until SIGTERM, Ctrl-C or a fatal error; close bot, session and DB cleanly.
+
+    While Discord cannot be reached at start, wait and try again (`backoff`: 5 s doubling to 5 min)."""
     token = _require_token(settings)
     bot = bot or ChartBot(settings, freeze_gc=True)
+    backoff = backoff or Backoff()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     handled: list[signal.Signals] = []
@@ -356,15 +489,19 @@ async def serve(settings: Settings, *, bot: ChartBot | None = None) -> None:
             pass
     try:
         async with bot:
-            running = asyncio.create_task(bot.start(token), name="chartbot")
+            running = asyncio.create_task(start_when_reachable(bot, token, backoff), name="chartbot")
             stopping = asyncio.create_task(stop.wait(), name="chartbot-stop")
             await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if stopping.done():
                 log.info("stopping: closing the bot, the HTTP session and the database")
                 await bot.close()
+                running.cancel()  # still waiting for Discord, perhaps: nothing left to wait for
             stopping.cancel()
             try:
                 await running
+            except asyncio.CancelledError:
+                if not stop.is_set():
+                    raise
             except discord.LoginFailure as exc:
                 raise _login_failed(exc) from None
     finally:

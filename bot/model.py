@@ -9,7 +9,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import ftfy
@@ -244,13 +244,36 @@ def join_key(day: str, kind: str, series: str, title_key: str, detail: str = "")
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+EARLIEST_DATE = date(2000, 1, 1)
+"""No streaming chart is older: an earlier date is a typo (and year 1 overflows date arithmetic)."""
+MAX_DAYS_AHEAD = 7
+"""How far after today (UTC) a chart date may be: time zones and early publishing, never more. A chart
+dated years ahead would stay the newest of its series and mute it for good."""
 
 
-def parse_date(text: str) -> date:
-    """YYYY-MM-DD only (Python's fromisoformat would also take 20220206 and 2022-W05-7)."""
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+def check_date(day: date, *, today: date | None = None) -> date:
+    """`day` if it is between 2000-01-01 and 7 days after `today` (default: today in UTC)."""
+    if day < EARLIEST_DATE:
+        raise InputError(f"{day.isoformat()} is before {EARLIEST_DATE.isoformat()}: no chart is that old")
+    today = today or utc_today()
+    if day > today + timedelta(days=MAX_DAYS_AHEAD):
+        raise InputError(
+            f"{day.isoformat()} is more than {MAX_DAYS_AHEAD} days in the future (today is {today.isoformat()})"
+        )
+    return day
+
+
+def parse_date(text: str, *, today: date | None = None) -> date:
+    """YYYY-MM-DD only (Python's fromisoformat would also take 20220206 and 2022-W05-7), from
+    2000-01-01 to 7 days after `today` (default: today in UTC); InputError otherwise."""
     try:
         if not _ISO_DATE.fullmatch(text.strip()):
             raise ValueError(text)
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
         raise InputError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
+    return check_date(day, today=today)

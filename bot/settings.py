@@ -1,17 +1,36 @@
-"""Settings from the environment (and a `.env` file when one is present). See `.env.example`."""
+"""Settings from the environment (and a `.env` file when one is present). See `.env.example`.
+
+Every setting is checked when it is read: a bad value is an InputError whose one line names the
+setting, so a start-up mistake is one clear line and exit 2, never a traceback or a silent default.
+"""
 
 from __future__ import annotations
 
+import io
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import dotenv
+from yarl import URL
 
 from bot.model import InputError
 
 NETFLIX_TOP10_URL = "https://www.netflix.com/tudum/top10/data/"
 FLIXPATROL_URL = "https://flixpatrol.com/"
 KNOWN_SOURCES = ("netflix", "flixpatrol")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_ANNOUNCE_RATE = 50.0  # Discord's global limit for a bot: 50 requests per second
+MEGABYTE = 1_000_000
+
+_HTTP = ("http", "https")
+_WEBSOCKET = ("ws", "wss")
+_ON = ("1", "on", "true", "yes")
+_OFF = ("0", "off", "false", "no")
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
 @dataclass(frozen=True)
@@ -29,66 +48,179 @@ class Settings:
     flixpatrol_services: tuple[str, ...] = ("netflix",)
     flaresolverr_url: str | None = None
     poll_interval: float = 3600.0
+    announce_rate: float = 48.0  # the announcer's requests per second (Discord allows 50 in all)
+    announce_workers: int = 24  # channels the announcer serves at once
+    max_download_mb: float = 200.0  # a downloaded file's size cap, after decompression
+
+    @property
+    def max_download_bytes(self) -> int:
+        return int(self.max_download_mb * MEGABYTE)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-
-        def text(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        def number(name: str, default: float) -> float:
-            value = text(name)
-            if value is None:
-                return default
-            try:
-                result = float(value)
-            except ValueError:
-                raise InputError(f"{name} must be a number of seconds, not {value!r}") from None
-            if result <= 0:
-                raise InputError(f"{name} must be positive, not {value!r}")
-            return result
-
-        def names(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-            value = text(name)
-            if value is None:
-                return default
-            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
-
-        guild = text("DISCORD_DEV_GUILD")
-        if guild is not None and not guild.isdigit():
-            raise InputError(f"DISCORD_DEV_GUILD must be a server id (digits), not {guild!r}")
-        sources = names("CHARTBOT_SOURCES", cls.sources)
-        unknown = [s for s in sources if s not in KNOWN_SOURCES]
-        if unknown:
-            raise InputError(
-                f"CHARTBOT_SOURCES: unknown source {unknown[0]!r} (known: {', '.join(KNOWN_SOURCES)})"
-            )
+        """Read and check every setting; raise InputError naming the first bad one."""
+        read = _Reader(os.environ if env is None else env)
         return cls(
-            db_path=text("CHARTBOT_DB") or cls.db_path,
-            log_level=(text("CHARTBOT_LOG_LEVEL") or cls.log_level).upper(),
-            discord_token=text("DISCORD_TOKEN"),
-            dev_guild=int(guild) if guild else None,
-            api_base=text("DISCORD_API_BASE"),
-            gateway_url=text("DISCORD_GATEWAY_URL"),
-            poll_in_bot=(text("CHARTBOT_POLL") or "on").lower() not in ("0", "off", "false", "no"),
-            sources=sources,
-            netflix_url=text("NETFLIX_TOP10_URL") or cls.netflix_url,
-            flixpatrol_url=text("FLIXPATROL_URL") or cls.flixpatrol_url,
-            flixpatrol_services=names("FLIXPATROL_SERVICES", cls.flixpatrol_services),
-            flaresolverr_url=text("FLARESOLVERR_URL"),
-            poll_interval=number("CHARTBOT_POLL_INTERVAL", cls.poll_interval),
+            db_path=read.text("CHARTBOT_DB") or cls.db_path,
+            log_level=read.choice("CHARTBOT_LOG_LEVEL", LOG_LEVELS, cls.log_level),
+            discord_token=read.text("DISCORD_TOKEN"),
+            dev_guild=read.server_id("DISCORD_DEV_GUILD"),
+            api_base=read.url("DISCORD_API_BASE", _HTTP),
+            gateway_url=read.url("DISCORD_GATEWAY_URL", _WEBSOCKET),
+            poll_in_bot=read.switch("CHARTBOT_POLL", cls.poll_in_bot),
+            sources=read.sources("CHARTBOT_SOURCES", cls.sources),
+            netflix_url=read.url("NETFLIX_TOP10_URL", _HTTP) or cls.netflix_url,
+            flixpatrol_url=read.url("FLIXPATROL_URL", _HTTP) or cls.flixpatrol_url,
+            flixpatrol_services=read.slugs("FLIXPATROL_SERVICES", cls.flixpatrol_services),
+            flaresolverr_url=read.url("FLARESOLVERR_URL", _HTTP),
+            poll_interval=read.number(
+                "CHARTBOT_POLL_INTERVAL", cls.poll_interval, low=1.0, unit="seconds", what="at least 1"
+            ),
+            announce_rate=read.number(
+                "CHARTBOT_ANNOUNCE_RATE",
+                cls.announce_rate,
+                low=0.0,
+                low_included=False,
+                high=MAX_ANNOUNCE_RATE,
+                unit="requests per second",
+                what=f"more than 0 and at most {MAX_ANNOUNCE_RATE:g} (Discord's limit)",
+            ),
+            announce_workers=read.whole("CHARTBOT_ANNOUNCE_WORKERS", cls.announce_workers, low=1),
+            max_download_mb=read.number(
+                "CHARTBOT_MAX_DOWNLOAD_MB",
+                cls.max_download_mb,
+                low=0.0,
+                low_included=False,
+                unit="megabytes",
+                what="more than 0",
+            ),
         )
 
 
+class _Reader:
+    """Reads settings from a mapping; each method checks one kind of value and names the setting."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def text(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def number(
+        self,
+        name: str,
+        default: float,
+        *,
+        low: float,
+        low_included: bool = True,
+        high: float = math.inf,
+        unit: str,
+        what: str,
+    ) -> float:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            result = float(value)
+        except ValueError:
+            result = math.nan
+        in_range = (result >= low if low_included else result > low) and result <= high
+        if not (math.isfinite(result) and in_range):
+            raise InputError(f"{name} must be a number of {unit}, {what}; not {value!r}")
+        return result
+
+    def whole(self, name: str, default: int, *, low: int) -> int:
+        value = self.text(name)
+        if value is None:
+            return default
+        if not (value.isascii() and value.isdigit()) or int(value) < low:
+            raise InputError(f"{name} must be a whole number of at least {low}, not {value!r}")
+        return int(value)
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.text(name)
+        if value is None:
+            return default
+        if value.upper() not in allowed:
+            raise InputError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        return value.upper()
+
+    def switch(self, name: str, default: bool) -> bool:
+        value = self.text(name)
+        if value is None:
+            return default
+        if value.lower() not in _ON + _OFF:
+            raise InputError(f"{name} must be on or off, not {value!r}")
+        return value.lower() in _ON
+
+    def server_id(self, name: str) -> int | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        if not (value.isascii() and value.isdigit()):
+            raise InputError(f"{name} must be a server id (digits), not {value!r}")
+        return int(value)
+
+    def url(self, name: str, schemes: tuple[str, ...]) -> str | None:
+        """An absolute URL with one of `schemes` and a host."""
+        value = self.text(name)
+        if value is None:
+            return None
+        expected = " or ".join(f"{scheme}://" for scheme in schemes)
+        try:
+            url = URL(value)
+        except ValueError:  # e.g. a port that is not a number, or out of range
+            url = None
+        if url is None or url.scheme not in schemes or not url.host or any(c.isspace() for c in value):
+            raise InputError(
+                f"{name} must be an absolute URL starting with {expected} and a host, not {value!r}"
+            )
+        return value
+
+    def names(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.text(name)
+        if value is None:
+            return default
+        names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        if not names:
+            raise InputError(f"{name} names nothing: {value!r}")
+        return names
+
+    def sources(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        sources = self.names(name, default)
+        unknown = [s for s in sources if s not in KNOWN_SOURCES]
+        if unknown:
+            raise InputError(f"{name}: unknown source {unknown[0]!r} (known: {', '.join(KNOWN_SOURCES)})")
+        return sources
+
+    def slugs(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        slugs = self.names(name, default)
+        bad = [s for s in slugs if not _SLUG.fullmatch(s)]
+        if bad:
+            raise InputError(
+                f"{name}: {bad[0]!r} is not a service slug like 'netflix' or 'hbo-max' (comma separated)"
+            )
+        return slugs
+
+
 def load_dotenv(path: Path = Path(".env")) -> None:
-    """Read KEY=VALUE lines into the environment; variables already set win."""
+    """Read `path` (if it exists) into the environment with python-dotenv; variables already set win.
+
+    python-dotenv reads comments after values, `export KEY=...`, quoted values with escaped quotes and
+    multi-line values. The file is decoded here so that a file that is not UTF-8 is one InputError.
+    """
     if not path.is_file():
         return
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not valid UTF-8 (save the file as UTF-8)"
+        ) from None
+    dotenv.load_dotenv(stream=io.StringIO(text), override=False)

@@ -156,6 +156,16 @@ async def test_unknown_title_and_bad_options(fake: FakeDiscord, bot: ChartBot) -
     assert early.ephemeral and early.content.startswith("No 🇺🇸 U.S. Top 10 · TV chart for Jan 5, 2020")
 
 
+async def test_dates_out_of_range_answer_privately(fake: FakeDiscord, bot: ChartBot) -> None:
+    """Year 1 once overflowed the date arithmetic behind /rank; 2202 is no chart's date either."""
+    rank = await (
+        await fake.slash(GUILD, CHANNEL, FAN, "rank", {"title": AOUAD, "date": "0001-01-01"})
+    ).response()
+    assert rank.ephemeral and rank.content == "0001-01-01 is before 2000-01-01: no chart is that old"
+    top = await (await fake.slash(GUILD, CHANNEL, FAN, "top", {"date": "2202-01-01"})).response()
+    assert top.ephemeral and top.content.startswith("2202-01-01 is more than 7 days in the future (today is ")
+
+
 async def test_hostile_title_argument(fake: FakeDiscord, bot: ChartBot) -> None:
     hostile = ("@everyone **free** `nitro` <@&123456789012345678> \u200b\u200d" * 40)[:2000]
     reply = await (await fake.slash(GUILD, CHANNEL, FAN, "rank", {"title": hostile})).response()

@@ -207,4 +207,5 @@ def make_http_client(settings: Settings, store: Store, **options: Any) -> HttpCl
     solver = settings.flaresolverr_url
     if solver:  # the client adds /v1 itself; people paste the endpoint with it
         solver = solver.rstrip("/").removesuffix("/v1")
+    options.setdefault("max_body_bytes", settings.max_download_bytes)  # CHARTBOT_MAX_DOWNLOAD_MB
     return HttpClient(validator_store=BookValidators(store.sources), flaresolverr_url=solver, **options)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bot.model import CATEGORIES, PERIODS, ChartKey, Entry, InputError, Snapshot
+from bot.model import CATEGORIES, PERIODS, ChartKey, Entry, InputError, Snapshot, utc_today
 from bot.sources import netflix
 from bot.sources.tables import (
     Charts,
@@ -71,16 +72,20 @@ def detect_format(first_line: str) -> str:
 # --- entry points -------------------------------------------------------------------------------
 
 
-def read_file(path: Path, format: str | None = None) -> list[Snapshot]:
-    """Parse a file on disk; `format` forces one of FORMATS instead of detecting it."""
+def read_file(path: Path, format: str | None = None, *, today: date | None = None) -> list[Snapshot]:
+    """Parse a file on disk; `format` forces one of FORMATS instead of detecting it.
+
+    Chart dates must be from 2000-01-01 to 7 days after `today` (default: today in UTC)."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-    return parse_bytes(data, format, name=str(path))
+    return parse_bytes(data, format, name=str(path), today=today)
 
 
-def parse_bytes(data: bytes, format: str | None = None, name: str = "<data>") -> list[Snapshot]:
+def parse_bytes(
+    data: bytes, format: str | None = None, name: str = "<data>", *, today: date | None = None
+) -> list[Snapshot]:
     """Parse a whole file's bytes; errors read `name: line N: reason`."""
     if format is not None and format not in FORMATS:
         raise InputError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
@@ -89,7 +94,7 @@ def parse_bytes(data: bytes, format: str | None = None, name: str = "<data>") ->
         if not text.strip():
             raise InputError("line 1: the file is empty")
         chosen = format or detect_format(text.split("\n", 1)[0])
-        return _PARSERS[chosen](text)
+        return _PARSERS[chosen](text, today=today)
     except InputError as exc:
         raise InputError(f"{name}: {exc}") from None
 
@@ -97,14 +102,15 @@ def parse_bytes(data: bytes, format: str | None = None, name: str = "<data>") ->
 # --- Netflix U.S. daily Top 10 (Kaggle "Netflix daily top 10 in US", via The Numbers) -----------
 
 
-def parse_us_daily(data: bytes | str) -> list[Snapshot]:
+def parse_us_daily(data: bytes | str, *, today: date | None = None) -> list[Snapshot]:
     """`netflix_daily_top_10.csv`: one U.S. chart per day, TV and films mixed (`overall`)."""
+    today = today or utc_today()
     charts = Charts()
     keys: dict[str, ChartKey] = {}
 
     def chart_key(day: str) -> ChartKey:
         if day not in keys:
-            keys[day] = ChartKey(SOURCE, "netflix", "us", "overall", "day", a_date(day, "As of"))
+            keys[day] = ChartKey(SOURCE, "netflix", "us", "overall", "day", a_date(day, "As of", today))
         return keys[day]
 
     for line, row in read_rows(decode(data), US_DAILY_COLUMNS):
@@ -122,14 +128,14 @@ def parse_us_daily(data: bytes | str) -> list[Snapshot]:
 # --- the generic format (DESIGN.md, "Generic import format") ------------------------------------
 
 
-def parse_generic_csv(data: bytes | str) -> list[Snapshot]:
+def parse_generic_csv(data: bytes | str, *, today: date | None = None) -> list[Snapshot]:
     """Generic CSV: one row per chart entry, columns named in the header (any order, extras ignored)."""
-    return _parse_generic(read_rows(decode(data), GENERIC_COLUMNS))
+    return _parse_generic(read_rows(decode(data), GENERIC_COLUMNS), today)
 
 
-def parse_jsonl(data: bytes | str) -> list[Snapshot]:
+def parse_jsonl(data: bytes | str, *, today: date | None = None) -> list[Snapshot]:
     """Generic JSON Lines: one object per chart entry, with the generic format's fields."""
-    return _parse_generic(_json_rows(decode(data)))
+    return _parse_generic(_json_rows(decode(data)), today)
 
 
 def _json_rows(text: str) -> Iterator[tuple[int, Row]]:
@@ -171,15 +177,16 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _parse_generic(rows: Iterator[tuple[int, Row]]) -> list[Snapshot]:
+def _parse_generic(rows: Iterator[tuple[int, Row]], today: date | None) -> list[Snapshot]:
+    today = today or utc_today()
     charts = Charts()
     for line, row in rows:
         with at_line(line):
-            charts.add(_generic_key(row), _generic_entry(row), line)
+            charts.add(_generic_key(row, today), _generic_entry(row), line)
     return charts.snapshots()
 
 
-def _generic_key(row: Row) -> ChartKey:
+def _generic_key(row: Row, today: date) -> ChartKey:
     period = _choice(_default(row, "period", "day"), "period", tuple(PERIODS))
     return ChartKey(
         source=SOURCE,
@@ -187,7 +194,7 @@ def _generic_key(row: Row) -> ChartKey:
         region=region(_required(row, "region"), "region"),
         category=_choice(_required(row, "category"), "category", CATEGORIES),
         period=period,
-        date=(a_sunday if period == "week" else a_date)(_required(row, "date"), "date"),
+        date=(a_sunday if period == "week" else a_date)(_required(row, "date"), "date", today),
     )
 
 
@@ -227,7 +234,7 @@ def _service(value: str) -> str:
     return slug
 
 
-_PARSERS: dict[str, Callable[[str], list[Snapshot]]] = {
+_PARSERS: dict[str, Callable[..., list[Snapshot]]] = {
     "netflix-countries": netflix.parse_countries_tsv,
     "netflix-global": netflix.parse_global_tsv,
     "netflix-us-daily": parse_us_daily,

@@ -30,7 +30,17 @@ from typing import Any, TextIO
 import lxml.html
 from lxml import etree
 
-from bot.model import CHART_SIZE, WORLD, ChartError, ChartKey, Entry, InputError, Snapshot, make_snapshot
+from bot.model import (
+    CHART_SIZE,
+    WORLD,
+    ChartError,
+    ChartKey,
+    Entry,
+    InputError,
+    Snapshot,
+    check_date,
+    make_snapshot,
+)
 from bot.regions import code_to_slug, resolve_region, slug_to_code
 from bot.sources.http import FetchResult, HttpClient
 
@@ -42,7 +52,7 @@ REPORT_HINT = "run `chartbot parse FILE --source flixpatrol` on the saved page a
 class PageError(InputError):
     """A FlixPatrol page that holds no usable chart. `reason` is a short machine-readable tag:
     cloudflare, not-found, layout, missing-section, row-count, repeated-rank, bad-row, no-date,
-    no-region, mismatch."""
+    bad-date, no-region, mismatch."""
 
     def __init__(self, message: str, *, reason: str = "invalid") -> None:
         super().__init__(message)
@@ -85,15 +95,25 @@ class Page:
 
 
 def parse_page(
-    html: bytes | str, *, service: str, region: str | None = None, date: Date | None = None
+    html: bytes | str,
+    *,
+    service: str,
+    region: str | None = None,
+    date: Date | None = None,
+    today: Date | None = None,
 ) -> list[Snapshot]:
     """Every chart of one service on a FlixPatrol page (movies, TV and/or overall; kids lists ignored).
 
     The date and region come from the page (canonical URL, else a dated <title>/heading); the
-    arguments fill in what the page does not say and must agree with what it does say.
+    arguments fill in what the page does not say and must agree with what it does say. A date before
+    2000 or more than 7 days after `today` (default: today in UTC) is refused.
     """
     page = read_page(html, service=service)
     chart_region, chart_date = _chart_identity(page, service, region, date)
+    try:
+        check_date(chart_date, today=today)
+    except InputError as exc:
+        raise PageError(f"the chart's date {exc}; nothing was stored", reason="bad-date") from None
     return [_snapshot(section, service, chart_region, chart_date) for section in page.sections]
 
 

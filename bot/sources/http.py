@@ -4,6 +4,10 @@ Polite means: a truthful User-Agent, a per-host concurrency limit, timeouts, a f
 exponential backoff and full jitter (only for failures that waiting can fix), honouring `Retry-After`,
 and conditional GETs so an unchanged chart costs the server a 304 and us no work. Pages behind a
 Cloudflare challenge can be fetched through a FlareSolverr endpoint (a real browser).
+
+Careful too: a body is read in chunks and refused once it passes a size cap (counted after gzip or
+deflate is undone), so a hostile or broken server cannot fill the memory (1 MB of gzip can inflate
+to gigabytes). aiohttp >= 3.13.3 inflates at most a bounded chunk per read, which keeps that true.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import inspect
+import json
 import logging
 import random
 import time
@@ -35,6 +40,8 @@ FLARESOLVERR_HOME = "https://github.com/FlareSolverr/FlareSolverr"
 
 # Failures that a later attempt may not repeat: the connection broke, or nothing came back in time.
 _TRANSIENT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
+DEFAULT_MAX_BODY_BYTES = 200_000_000  # Netflix's all-weeks-countries.tsv is tens of MB and grows weekly
+_READ_CHUNK = 1 << 16
 _CHALLENGE_MARKERS = (b"Just a moment...", "Just a moment…".encode(), b"challenge-platform")
 
 Validators = tuple[str | None, str | None]
@@ -83,6 +90,18 @@ class ChallengeError(FetchError):
     """A Cloudflare challenge page: only a real browser gets through. Not retried."""
 
 
+class TooLargeError(FetchError):
+    """The body (after decompression) is larger than the client's cap. Not retried."""
+
+
+class _OverCap(Exception):
+    """Raised while reading a body that passed the cap; `get` turns it into a TooLargeError."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class _Answer:
     status: int
@@ -107,11 +126,14 @@ class HttpClient:
         validator_store: ValidatorStore | None = None,
         flaresolverr_url: str | None = None,
         flaresolverr_max_timeout_ms: int = 60_000,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         random: Callable[[], float] = random.random,
     ) -> None:
         if max_attempts < 1 or per_host_limit < 1:
             raise ValueError("max_attempts and per_host_limit must be at least 1")
+        if max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be at least 1")
         self.user_agent = user_agent
         self.timeout = aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout)
         self.per_host_limit = per_host_limit
@@ -122,6 +144,7 @@ class HttpClient:
         self.validator_store = validator_store
         self.flaresolverr_url = flaresolverr_url.rstrip("/") if flaresolverr_url else None
         self.flaresolverr_max_timeout_ms = flaresolverr_max_timeout_ms
+        self.max_body_bytes = max_body_bytes
         self._sleep = sleep
         self._random = random
         self._session: aiohttp.ClientSession | None = None
@@ -174,6 +197,14 @@ class HttpClient:
             try:
                 async with self._host_limit(url):
                     answer = await (self._fetch_via_flaresolverr(url) if browser else self._fetch(url, send))
+            except _OverCap as exc:
+                reason = (
+                    f"the answer is larger than the {describe_size(self.max_body_bytes)} cap "
+                    "(after decompression; CHARTBOT_MAX_DOWNLOAD_MB)"
+                )
+                raise self._give_up(
+                    url, exc.status, reason, attempt, retryable=False, kind=TooLargeError
+                ) from None
             except _TRANSIENT_ERRORS as exc:
                 status, reason = None, self._describe(exc, browser)
             except aiohttp.ClientError as exc:
@@ -241,8 +272,27 @@ class HttpClient:
 
     async def _fetch(self, url: str, headers: Mapping[str, str]) -> _Answer:
         async with self._get_session().get(url, headers=headers) as resp:
-            body = await resp.read()
+            body = await self._read_capped(resp)
             return _Answer(resp.status, resp.headers, body)
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The whole body, read in chunks; _OverCap as soon as it passes `max_body_bytes`.
+
+        An uncompressed body announced larger than the cap (Content-Length) is refused unread. A
+        compressed one is counted as it inflates: at most the cap and one chunk are ever held.
+        """
+        cap = self.max_body_bytes
+        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding in ("", "identity") and resp.content_length is not None and resp.content_length > cap:
+            raise _OverCap(resp.status)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+            size += len(chunk)
+            if size > cap:
+                raise _OverCap(resp.status)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _fetch_via_flaresolverr(self, url: str) -> _Answer:
         """Ask FlareSolverr's real browser for `url`; its answer is JSON with the page in `solution`."""
@@ -255,10 +305,11 @@ class HttpClient:
         endpoint = f"{self.flaresolverr_url}/v1"
         payload = {"cmd": "request.get", "url": url, "maxTimeout": self.flaresolverr_max_timeout_ms}
         async with self._get_session().post(endpoint, json=payload, timeout=self._browser_timeout()) as resp:
-            try:
-                data = await resp.json(content_type=None)
-            except ValueError:
-                data = None
+            raw = await self._read_capped(resp)
+        try:
+            data = json.loads(raw)
+        except ValueError:  # not JSON, or not UTF-8
+            data = None
         if not isinstance(data, dict):
             raise FetchError(
                 f"FlareSolverr at {endpoint} answered HTTP {resp.status} without a JSON object", url=url
@@ -344,6 +395,11 @@ class HttpClient:
             message = f"GET {url} failed {tries}: {reason}"
         (log.warning if retryable else log.info)("giving up: %s", message)
         return kind(message, url=url, status=status, retryable=retryable)
+
+
+def describe_size(size: int) -> str:
+    """200,000,000 -> "200 MB"; 1,000 -> "1,000 bytes"."""
+    return f"{size / 1_000_000:,.6g} MB" if size >= 1_000_000 else f"{size:,} bytes"
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Mapping
+from datetime import date
 
-from bot.model import WORLD, ChartKey, Entry, InputError, Snapshot
+from bot.model import WORLD, ChartKey, Entry, InputError, Snapshot, utc_today
 from bot.sources.http import FetchResult, HttpClient
 from bot.sources.tables import (
     Charts,
@@ -42,16 +43,22 @@ GLOBAL_COLUMNS = ("week", "category", "weekly_rank", "show_title")
 COUNTRIES_COLUMNS = ("country_iso2", *GLOBAL_COLUMNS)
 
 
-def parse_countries_tsv(data: bytes | str) -> list[Snapshot]:
-    """`all-weeks-countries.tsv`: one `tv` and one `movies` chart per country and week."""
+def parse_countries_tsv(data: bytes | str, *, today: date | None = None) -> list[Snapshot]:
+    """`all-weeks-countries.tsv`: one `tv` and one `movies` chart per country and week.
+
+    A week before 2000 or more than 7 days after `today` (default: today in UTC) is a bad row."""
     return _parse_tsv(
-        data, COUNTRIES_COLUMNS, COUNTRY_CATEGORIES, lambda row: region(row["country_iso2"], "country_iso2")
+        data,
+        COUNTRIES_COLUMNS,
+        COUNTRY_CATEGORIES,
+        lambda row: region(row["country_iso2"], "country_iso2"),
+        today,
     )
 
 
-def parse_global_tsv(data: bytes | str) -> list[Snapshot]:
+def parse_global_tsv(data: bytes | str, *, today: date | None = None) -> list[Snapshot]:
     """`all-weeks-global.tsv` (2022 and 2023+ layouts): four `world` charts per week."""
-    return _parse_tsv(data, GLOBAL_COLUMNS, GLOBAL_CATEGORIES, lambda row: WORLD)
+    return _parse_tsv(data, GLOBAL_COLUMNS, GLOBAL_CATEGORIES, lambda row: WORLD, today)
 
 
 def _parse_tsv(
@@ -59,7 +66,9 @@ def _parse_tsv(
     required: tuple[str, ...],
     categories: Mapping[str, str],
     region_of: Callable[[Row], str],
+    today: date | None,
 ) -> list[Snapshot]:
+    today = today or utc_today()
     charts = Charts()
     keys: dict[tuple[str, str, str], ChartKey] = {}
 
@@ -72,7 +81,7 @@ def _parse_tsv(
                 region=region_of(row),
                 category=lookup(row["category"], "category", categories),
                 period="week",
-                date=a_sunday(row["week"], "week"),
+                date=a_sunday(row["week"], "week", today),
             )
         return keys[raw]
 
@@ -98,7 +107,7 @@ def _entry(row: Row) -> Entry:
 # Netflix publishes both files in one folder (NETFLIX_TOP10_URL) and rewrites them weekly; an hourly
 # conditional GET of an unchanged file costs a 304 and no parsing.
 
-FILES: dict[str, tuple[str, Callable[[bytes | str], list[Snapshot]]]] = {
+FILES: dict[str, tuple[str, Callable[..., list[Snapshot]]]] = {
     "countries": ("all-weeks-countries.tsv", parse_countries_tsv),
     "global": ("all-weeks-global.tsv", parse_global_tsv),
 }

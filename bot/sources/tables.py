@@ -146,16 +146,17 @@ def optional(row: Row, column: str, convert: Callable[[str, str], int | float]) 
     return None if value in _MISSING else convert(value, column)
 
 
-def a_date(value: str, column: str) -> date:
+def a_date(value: str, column: str, today: date | None = None) -> date:
+    """A YYYY-MM-DD chart date from 2000-01-01 to 7 days after `today` (default: today in UTC)."""
     try:
-        return parse_date(value)
+        return parse_date(value, today=today)
     except InputError as exc:
         raise InputError(f"{column} {exc}") from None
 
 
-def a_sunday(value: str, column: str) -> date:
+def a_sunday(value: str, column: str, today: date | None = None) -> date:
     """Netflix (and the house) dates a week by its last day, a Sunday."""
-    day = a_date(value, column)
+    day = a_date(value, column, today)
     if day.isoweekday() != 7:
         raise InputError(f"{column} {value!r} is a {day:%A}; a week is dated by its last day, a Sunday")
     return day
