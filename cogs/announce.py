@@ -30,6 +30,7 @@ import discord
 from discord.ext import commands
 
 from bot import announcements, delivery
+from bot.compat import amortize_bucket_sweep, send_prepared
 from bot.store import guilds
 from bot.store.guilds import SENDING, SENT, Job, Outcome
 
@@ -59,31 +60,6 @@ class AnnouncerConfig:
     retry_base: float = 5.0
     retry_cap: float = 900.0
     history_limit: int = 100  # recent messages searched for a post that may have been made
-
-
-def amortize_bucket_sweep(http: object, floor: int = 256) -> bool:
-    """Make discord.py's rate-limit bucket sweep O(1) amortized instead of O(buckets) per new bucket.
-
-    discord.py (2.x) keeps one bucket per channel and, once it holds 256, scans all of them each time it
-    creates another. A fan-out to N new channels then costs O(N²): 22 s of CPU for 10,000 channels,
-    measured with bench/fanout.py. Sweeping only when the count has doubled since the last sweep keeps
-    memory within twice the live buckets and the whole fan-out O(N). Returns False (and changes
-    nothing) on a discord.py without that method.
-    """
-    sweep = getattr(type(http), "_try_clear_expired_ratelimits", None)
-    if sweep is None or not isinstance(getattr(http, "_buckets", None), dict):
-        return False
-    threshold = floor
-
-    def amortized() -> None:
-        nonlocal threshold
-        if len(http._buckets) < threshold:  # type: ignore[attr-defined]
-            return
-        sweep(http)
-        threshold = max(floor, 2 * len(http._buckets))  # type: ignore[attr-defined]
-
-    http._try_clear_expired_ratelimits = amortized  # type: ignore[attr-defined]
-    return True
 
 
 class Announcer:
@@ -287,8 +263,7 @@ class Announcer:
         )
         await self.bucket.acquire()
         async with asyncio.timeout(self.config.send_timeout):
-            data = await self.bot.http.send_message(job.channel_id, params=message)
-        return int(data["id"])
+            return await send_prepared(self.bot, job.channel_id, message)
 
     async def _find(self, job: Job) -> int | None:
         """The post of a 'sending' job, if it reached the channel: by the bot, carrying the nonce."""
