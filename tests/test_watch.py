@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from announce_worker import make_bot
 from fake_discord import MANAGE_GUILD, SEND_MESSAGES, FakeChannel, FakeMember, FakeRole, Overwrite
 from fake_discord_ext import DeliveryFake
 
-from bot.client import ChartBot
+from bot.client import DB_UNAVAILABLE, ChartBot
 from bot.delivery import ALL, DEFAULT_EVENTS
 from bot.store import Store, guilds
 
@@ -62,7 +63,9 @@ async def test_admin_groups_are_guild_only_and_need_manage_server(fake: Delivery
     synced = {c["name"]: c for c in fake.synced_commands()}
     for name in ("watch", "settings"):
         assert synced[name]["default_member_permissions"] == MANAGE_GUILD
-        assert synced[name].get("contexts") == [0] or synced[name].get("dm_permission") is False
+        assert synced[name]["contexts"] == [0]  # in servers only: not in DMs or group DMs
+        assert synced[name]["integration_types"] == [0]  # installed to the server, never to a user
+        assert synced[name]["dm_permission"] is False
     assert {o["name"] for o in synced["watch"]["options"]} == {"add", "remove", "list", "all"}
     assert {o["name"] for o in synced["settings"]["options"]} == {
         "show",
@@ -182,8 +185,10 @@ async def test_settings(fake: DeliveryFake, bot: ChartBot) -> None:
 
 async def test_settings_test_posts_a_sample_that_pings_nobody(fake: DeliveryFake, bot: ChartBot) -> None:
     await ask(fake, ALICE, "settings mention-role", {"role": FANS})
-    reply = await ask(fake, ALICE, "settings test", {"channel": NEWS})
+    rec = await fake.slash(GUILD, CHARTS, ALICE, "settings test", {"channel": NEWS})
+    reply = await rec.response()
     assert reply.ephemeral and f"Posted a sample in <#{NEWS}>" in reply.content
+    assert reply.message is rec.original and rec.followups == [] and not rec.followup_edited_original
     (post,) = fake.sent_messages(NEWS)
     assert post.content == f"<@&{FANS}>" and post.allowed_mentions == {"parse": []}
     assert post.embeds[0]["title"] == "All of Us Are Dead"
@@ -191,6 +196,25 @@ async def test_settings_test_posts_a_sample_that_pings_nobody(fake: DeliveryFake
     assert f"⚠ cannot post in <#{LOCKED}>: missing permissions" in reply.content
     store = await bot.get_store()
     assert await store.run(guilds.broken_channels, GUILD) == {LOCKED: "missing permissions"}
+
+
+async def test_settings_test_answers_a_database_error_in_its_private_placeholder(
+    fake: DeliveryFake, bot: ChartBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await bot.get_store()
+    run = store.run
+
+    async def locked_after_posting(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if function is guilds.clear_broken:  # after the sample was posted
+            raise sqlite3.OperationalError("database is locked")
+        return await run(function, *args, **kwargs)
+
+    monkeypatch.setattr(store, "run", locked_after_posting)
+    rec = await fake.slash(GUILD, CHARTS, ALICE, "settings test", {"channel": NEWS})
+    reply = await rec.response()
+    assert reply.deferred and reply.ephemeral and reply.content == DB_UNAVAILABLE
+    assert reply.message is rec.original and rec.followups == [] and not rec.followup_edited_original
+    assert len(fake.sent_messages(NEWS)) == 1
 
 
 async def test_one_server_never_sees_or_changes_another(fake: DeliveryFake, bot: ChartBot) -> None:
