@@ -28,7 +28,9 @@ restored when the context manager exits.
 What the fake records (all public attributes): ``requests`` (every REST call, with status),
 ``unhandled`` (REST calls it has no route for), ``interactions`` (one :class:`InteractionRecord` per
 push), ``messages`` (every message the bot created, by id), ``sync_calls`` (every bulk command sync),
-``identify_payloads`` (every IDENTIFY, e.g. to check intents), ``gateway_connects``, ``resumes``.
+``identify_payloads`` (every IDENTIFY, e.g. to check intents), ``gateway_connects``, ``resumes``,
+``global_rate_limited`` / ``route_rate_limited`` (429s answered), ``invalid_requests`` (401/403/429 in
+the last 10 minutes) and ``peak_invalid_requests()``, ``cloudflare_answers``, ``outage_answers``.
 A :class:`Reply` holds the live :class:`SentMessage`: edits made after ``response()`` returned show up.
 
 Realism that catches bugs: unknown channels answer 404 (10003); the bot's own permissions in a channel
@@ -563,7 +565,8 @@ class Reply:
     """What the invoking user sees for a slash command (returned by :meth:`InteractionRecord.response`).
 
     ``type`` is the callback type (4 message, 5 deferred, 8 autocomplete, 9 modal, …). ``message`` is
-    the original response (after edits), or for a deferred reply answered by a followup, that followup.
+    the original response (after edits; a first followup after a deferral edits it, as on Discord), or
+    when the "thinking…" original was deleted and the bot followed up instead, that followup.
     """
 
     type: int
