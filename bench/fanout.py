@@ -31,8 +31,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import aiohttp  # noqa: E402
 import discord  # noqa: E402
-from discord.http import handle_message_parameters  # noqa: E402
 
+from bot import compat  # noqa: E402
 from bot.announcer.engine import AnnouncerConfig  # noqa: E402
 from bot.announcer.pacing import TokenBucket  # noqa: E402
 from bot.client import ChartBot  # noqa: E402
@@ -184,8 +184,10 @@ async def bare_sends(bot: ChartBot, channels: int) -> float:
     embed = discord.Embed(title=TITLE, description=f"{TITLE} is No. 1 worldwide for the first time")
 
     async def send(n: int) -> None:
-        with handle_message_parameters(embed=embed, nonce=f"bare{n}") as params:
-            await bot.http.send_message(CHANNEL_BASE + n, params=params)
+        message = compat.prepare_message(
+            content=None, embed=embed, nonce=f"bare{n}", allowed_mentions=discord.AllowedMentions.none()
+        )
+        await compat.send_prepared(bot, CHANNEL_BASE + n, message)
 
     return await paced_cpu(channels, send)
 

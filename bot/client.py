@@ -2,7 +2,8 @@
 
 `serve` / `sync` are what `chartbot run` / `chartbot sync` call. The endpoints come from
 settings (`DISCORD_API_BASE`, `DISCORD_GATEWAY_URL`) so that a REST or gateway proxy - or the fake
-Discord of the tests - can stand in for discord.com; the bot restores discord.py's defaults on close.
+Discord of the tests - can stand in for discord.com; the bot restores discord.py's defaults on close
+(both through bot.compat, which also checks the installed discord.py at login).
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ import discord
 import yarl
 from discord import app_commands
 from discord.ext import commands
-from discord.gateway import DiscordWebSocket
-from discord.http import Route
 
+from bot import compat
 from bot.announcer.engine import Announcer, AnnouncerConfig
 from bot.model import InputError
 from bot.poller import Poller
@@ -113,27 +113,22 @@ class ChartBot(commands.Bot):
         self.titles = TitleIndex([])
         self.http_session: aiohttp.ClientSession | None = None
         self._store_lock = asyncio.Lock()
-        self._saved_endpoints: tuple[str, yarl.URL] | None = None
+        self._saved_endpoints: compat.Endpoints | None = None
         self._closing = False
 
     # --- endpoints ------------------------------------------------------------------------------------
 
     def _apply_endpoints(self) -> None:
-        base, gateway = self.settings.api_base, self.settings.gateway_url
-        if not (base or gateway) or self._saved_endpoints is not None:
-            return
-        self._saved_endpoints = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
-        if base:
-            Route.BASE = base.rstrip("/")
-        if gateway:
-            DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
+        if self._saved_endpoints is None:
+            self._saved_endpoints = compat.point_at(self.settings.api_base, self.settings.gateway_url)
 
     def _restore_endpoints(self) -> None:
         if self._saved_endpoints is not None:
-            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = self._saved_endpoints
+            compat.restore_endpoints(self._saved_endpoints)
             self._saved_endpoints = None
 
     async def login(self, token: str) -> None:
+        compat.check_discord_version()  # warns, naming the version, about any shortcut it cannot take
         self._apply_endpoints()
         await super().login(token)
 
@@ -261,16 +256,29 @@ def collect_garbage() -> None:
 
 
 async def send_error(interaction: discord.Interaction, message: str) -> None:
-    """Answer ephemerally, whatever state the interaction is in (fresh, deferred, or answered)."""
+    """Answer ephemerally, whatever state the interaction is in (fresh, deferred, or answered).
+
+    After a deferral the answer is an edit of the "thinking…" message - when that one is private. A
+    public one would show the error to everyone: it is deleted and the error sent privately on its own
+    (a followup, which is a new message once the original is gone). After a real answer, the error is
+    a private followup beside it.
+    """
     message = clip(discord.utils.escape_mentions(message), CONTENT)
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(message, ephemeral=True)
             return
         if interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
-            # A public "thinking…" placeholder: remove it, or the first followup would replace it publicly.
-            with contextlib.suppress(discord.HTTPException):
-                await interaction.delete_original_response()
+            try:
+                original: discord.InteractionMessage | None = await interaction.original_response()
+            except discord.DiscordException:
+                original = None  # unknown: treat it as a public placeholder
+            if original is None or original.flags.loading:
+                if original is not None and original.flags.ephemeral:
+                    await interaction.edit_original_response(content=message)
+                    return
+                with contextlib.suppress(discord.HTTPException):
+                    await interaction.delete_original_response()
         await interaction.followup.send(message, ephemeral=True)
     except discord.HTTPException as exc:
         log.warning("could not tell the user about an error (%s): %s", exc, message)
@@ -384,9 +392,8 @@ def _reason(error: BaseException) -> str:
 
 def discord_endpoints(settings: Settings) -> tuple[str, str]:
     """(REST base, gateway URL) the bot will use: from settings, else discord.py's defaults."""
-    return (settings.api_base or Route.BASE).rstrip("/"), settings.gateway_url or str(
-        DiscordWebSocket.DEFAULT_GATEWAY
-    )
+    api_base, gateway = compat.current_endpoints()
+    return (settings.api_base or api_base).rstrip("/"), settings.gateway_url or gateway
 
 
 _PROBE_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)

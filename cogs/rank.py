@@ -215,8 +215,11 @@ async def within(interaction: discord.Interaction, work: Awaitable[T], budget: f
 
 
 async def reply(interaction: discord.Interaction, **message: Any) -> None:
-    """Answer, or follow up when the interaction was deferred."""
-    if interaction.response.is_done():
+    """Answer; when the interaction was deferred, by editing the "thinking…" message (a first followup
+    would only do that through behaviour Discord deprecated)."""
+    if interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
+        await interaction.edit_original_response(**message)
+    elif interaction.response.is_done():
         await interaction.followup.send(**message)
     else:
         await interaction.response.send_message(**message)
@@ -264,7 +267,8 @@ class Rank(commands.Cog):
             note = f"Not in the Top 10 {where} {f'on {date_text(day)}' if day else 'right now'}."
         embed = standing_embed(shown, on=day, note=note)
         embed.set_image(url=f"attachment://{PICTURE}")
-        await interaction.followup.send(embed=embed, file=discord.File(io.BytesIO(png), PICTURE))
+        picture = discord.File(io.BytesIO(png), PICTURE)
+        await interaction.edit_original_response(embed=embed, attachments=[picture])  # it was deferred
 
     @rank.autocomplete("title")
     async def _rank_title(self, interaction: discord.Interaction, current: str) -> list[Choice[str]]:

@@ -1,7 +1,8 @@
 """Admins' commands: what this server follows (/watch) and how it is announced (/settings).
 
 Both groups need Manage Server, checked by the bot on every command (`default_permissions` only hides
-them in Discord's UI, and on a subcommand it is ignored, so it sits on the groups). Every read and write
+them in Discord's UI, and on a subcommand it is ignored, so it sits on the groups), and run only in
+servers that installed the bot (`allowed_contexts` / `allowed_installs`). Every read and write
 is keyed by the interaction's guild: a server never sees or changes another's configuration. Replies
 are ephemeral: configuration is the admins' business.
 """
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 
 EVERYTHING = "All titles: No. 1 worldwide, records, No. 1 in many countries"
 ADMIN = discord.Permissions(manage_guild=True)
+# Servers only, and only where the bot itself was added: a user install could run these where the bot is not.
+IN_SERVERS = app_commands.AppCommandContext(guild=True)
+SERVER_INSTALLS = app_commands.AppInstallationType(guild=True, user=False)
 _NEEDED = (
     ("view_channel", "View Channel"),
     ("send_messages", "Send Messages"),
@@ -125,12 +129,16 @@ class WatchCog(commands.Cog, name="Watch"):
         name="watch",
         description="Follow titles: their milestones are posted in this server",
         guild_only=True,
+        allowed_contexts=IN_SERVERS,
+        allowed_installs=SERVER_INSTALLS,
         default_permissions=ADMIN,
     )
     settings = app_commands.Group(
         name="settings",
         description="Where and how this server's milestone posts appear",
         guild_only=True,
+        allowed_contexts=IN_SERVERS,
+        allowed_installs=SERVER_INSTALLS,
         default_permissions=ADMIN,
     )
 
@@ -409,7 +417,7 @@ class WatchCog(commands.Cog, name="Watch"):
         except (discord.Forbidden, discord.NotFound) as exc:
             reason = pacing.broken_reason(exc.status, exc.code, exc.text)
             await store.guilds.mark_broken(guild_id, channel_id, reason)
-            await interaction.followup.send(warning(channel_id, reason), ephemeral=True)
+            await interaction.edit_original_response(content=warning(channel_id, reason))
             return
         await self._healed(guild_id, channel_id)
         note = (
@@ -417,7 +425,7 @@ class WatchCog(commands.Cog, name="Watch"):
             if policy.mention_role_id
             else ""
         )
-        await interaction.followup.send(f"Posted a sample in <#{channel_id}>.{note}", ephemeral=True)
+        await interaction.edit_original_response(content=f"Posted a sample in <#{channel_id}>.{note}")
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -28,13 +28,29 @@ restored when the context manager exits.
 What the fake records (all public attributes): ``requests`` (every REST call, with status),
 ``unhandled`` (REST calls it has no route for), ``interactions`` (one :class:`InteractionRecord` per
 push), ``messages`` (every message the bot created, by id), ``sync_calls`` (every bulk command sync),
-``identify_payloads`` (every IDENTIFY, e.g. to check intents), ``gateway_connects``, ``resumes``.
+``identify_payloads`` (every IDENTIFY, e.g. to check intents), ``gateway_connects``, ``resumes``,
+``global_rate_limited`` / ``route_rate_limited`` (429s answered), ``invalid_requests`` (401/403/429 in
+the last 10 minutes) and ``peak_invalid_requests()``, ``cloudflare_answers``, ``outage_answers``.
 A :class:`Reply` holds the live :class:`SentMessage`: edits made after ``response()`` returned show up.
 
 Realism that catches bugs: unknown channels answer 404 (10003); the bot's own permissions in a channel
-(roles + overwrites) are enforced on posts (403 50001/50013); >25 autocomplete choices, content >2000,
-embed limits and empty messages answer 400 (50035); a second callback answers 400 (40060); a callback
-later than ``interaction_deadline`` answers 404 Unknown interaction (10062).
+(roles + overwrites) are enforced: no View Channel 403 50001, no Send Messages or a file without Attach
+Files 403 50013, embeds without Embed Links are dropped (and a post left empty answers 400 50006), the
+history without Read Message History is ``[]``; >25 autocomplete choices, content >2000 and embed limits
+answer 400 (50035); a second callback answers 400 (40060); a callback later than
+``interaction_deadline`` answers 404 Unknown interaction (10062); the first followup after a deferral
+edits the "thinking…" original, as Discord still does (``InteractionRecord.followup_edited_original``).
+
+Rate limits as Discord's: every answer carries ``X-RateLimit-Limit/-Remaining/-Reset/-Reset-After/-Bucket``
+of a per-route bucket (one per major parameter, e.g. 5 posts per 5 s per channel; see
+:data:`DEFAULT_ROUTE_LIMITS`), and a bucket overrun answers 429 (``Via``, ``retry_after``, ``global:
+false``, ``X-RateLimit-Scope: user``). The global limit is a sliding window of 50 requests per second
+per bot token (interaction callbacks and webhooks exempt), answered with a global 429. discord.py
+honours all of it: it waits on ``X-RateLimit-Remaining: 0`` (a sixth post to one channel within 5 s
+waits, it draws no 429). ``invalid_requests`` counts 401/403/429 over the last 10 minutes; 10,000 of
+them start a Cloudflare ban. A bad or revoked token (:meth:`FakeDiscord.revoke_token`) answers 401 on
+every route. :meth:`FakeDiscord.start_cloudflare_ban` (429 without ``Via``, an HTML page) and
+:meth:`FakeDiscord.start_outage` (503/502) answer every request for a while, on ``fake.clock``.
 
 Gotchas (beyond the shared note):
 - Start the bot with :meth:`FakeDiscord.run_bot` (or close it before the fake exits): a bot left running
@@ -51,13 +67,16 @@ Gotchas (beyond the shared note):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import hashlib
 import itertools
 import json
 import math
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,7 +98,10 @@ ADMINISTRATOR = 0x8
 MANAGE_GUILD = 0x20
 VIEW_CHANNEL = 0x400
 SEND_MESSAGES = 0x800
+EMBED_LINKS = 0x4000
 ATTACH_FILES = 0x8000
+READ_MESSAGE_HISTORY = 0x10000
+MENTION_EVERYONE = 0x20000
 ALL_PERMISSIONS = discord.Permissions.all().value
 DEFAULT_EVERYONE_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -131,6 +153,131 @@ _BOT_USER_ID = 100_000_000_000_000_001
 
 class FakeDiscordTimeout(AssertionError):
     """Raised when something the test waits for did not happen in time (a test failure, not an error)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Rate limits and clocks
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteLimit:
+    """A per-route rate limit: ``limit`` requests per ``per`` seconds for each value of the route's major
+    parameter (channel, guild, or webhook/interaction id and token) and each bot token. The window
+    opens with its first request and resets ``per`` seconds later, as Discord's buckets do."""
+
+    limit: int
+    per: float
+
+
+DEFAULT_ROUTE_LIMITS: Mapping[str, RouteLimit] = {
+    "POST /channels/{channel_id}/messages": RouteLimit(5, 5.0),
+    "GET /channels/{channel_id}/messages": RouteLimit(5, 5.0),
+    "GET /channels/{channel_id}/messages/{message_id}": RouteLimit(5, 5.0),
+    "PATCH /channels/{channel_id}/messages/{message_id}": RouteLimit(5, 5.0),
+    "DELETE /channels/{channel_id}/messages/{message_id}": RouteLimit(5, 1.0),
+    "POST /channels/{channel_id}/typing": RouteLimit(5, 5.0),
+    "POST /webhooks/{webhook_id}/{webhook_token}": RouteLimit(5, 2.0),
+    "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}": RouteLimit(5, 2.0),
+    "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original": RouteLimit(5, 2.0),
+    "DELETE /webhooks/{webhook_id}/{webhook_token}/messages/@original": RouteLimit(5, 2.0),
+}
+"""Per-route limits modelled on what Discord answers (a copy is ``FakeDiscord.route_limits``)."""
+
+DEFAULT_ROUTE_LIMIT = RouteLimit(50, 1.0)
+"""The limit of a route not in :data:`DEFAULT_ROUTE_LIMITS`."""
+
+INVALID_REQUEST_WINDOW = 600.0
+"""Discord counts invalid requests (401, 403, 429 except ``X-RateLimit-Scope: shared``) over 10 minutes."""
+
+_PARAM_NAMES = {
+    "channels": "channel_id",
+    "guilds": "guild_id",
+    "applications": "application_id",
+    "messages": "message_id",
+    "users": "user_id",
+    "members": "user_id",
+    "roles": "role_id",
+    "commands": "command_id",
+}
+
+
+def route_key(method: str, path: str) -> tuple[str, str]:
+    """The route as discord.py writes it, and its major parameter(s) (what a bucket is kept per).
+
+    >>> route_key("POST", "/channels/42/messages")
+    ('POST /channels/{channel_id}/messages', '42')
+    """
+    parts = path.strip("/").split("/")
+    template: list[str] = []
+    major: list[str] = []
+    i = 0
+    while i < len(parts):
+        segment = parts[i]
+        template.append(segment)
+        i += 1
+        if segment in ("webhooks", "interactions") and i < len(parts):
+            kind = "webhook" if segment == "webhooks" else "interaction"
+            ids = parts[i : i + 2]
+            template += [f"{{{kind}_id}}", f"{{{kind}_token}}"][: len(ids)]
+            major = major or ids
+            i += len(ids)
+        elif i < len(parts) and parts[i].isdigit():
+            template.append(f"{{{_PARAM_NAMES.get(segment, 'id')}}}")
+            if segment in ("channels", "guilds") and not major:
+                major = [parts[i]]
+            i += 1
+    return f"{method} /{'/'.join(template)}", "+".join(major)
+
+
+class ManualClock:
+    """A clock that moves only when told: ``FakeDiscord(clock=ManualClock())``, then ``clock.advance(60)``.
+
+    As ``clock`` it drives the fake's outage and Cloudflare modes and its count of invalid requests;
+    rate-limit windows keep real time unless ``rate_clock`` is swapped too (discord.py waits them out
+    with real sleeps).
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class _Bucket:
+    hash: str
+    limit: RouteLimit
+    count: int = 0
+    reset_at: float = 0.0
+
+    def _roll(self, now: float) -> None:
+        if now >= self.reset_at:
+            self.count, self.reset_at = 0, now + self.limit.per
+
+    def take(self, now: float) -> bool:
+        """Use one request of the window; False when none is left."""
+        self._roll(now)
+        if self.count >= self.limit.limit:
+            return False
+        self.count += 1
+        return True
+
+    def headers(self, now: float) -> dict[str, str]:
+        fresh = now >= self.reset_at  # a window not opened yet (or over): what the next request gets
+        remaining = self.limit.limit if fresh else max(0, self.limit.limit - self.count)
+        reset_after = self.limit.per if fresh else self.reset_at - now
+        return {
+            "X-RateLimit-Limit": str(self.limit.limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+            "X-RateLimit-Reset-After": f"{reset_after:.3f}",
+            "X-RateLimit-Bucket": self.hash,
+        }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -418,7 +565,8 @@ class Reply:
     """What the invoking user sees for a slash command (returned by :meth:`InteractionRecord.response`).
 
     ``type`` is the callback type (4 message, 5 deferred, 8 autocomplete, 9 modal, …). ``message`` is
-    the original response (after edits), or for a deferred reply answered by a followup, that followup.
+    the original response (after edits; a first followup after a deferral edits it, as on Discord), or
+    when the "thinking…" original was deleted and the bot followed up instead, that followup.
     """
 
     type: int
@@ -483,6 +631,10 @@ class InteractionRecord:
     answered_at: float | None = None
     original: SentMessage | None = None
     followups: list[SentMessage] = field(default_factory=list)
+    followup_edited_original: bool = False
+    """A first followup after a deferral (callback type 5) edited the "thinking…" original instead of
+    posting a new message: Discord's deprecated behaviour, which a bot should not rely on (it should
+    call ``edit_original_response``)."""
 
     @property
     def callback(self) -> Json | None:
@@ -566,6 +718,8 @@ class RecordedRequest:
     files: list[SentFile]
     at: float
     status: int = 0
+    token: str | None = None
+    """The bot token of the ``Authorization`` header (``None``: no or another kind of header)."""
 
 
 @dataclass
@@ -590,6 +744,7 @@ class InjectedFailure:
     code: int
     message: str
     hits: int = 0
+    scope: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return (
@@ -637,6 +792,46 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _bot_token(header: str | None) -> str | None:
+    if header is None or not header.startswith("Bot "):
+        return None
+    return header.removeprefix("Bot ")
+
+
+def _too_many(
+    retry_after: float,
+    *,
+    is_global: bool,
+    scope: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """A 429 from Discord's API (it has ``Via``: without it discord.py takes it for a Cloudflare ban)."""
+    answer = {
+        **(headers or {}),
+        "Retry-After": str(max(1, math.ceil(retry_after))),  # Discord: whole seconds here, exact in body
+        "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+        "X-RateLimit-Scope": scope or ("global" if is_global else "user"),
+        "Via": "1.1 google",
+    }
+    if is_global:
+        answer["X-RateLimit-Global"] = "true"
+    body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}
+    if is_global:
+        body["code"] = 0
+    return _json_response(body, 429, answer)
+
+
+_CLOUDFLARE_BAN_PAGE = """<!DOCTYPE html>
+<html><head><title>Access denied | discord.com used Cloudflare to restrict access</title></head>
+<body><h1>Error 1015</h1><h2>You are being rate limited</h2>
+<p>The owner of this website (discord.com) has banned you temporarily from accessing this website.</p>
+</body></html>
+"""
+_BAD_GATEWAY_PAGE = (
+    "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+)
+
+
 # --------------------------------------------------------------------------------------------------
 # The fake
 # --------------------------------------------------------------------------------------------------
@@ -645,9 +840,22 @@ def _now_iso() -> str:
 class FakeDiscord:
     """A fake Discord API + gateway on 127.0.0.1 (random port). Use as ``async with FakeDiscord() as fake``.
 
-    Knobs (plain attributes): ``rate_limit_per_second`` / ``rate_limit_burst`` (global limit, a token
-    bucket; ``None`` = off), ``interaction_deadline`` (seconds a bot has to answer an interaction, 3 like
-    Discord; ``None`` = no limit), ``heartbeat_interval_ms``, ``expected_token`` (reject other tokens).
+    Knobs (plain attributes):
+
+    - ``global_limit`` / ``global_window``: the global rate limit, a sliding window per bot token
+      (default 50 requests per 1 s, as Discord; ``global_limit = None`` turns it off). Interaction
+      callbacks and interaction webhooks do not count. ``rate_limit_per_second`` and
+      ``rate_limit_burst`` set the same window another way (``burst`` requests per ``burst / rate`` s).
+    - ``route_limits`` (route -> :class:`RouteLimit`, see :data:`DEFAULT_ROUTE_LIMITS`),
+      ``default_route_limit`` (other routes; ``None``: no limit, no headers) and
+      ``route_limits_enabled`` (``False``: no per-route buckets and no ``X-RateLimit-*`` headers).
+    - ``interaction_deadline`` (seconds a bot has to answer an interaction, 3 like Discord; ``None`` =
+      no limit), ``heartbeat_interval_ms``.
+    - ``expected_token`` (reject other tokens), ``revoked_tokens`` (see :meth:`revoke_token`).
+    - ``clock``: what outages, Cloudflare bans and the invalid-request count measure time with
+      (``time.monotonic``, or a :class:`ManualClock`); ``rate_clock``: the same for rate limits.
+    - ``cloudflare_ban_threshold`` / ``cloudflare_ban_seconds``: that many invalid requests within 10
+      minutes start a Cloudflare ban, as on Discord (default 10,000 and an hour; ``None``: never).
     """
 
     _patched_by: ClassVar[FakeDiscord | None] = None
@@ -662,6 +870,7 @@ class FakeDiscord:
         expected_token: str | None = None,
         heartbeat_interval_ms: int = 41_250,
         interaction_deadline: float | None = 3.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.bot_user_id = bot_user_id
         self.bot_name = bot_name
@@ -670,10 +879,28 @@ class FakeDiscord:
         self.expected_token = expected_token
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.interaction_deadline = interaction_deadline
-        self.rate_limit_burst: float | None = None
-        self._rate_limit_per_second: float | None = None
-        self._tokens = 0.0
-        self._tokens_at: float | None = None
+        self.clock: Callable[[], float] = clock or time.monotonic
+        self.rate_clock: Callable[[], float] = time.monotonic
+        """What rate-limit windows are measured with: real time, since discord.py waits them out with real
+        sleeps (a test of the fake alone may swap in a :class:`ManualClock`)."""
+        self.revoked_tokens: set[str] = set()
+        self.last_token: str | None = None
+        """The bot token last seen (REST or IDENTIFY): what :meth:`revoke_token` revokes by default."""
+
+        self.global_limit: int | None = 50
+        self.global_window = 1.0
+        self._burst: float | None = None
+        self._global_hits: dict[str, deque[float]] = {}
+        self.route_limits: dict[str, RouteLimit] = dict(DEFAULT_ROUTE_LIMITS)
+        self.default_route_limit: RouteLimit | None = DEFAULT_ROUTE_LIMIT
+        self.route_limits_enabled = True
+        self._buckets: dict[tuple[str, str, str], _Bucket] = {}
+
+        self.cloudflare_ban_threshold: int | None = 10_000
+        self.cloudflare_ban_seconds = 3600.0
+        self._ban_until: float | None = None
+        self._outage: tuple[int, float] | None = None
+        self._invalid_at: list[float] = []
 
         self.guilds: dict[int, FakeGuild] = {}
         self.requests: list[RecordedRequest] = []
@@ -686,6 +913,12 @@ class FakeDiscord:
         self.resumes = 0
         self.global_rate_limited = 0
         """How many requests were answered 429 by the global rate limit."""
+        self.route_rate_limited = 0
+        """How many requests were answered 429 by a per-route bucket."""
+        self.cloudflare_answers = 0
+        """How many requests a Cloudflare ban answered (429 without ``Via``)."""
+        self.outage_answers = 0
+        """How many requests an outage answered (502/503)."""
 
         self._commands: dict[int | None, list[Json]] = {}
         self._command_ids: dict[tuple[int | None, str, int], int] = {}
@@ -875,11 +1108,13 @@ class FakeDiscord:
         is_global: bool = False,
         code: int = 0,
         message: str | None = None,
+        scope: str | None = None,
     ) -> InjectedFailure:
         """Answer the next ``times`` requests matching ``method`` (or ``"*"``) and ``path_regex``
         (searched in the path after ``/api/v10``, e.g. ``r"/interactions/\\d+/[^/]+/callback"``) with
         ``status``. A 429 carries ``retry_after`` in the body, ``Retry-After``, ``X-RateLimit-Scope``
-        and a ``Via`` header (without ``Via`` discord.py takes a 429 for a Cloudflare ban).
+        (``scope``, default ``"global"`` or ``"user"``; ``"shared"`` is not an invalid request) and a
+        ``Via`` header (without ``Via`` discord.py takes a 429 for a Cloudflare ban).
         """
         failure = InjectedFailure(
             method=method.upper(),
@@ -890,6 +1125,7 @@ class FakeDiscord:
             is_global=is_global,
             code=code,
             message=message or ("You are being rate limited." if status == 429 else f"HTTP {status}"),
+            scope=scope,
         )
         self._failures.append(failure)
         return failure
@@ -906,18 +1142,97 @@ class FakeDiscord:
         """Undo :meth:`forbid_channel` / :meth:`remove_channel`."""
         self._channel_errors.pop(channel_id, None)
 
+    def revoke_token(self, token: str | None = None) -> str:
+        """Revoke a bot token (default: the last one seen), as a reset in the Developer Portal does:
+        from now on every REST call with it answers 401 and an IDENTIFY with it is closed with 4004
+        (``await fake.close_gateway(4004)`` drops the open connections too). Returns the token."""
+        token = token if token is not None else self.last_token
+        if token is None:
+            raise RuntimeError("no bot token seen yet: pass the token to revoke")
+        self.revoked_tokens.add(token)
+        return token
+
+    def token_valid(self, token: str | None) -> bool:
+        """Whether Discord would accept this bot token."""
+        if not token or token in self.revoked_tokens:
+            return False
+        return self.expected_token is None or token == self.expected_token
+
+    def start_cloudflare_ban(self, seconds: float | None = None) -> None:
+        """For ``seconds`` of :attr:`clock` (``None``: until :meth:`end_outages`), every REST call answers
+        as Cloudflare does to a banned IP: 429 with an HTML body and no ``Via`` header."""
+        self._ban_until = math.inf if seconds is None else self.clock() + seconds
+
+    def start_outage(self, seconds: float | None = None, *, status: int = 503) -> None:
+        """For ``seconds`` of :attr:`clock` (``None``: until :meth:`end_outages`), every REST call answers
+        ``status`` (503 Service Unavailable, or 502 Bad Gateway: discord.py retries a 502 itself, with
+        sleeps of 1 + 2n s, before it raises)."""
+        self._outage = (status, math.inf if seconds is None else self.clock() + seconds)
+
+    def end_outages(self) -> None:
+        """End a Cloudflare ban and an outage now."""
+        self._ban_until = self._outage = None
+
+    @property
+    def cloudflare_banned(self) -> bool:
+        return self._ban_until is not None and self.clock() < self._ban_until
+
+    @property
+    def outage_status(self) -> int | None:
+        """The status every REST call answers now because of an outage, or ``None``."""
+        if self._outage is None or self.clock() >= self._outage[1]:
+            return None
+        return self._outage[0]
+
+    @property
+    def invalid_requests(self) -> int:
+        """Invalid requests (401, 403, 429 except ``X-RateLimit-Scope: shared``) in the last 10 minutes
+        of :attr:`clock`, as Discord counts them towards a Cloudflare ban."""
+        now = self.clock()
+        return len(self._invalid_at) - bisect.bisect_right(self._invalid_at, now - INVALID_REQUEST_WINDOW)
+
+    @property
+    def invalid_requests_total(self) -> int:
+        return len(self._invalid_at)
+
+    def peak_invalid_requests(self, window: float = INVALID_REQUEST_WINDOW) -> int:
+        """The most invalid requests within any ``window`` seconds so far (on :attr:`clock`)."""
+        peak, start = 0, 0
+        for end, at in enumerate(self._invalid_at):
+            while self._invalid_at[start] <= at - window:
+                start += 1
+            peak = max(peak, end - start + 1)
+        return peak
+
     @property
     def rate_limit_per_second(self) -> float | None:
-        """Global rate limit (token bucket of ``rate_limit_burst``, default = the rate). ``None`` = off.
+        """The global limit as a rate (``global_limit / global_window``); ``None`` = off.
 
-        Interaction callbacks and interaction webhooks are exempt, as on Discord.
+        Setting it keeps a sliding window of ``rate_limit_burst`` requests (default: the rate, i.e. a
+        window of one second). Interaction callbacks and interaction webhooks are exempt, as on Discord.
         """
-        return self._rate_limit_per_second
+        return None if self.global_limit is None else self.global_limit / self.global_window
 
     @rate_limit_per_second.setter
     def rate_limit_per_second(self, value: float | None) -> None:
-        self._rate_limit_per_second = value
-        self._tokens_at = None
+        if value is None:
+            self.global_limit = None
+        else:
+            self.global_limit = max(1, round(self._burst or value))
+            self.global_window = self.global_limit / value
+        self._global_hits.clear()
+
+    @property
+    def rate_limit_burst(self) -> float | None:
+        """How many requests the global window holds (``None``: as many as the rate per second)."""
+        return self._burst
+
+    @rate_limit_burst.setter
+    def rate_limit_burst(self, value: float | None) -> None:
+        rate = self.rate_limit_per_second
+        self._burst = value
+        if rate is not None:
+            self.rate_limit_per_second = rate
 
     # -- reading what the bot did ------------------------------------------------------------------
 
@@ -1260,6 +1575,9 @@ class FakeDiscord:
         elif op == 2:  # IDENTIFY
             await self._identify(conn, data)
         elif op == 6:  # RESUME
+            if not self.token_valid(data.get("token")):
+                await conn.ws.close(code=4004, message=b"Authentication failed.")
+                return
             shard = self._sessions.get(data.get("session_id", ""))
             if shard is None:
                 await conn.send(9, False)  # INVALID_SESSION, not resumable: the client IDENTIFYs again
@@ -1286,7 +1604,8 @@ class FakeDiscord:
 
     async def _identify(self, conn: _Connection, data: Json) -> None:
         self.identify_payloads.append(data)
-        if self.expected_token is not None and data.get("token") != self.expected_token:
+        self.last_token = data.get("token") or self.last_token
+        if not self.token_valid(data.get("token")):
             await conn.ws.close(code=4004, message=b"Authentication failed.")
             return
         conn.shard_id, conn.shard_count = data.get("shard") or [0, 1]
@@ -1333,6 +1652,7 @@ class FakeDiscord:
             ),
             ("GET", r"/channels/(?P<cid>\d+)", self._get_channel),
             ("POST", r"/channels/(?P<cid>\d+)/messages", self._post_message),
+            ("GET", r"/channels/(?P<cid>\d+)/messages", self._history),
             ("*", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", self._channel_msg),
             ("POST", r"/channels/(?P<cid>\d+)/typing", self._typing),
             ("GET", r"/guilds/(?P<guild_id>\d+)", self._get_guild),
@@ -1345,10 +1665,29 @@ class FakeDiscord:
     async def _rest(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["tail"]
         body, files = await self._read_body(request)
+        token = _bot_token(request.headers.get("Authorization"))
         rec = RecordedRequest(request.method, path, dict(request.query), body, files, time.monotonic())
+        rec.token = token
         self.requests.append(rec)
+        if token:
+            self.last_token = token
+        response = self._edge(request.method)
+        if response is None:
+            response = await self._api(request, rec)
+            self._count_invalid(response)
+        rec.status = response.status
+        await self._notify()
+        return response
+
+    async def _api(self, request: web.Request, rec: RecordedRequest) -> web.Response:
+        """What Discord's API answers (behind Cloudflare): injected failures, 401, the global limit, the
+        route's bucket, then the route; every answer carries the bucket's ``X-RateLimit-*`` headers."""
+        bucket = self._bucket(rec)
         try:
-            response = self._injected(request.method, path) or self._global_limit(path)
+            response = self._injected(rec.method, rec.path)
+            if response is None:
+                self._check_token(request, rec)
+                response = self._global_limit(rec) or self._route_limit(bucket)
             if response is None:
                 response = await self._route(request, rec)
         except _HTTPError as e:
@@ -1356,16 +1695,46 @@ class FakeDiscord:
             if e.errors:
                 error["errors"] = e.errors
             response = _json_response(error, e.status)
-        rec.status = response.status
-        await self._notify()
+        if bucket is not None:
+            for name, value in bucket.headers(self.rate_clock()).items():
+                response.headers.setdefault(name, value)
         return response
 
-    async def _route(self, request: web.Request, rec: RecordedRequest) -> web.Response:
-        needs_auth = self.expected_token is not None and not rec.path.startswith(
-            ("/interactions/", "/webhooks/")
-        )
-        if needs_auth and request.headers.get("Authorization") != f"Bot {self.expected_token}":
+    def _edge(self, method: str) -> web.Response | None:
+        """Cloudflare in front of the API: a ban (429 without ``Via``) or an outage (502/503)."""
+        if self.cloudflare_banned:
+            self.cloudflare_answers += 1
+            headers = {"Content-Type": "text/html; charset=UTF-8", "Server": "cloudflare"}
+            if self._ban_until is not None and self._ban_until != math.inf:
+                headers["Retry-After"] = str(max(1, math.ceil(self._ban_until - self.clock())))
+            return web.Response(body=_CLOUDFLARE_BAN_PAGE.encode(), status=429, headers=headers)
+        status = self.outage_status
+        if status is not None:
+            self.outage_answers += 1
+            if status == 502:
+                page, kind = _BAD_GATEWAY_PAGE, "text/html"
+            else:
+                page, kind = "upstream connect error or disconnect/reset before headers", "text/plain"
+            return web.Response(body=page.encode(), status=status, headers={"Content-Type": kind})
+        return None
+
+    def _count_invalid(self, response: web.Response) -> None:
+        status = response.status
+        if status in (401, 403) or (status == 429 and response.headers.get("X-RateLimit-Scope") != "shared"):
+            self._invalid_at.append(self.clock())
+            threshold = self.cloudflare_ban_threshold
+            if threshold is not None and not self.cloudflare_banned and self.invalid_requests >= threshold:
+                self.start_cloudflare_ban(self.cloudflare_ban_seconds)
+
+    def _check_token(self, request: web.Request, rec: RecordedRequest) -> None:
+        """401 for a bad or revoked bot token on any route; interaction callbacks and webhooks need none."""
+        header = request.headers.get("Authorization")
+        if header is None and rec.path.startswith(("/interactions/", "/webhooks/")):
+            return
+        if not self.token_valid(rec.token):
             raise _HTTPError(401, 0, "401: Unauthorized")
+
+    async def _route(self, request: web.Request, rec: RecordedRequest) -> web.Response:
         for method, pattern, handler in self._routes:
             match = pattern.match(rec.path)
             if match and method in ("*", rec.method):
@@ -1407,41 +1776,44 @@ class FakeDiscord:
             if failure.matches(method, path):
                 failure.hits += 1
                 if failure.status == 429:
-                    return self._too_many(failure.retry_after, is_global=failure.is_global)
+                    return _too_many(failure.retry_after, is_global=failure.is_global, scope=failure.scope)
                 return _json_response({"message": failure.message, "code": failure.code}, failure.status)
         return None
 
-    def _global_limit(self, path: str) -> web.Response | None:
-        rate = self._rate_limit_per_second
-        if not rate or path.startswith(("/interactions/", "/webhooks/")):
+    def _global_limit(self, rec: RecordedRequest) -> web.Response | None:
+        """A sliding window of ``global_limit`` requests per ``global_window`` seconds per bot token."""
+        limit = self.global_limit
+        if not limit or rec.path.startswith(("/interactions/", "/webhooks/")):
             return None
-        burst = self.rate_limit_burst or rate
-        now = time.monotonic()
-        tokens = (
-            burst if self._tokens_at is None else min(burst, self._tokens + (now - self._tokens_at) * rate)
-        )
-        self._tokens_at = now
-        if tokens >= 1:
-            self._tokens = tokens - 1
+        now = self.rate_clock()
+        hits = self._global_hits.setdefault(rec.token or "", deque())
+        while hits and hits[0] <= now - self.global_window:
+            hits.popleft()
+        if len(hits) < limit:
+            hits.append(now)
             return None
-        self._tokens = tokens
         self.global_rate_limited += 1
-        return self._too_many((1 - tokens) / rate, is_global=True)
+        return _too_many(max(0.001, hits[0] + self.global_window - now), is_global=True)
 
-    @staticmethod
-    def _too_many(retry_after: float, *, is_global: bool) -> web.Response:
-        headers = {
-            "Retry-After": str(max(1, math.ceil(retry_after))),  # Discord: whole seconds here, exact in body
-            "X-RateLimit-Reset-After": f"{retry_after:.3f}",
-            "X-RateLimit-Scope": "global" if is_global else "user",
-            "Via": "1.1 google",
-        }
-        if is_global:
-            headers["X-RateLimit-Global"] = "true"
-        body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}
-        if is_global:
-            body["code"] = 0
-        return _json_response(body, 429, headers)
+    def _bucket(self, rec: RecordedRequest) -> _Bucket | None:
+        if not self.route_limits_enabled:
+            return None
+        key, major = route_key(rec.method, rec.path)
+        limit = self.route_limits.get(key, self.default_route_limit)
+        if limit is None:
+            return None
+        bucket_hash = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+        bucket = self._buckets.get((rec.token or "", bucket_hash, major))
+        if bucket is None or bucket.limit != limit:
+            bucket = self._buckets[(rec.token or "", bucket_hash, major)] = _Bucket(bucket_hash, limit)
+        return bucket
+
+    def _route_limit(self, bucket: _Bucket | None) -> web.Response | None:
+        now = self.rate_clock()
+        if bucket is None or bucket.take(now):
+            return None
+        self.route_rate_limited += 1
+        return _too_many(bucket.reset_at - now, is_global=False, headers=bucket.headers(now))
 
     # -- REST handlers -----------------------------------------------------------------------------
 
@@ -1587,12 +1959,23 @@ class FakeDiscord:
             raise _HTTPError(404, 10015, "Unknown Webhook")
         body: Json = rec.json or {}
         self._validate_message(body)
-        flags = int(body.get("flags", 0))
-        if not interaction.followups and interaction.callback_type == CALLBACK_DEFERRED_MESSAGE:
-            defer_flags = int(interaction.callbacks[0].get("data", {}).get("flags", 0))
-            flags |= defer_flags & EPHEMERAL
-        msg = self._store_message(interaction.channel_id, "followup", body, rec.files, flags, interaction)
-        interaction.followups.append(msg)
+        original = interaction.original
+        if (
+            interaction.callback_type == CALLBACK_DEFERRED_MESSAGE
+            and original is not None
+            and not original.deleted
+            and original.flags & LOADING
+        ):
+            # Discord's deprecated behaviour: the first followup after a deferral edits the "thinking…"
+            # message (keeping its visibility: an ephemeral flag on the followup changes nothing).
+            interaction.followup_edited_original = True
+            edit = {k: v for k, v in body.items() if k != "flags"}
+            self._apply_edit(original, edit, rec.files)
+            msg = original
+        else:
+            flags = int(body.get("flags", 0))
+            msg = self._store_message(interaction.channel_id, "followup", body, rec.files, flags, interaction)
+            interaction.followups.append(msg)
         return self._message_payload(msg) if rec.query.get("wait") in ("1", "true", "True") else None
 
     async def _webhook_msg(self, rec: RecordedRequest, app: str, token: str, mid: str) -> Json | None:
@@ -1605,14 +1988,14 @@ class FakeDiscord:
             raise _HTTPError(404, 10008, "Unknown Message")
         return self._message_op(rec, msg)
 
-    def _message_op(self, rec: RecordedRequest, msg: SentMessage) -> Json | None:
+    def _message_op(self, rec: RecordedRequest, msg: SentMessage, body: Json | None = None) -> Json | None:
         if rec.method == "GET":
             return self._message_payload(msg)
         if rec.method == "DELETE":
             msg.deleted = True
             return None
         if rec.method == "PATCH":
-            body: Json = rec.json or {}
+            body = (rec.json or {}) if body is None else body
             self._validate_message(body, partial=True)
             self._apply_edit(msg, body, rec.files)
             return self._message_payload(msg)
@@ -1634,22 +2017,62 @@ class FakeDiscord:
         guild, channel = self._channel_checked(cid, write=False)
         return channel.payload(guild.id)
 
-    async def _post_message(self, rec: RecordedRequest, cid: str) -> Json:
-        guild, _ = self._channel_checked(cid, write=True)
-        perms = guild.permissions_in(self.bot_user_id, int(cid))
-        if not perms & SEND_MESSAGES or (rec.files and not perms & ATTACH_FILES):
+    def _bot_permissions(self, guild: FakeGuild, cid: str) -> int:
+        return guild.permissions_in(self.bot_user_id, int(cid))
+
+    def _as_permitted(self, rec: RecordedRequest, perms: int) -> Json:
+        """The body as Discord takes it from a bot with ``perms``: files need Attach Files (403 50013);
+        without Embed Links the embeds are dropped."""
+        if rec.files and not perms & ATTACH_FILES:
             raise _HTTPError(403, 50013, "Missing Permissions")
         body: Json = rec.json or {}
+        if body.get("embeds") and not perms & EMBED_LINKS:
+            body = {k: v for k, v in body.items() if k != "embeds"}
+        return body
+
+    async def _post_message(self, rec: RecordedRequest, cid: str) -> Json:
+        guild, _ = self._channel_checked(cid, write=True)
+        perms = self._bot_permissions(guild, cid)
+        if not perms & SEND_MESSAGES:
+            raise _HTTPError(403, 50013, "Missing Permissions")
+        body = self._as_permitted(rec, perms)
         self._validate_message(body, has_files=bool(rec.files))
         msg = self._store_message(int(cid), "channel", body, rec.files, int(body.get("flags", 0)))
         return self._message_payload(msg)
 
+    async def _history(self, rec: RecordedRequest, cid: str) -> list[Json]:
+        """``GET /channels/{id}/messages`` (``limit``, ``before``, ``after``), newest first. Without Read
+        Message History Discord answers an empty list, not an error. Messages read back carry no nonce."""
+        guild, _ = self._channel_checked(cid, write=False)
+        if not self._bot_permissions(guild, cid) & READ_MESSAGE_HISTORY:
+            return []
+        limit = max(1, min(int(rec.query.get("limit", 50)), 100))
+        messages = sorted(
+            (
+                m
+                for m in self.messages.values()
+                if m.channel_id == int(cid) and not m.deleted and not m.ephemeral
+            ),
+            key=lambda m: m.id,
+        )
+        if "after" in rec.query:
+            after = int(rec.query["after"])
+            chosen = [m for m in messages if m.id > after][:limit]
+        else:
+            before = int(rec.query.get("before", 2**63))
+            chosen = [m for m in messages if m.id < before][-limit:]
+        return [self._message_payload(m) for m in reversed(chosen)]
+
     async def _channel_msg(self, rec: RecordedRequest, cid: str, mid: str) -> Json | None:
-        self._channel_checked(cid, write=rec.method != "GET")
+        guild, _ = self._channel_checked(cid, write=rec.method != "GET")
+        perms = self._bot_permissions(guild, cid)
+        if rec.method == "GET" and not perms & READ_MESSAGE_HISTORY:
+            raise _HTTPError(403, 50001, "Missing Access")
         msg = self.messages.get(int(mid))
         if msg is None or msg.deleted or msg.channel_id != int(cid) or msg.ephemeral:
             raise _HTTPError(404, 10008, "Unknown Message")
-        return self._message_op(rec, msg)
+        body = self._as_permitted(rec, perms) if rec.method == "PATCH" else None
+        return self._message_op(rec, msg, body)
 
     async def _typing(self, rec: RecordedRequest, cid: str) -> None:
         self._channel_checked(cid, write=True)
@@ -1725,11 +2148,11 @@ class FakeDiscord:
             total += sum(len(f.get("name") or "") + len(f.get("value") or "") for f in fields)
             if total > 6000:
                 problems.append(f"embeds.{i}: {total} characters > 6000")
-        other_parts = ("components", "attachments", "sticker_ids", "poll")
-        if not (partial or has_files or content or embeds or any(body.get(k) for k in other_parts)):
-            problems.append("Cannot send an empty message (code 50006)")
         if problems:
             raise _HTTPError(400, 50035, "Invalid Form Body", {"_errors": problems})
+        other_parts = ("components", "attachments", "sticker_ids", "poll")
+        if not (partial or has_files or content or embeds or any(body.get(k) for k in other_parts)):
+            raise _HTTPError(400, 50006, "Cannot send an empty message")
 
     def _store_message(
         self,

@@ -86,6 +86,19 @@ async def test_rank_card_with_picture(fake: FakeDiscord, bot: ChartBot) -> None:
     assert reply.allowed_mentions == {"parse": []}
 
 
+async def test_deferred_answers_edit_the_thinking_message(fake: FakeDiscord, bot: ChartBot) -> None:
+    """Not a first followup: Discord turns that into an edit of the original only as deprecated behaviour."""
+    bot.defer_after = 0.0  # every command that may be slow defers
+    for command, options in (("rank", {"title": AOUAD}), ("top", {"region": "kr"}), ("milestones", {})):
+        rec = await fake.slash(GUILD, CHANNEL, FAN, command, options)
+        reply = await rec.response(timeout=5)
+        assert reply.deferred and reply.embeds and not reply.ephemeral, command
+        assert reply.message is rec.original and rec.original.edited, command
+        assert rec.followups == [] and not rec.followup_edited_original, command
+        edits = [r for r in fake.requests if r.method == "PATCH" and rec.token in r.path]
+        assert [r.path.rsplit("/", 1)[-1] for r in edits] == ["@original"], command
+
+
 async def test_rank_latest_in_one_region(fake: FakeDiscord, bot: ChartBot) -> None:
     rec = await fake.slash(
         GUILD, CHANNEL, FAN, "rank", {"title": "all of us are dead", "region": "United States"}
@@ -183,7 +196,7 @@ async def test_hostile_title_argument(fake: FakeDiscord, bot: ChartBot) -> None:
 
 
 async def test_429_on_the_reply_is_retried(fake: FakeDiscord, bot: ChartBot) -> None:
-    failure = fake.fail_next("POST", r"^/webhooks/\d+/[^/]+$", retry_after=0.05)
+    failure = fake.fail_next("PATCH", r"^/webhooks/\d+/[^/]+/messages/@original$", retry_after=0.05)
     reply = await (await fake.slash(GUILD, CHANNEL, FAN, "rank", {"title": AOUAD})).response(timeout=5)
     assert failure.hits == 1
     assert reply.embed is not None and reply.files[0].data.startswith(PNG_MAGIC)
@@ -216,6 +229,7 @@ async def test_closed_database_after_defer_answers_privately(fake: FakeDiscord, 
     reply = await rec.response(timeout=5)
     assert reply.deferred and reply.ephemeral and reply.content == DB_UNAVAILABLE
     assert rec.original is not None and rec.original.deleted  # the public "thinking…" is gone
+    assert not rec.followup_edited_original  # the private error is a message of its own
     again = await (await fake.slash(GUILD, CHANNEL, FAN, "rank", {"title": AOUAD})).response(timeout=5)
     assert again.embed is not None and not again.ephemeral
 

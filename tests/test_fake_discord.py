@@ -1,5 +1,6 @@
 """The fake Discord proved with the real discord.py client: login, sync, slash commands, autocomplete,
-defer + followup, attachments, rate limits, permission checks and error answers."""
+defer + followup, attachments, rate limits (per route and global), permission checks, revoked tokens,
+Cloudflare bans, outages and error answers."""
 
 from __future__ import annotations
 
@@ -16,25 +17,38 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 from fake_discord import (
+    ATTACH_FILES,
     CALLBACK_DEFERRED_MESSAGE,
     CALLBACK_MESSAGE,
+    DEFAULT_ROUTE_LIMITS,
+    EMBED_LINKS,
     MANAGE_GUILD,
+    READ_MESSAGE_HISTORY,
     FakeChannel,
     FakeDiscord,
     FakeMember,
     FakeRole,
+    ManualClock,
     Overwrite,
+    RouteLimit,
+    route_key,
 )
 
 GUILD = 810_000_000_000_000_001
 CHANNEL = 810_000_000_000_000_010
 LOCKED = 810_000_000_000_000_011  # the bot may not post here (overwrite)
+SECOND = 810_000_000_000_000_012
+NO_HISTORY = 810_000_000_000_000_013  # the bot lacks Read Message History here
+NO_EMBEDS = 810_000_000_000_000_014  # ... Embed Links
+NO_FILES = 810_000_000_000_000_015  # ... Attach Files
 MODS = 810_000_000_000_000_100
 ALICE = 810_000_000_000_001_000  # has Manage Server through the Mods role
 BOB = 810_000_000_000_002_000  # a fan
 
 TITLES = ["All of Us Are Dead", "All the Light We Cannot See", "Squid Game", "Wednesday"]
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(32))  # a PNG signature and some bytes that must round-trip
+AUTH = {"Authorization": "Bot fake-token"}
+UNAUTHORIZED = {"message": "401: Unauthorized", "code": 0}
 
 
 class SampleBot(commands.Bot):
@@ -80,6 +94,18 @@ class SampleBot(commands.Bot):
             )
             await interaction.response.send_message("posted", ephemeral=True)
 
+        @tree.command(description="Answer by editing the original, then follow up")
+        async def twice(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(thinking=True)
+            await interaction.edit_original_response(content="first")
+            await interaction.followup.send("second")
+
+        @tree.command(description="Drop the public placeholder, then answer privately")
+        async def oops(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(thinking=True)
+            await interaction.delete_original_response()
+            await interaction.followup.send("only you see this", ephemeral=True)
+
         @tree.command(description="Answer privately after thinking, with a file")
         async def quiet(interaction: discord.Interaction) -> None:
             await interaction.response.defer(ephemeral=True, thinking=True)
@@ -120,6 +146,11 @@ class SampleBot(commands.Bot):
         await tree.sync(guild=discord.Object(GUILD))
 
 
+def bot_denied(fake: FakeDiscord, permission: int) -> Overwrite:
+    """A channel overwrite that takes one permission from the bot (a member overwrite)."""
+    return Overwrite(fake.bot_user_id, type=1, deny=permission)
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as fake:
@@ -129,6 +160,10 @@ async def fake() -> AsyncIterator[FakeDiscord]:
             channels=[
                 FakeChannel(CHANNEL, "charts"),
                 FakeChannel(LOCKED, "rules", overwrites=[Overwrite(GUILD, deny=0x800)]),
+                FakeChannel(SECOND, "more-charts"),
+                FakeChannel(NO_HISTORY, "no-history", overwrites=[bot_denied(fake, READ_MESSAGE_HISTORY)]),
+                FakeChannel(NO_EMBEDS, "no-embeds", overwrites=[bot_denied(fake, EMBED_LINKS)]),
+                FakeChannel(NO_FILES, "no-files", overwrites=[bot_denied(fake, ATTACH_FILES)]),
             ],
             roles=[FakeRole(MODS, "Mods", permissions=MANAGE_GUILD)],
             members=[FakeMember(ALICE, "alice", roles=[MODS]), FakeMember(BOB, "bob")],
@@ -161,7 +196,7 @@ async def test_command_sync_payload(fake: FakeDiscord, bot: discord.Client) -> N
     assert [call.guild_id for call in fake.sync_calls] == [GUILD]
     assert fake.synced_commands() == []
     commands_by_name = {c["name"]: c for c in fake.synced_commands(GUILD)}
-    assert set(commands_by_name) == {"echo", "find", "slow", "card", "quiet", "who", "watch"}
+    assert set(commands_by_name) == {"echo", "find", "slow", "twice", "oops", "card", "quiet", "who", "watch"}
     (title,) = commands_by_name["find"]["options"]
     assert title["name"] == "title" and title["type"] == 3 and title["autocomplete"] is True
     (add,) = commands_by_name["watch"]["options"]
@@ -197,12 +232,16 @@ async def test_autocomplete_choices(fake: FakeDiscord, bot: discord.Client) -> N
     assert rec.answered_after is not None and rec.answered_after < 0.5
 
 
-async def test_deferred_reply_then_followup(fake: FakeDiscord, bot: discord.Client) -> None:
+async def test_first_followup_after_a_deferral_edits_the_original(
+    fake: FakeDiscord, bot: discord.Client
+) -> None:
     rec = await fake.slash(GUILD, CHANNEL, BOB, "slow")
     reply = await rec.response()
     assert reply.type == CALLBACK_DEFERRED_MESSAGE and reply.deferred
     assert reply.content == "done slowly" and not reply.ephemeral
-    assert [m.content for m in reply.followups] == ["done slowly"]
+    assert rec.followup_edited_original  # Discord's deprecated behaviour, recorded so tests can forbid it
+    assert reply.followups == [] and reply.message is rec.original
+    assert rec.original is not None and rec.original.edited
 
 
 async def test_channel_message_with_png_attachment(fake: FakeDiscord, bot: discord.Client) -> None:
@@ -294,6 +333,9 @@ async def test_global_rate_limit_is_waited_out(fake: FakeDiscord, bot: discord.C
     assert isinstance(channel, discord.TextChannel)
     fake.rate_limit_per_second = 40
     fake.rate_limit_burst = 2
+    # Only the global window here: with the channel's bucket (5 per 5 s) discord.py would also wait
+    # for it pre-emptively (see test_a_fan_out_to_one_channel_never_draws_a_429).
+    fake.route_limits_enabled = False
     started = time.monotonic()
     await asyncio.gather(*(channel.send(f"post {i}") for i in range(5)))
     assert len(fake.sent_messages(CHANNEL)) == 5
@@ -307,7 +349,7 @@ async def test_raw_rest_headers_and_settings(fake: FakeDiscord) -> None:
     assert env["DISCORD_GATEWAY_URL"].startswith("ws://127.0.0.1:")
     fake.fail_next("GET", r"^/users/@me$", retry_after=0.25)
     fake.rate_limit_per_second = 1
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=AUTH) as session:
         async with session.get(f"{fake.api_base}/users/@me") as resp:
             assert resp.status == 429
             assert resp.headers["Via"] and resp.headers["Retry-After"] == "1"
@@ -327,3 +369,339 @@ async def test_patch_is_restored() -> None:
             assert fake.api_base == Route.BASE
             assert str(DiscordWebSocket.DEFAULT_GATEWAY) == fake.gateway_url
     assert (base, gateway) == (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+
+
+# --- rate limits ------------------------------------------------------------------------------------
+
+
+def test_route_keys_and_major_parameters() -> None:
+    assert route_key("POST", f"/channels/{CHANNEL}/messages") == (
+        "POST /channels/{channel_id}/messages",
+        str(CHANNEL),
+    )
+    assert route_key("PATCH", f"/channels/{CHANNEL}/messages/42") == (
+        "PATCH /channels/{channel_id}/messages/{message_id}",
+        str(CHANNEL),
+    )
+    assert route_key("PATCH", "/webhooks/7/tok-abc/messages/@original") == (
+        "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original",
+        "7+tok-abc",
+    )
+    assert route_key("POST", "/interactions/9/tok/callback") == (
+        "POST /interactions/{interaction_id}/{interaction_token}/callback",
+        "9+tok",
+    )
+    assert route_key("PUT", f"/applications/1/guilds/{GUILD}/commands") == (
+        "PUT /applications/{application_id}/guilds/{guild_id}/commands",
+        str(GUILD),
+    )
+    assert route_key("GET", "/users/@me") == ("GET /users/@me", "")
+    assert DEFAULT_ROUTE_LIMITS["POST /channels/{channel_id}/messages"] == RouteLimit(5, 5.0)
+
+
+async def test_every_answer_carries_its_bucket_and_a_full_bucket_answers_429(fake: FakeDiscord) -> None:
+    clock = fake.rate_clock = ManualClock()
+    posts = f"{fake.api_base}/channels/{CHANNEL}/messages"
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        async with session.get(f"{fake.api_base}/users/@me") as resp:
+            assert resp.status == 200
+            assert resp.headers["X-RateLimit-Limit"] == "50" and resp.headers["X-RateLimit-Remaining"] == "49"
+            me_bucket = resp.headers["X-RateLimit-Bucket"]
+        remaining, buckets = [], set()
+        for i in range(5):
+            async with session.post(posts, json={"content": f"post {i}"}) as resp:
+                assert resp.status == 200 and resp.headers["X-RateLimit-Limit"] == "5"
+                assert float(resp.headers["X-RateLimit-Reset-After"]) == 5.0
+                assert abs(float(resp.headers["X-RateLimit-Reset"]) - (time.time() + 5)) < 2
+                remaining.append(resp.headers["X-RateLimit-Remaining"])
+                buckets.add(resp.headers["X-RateLimit-Bucket"])
+        assert remaining == ["4", "3", "2", "1", "0"] and len(buckets) == 1 and me_bucket not in buckets
+        clock.advance(2.0)
+        async with session.post(posts, json={"content": "a sixth within 5 s"}) as resp:
+            assert resp.status == 429 and resp.headers["Via"]
+            assert resp.headers["X-RateLimit-Scope"] == "user" and "X-RateLimit-Global" not in resp.headers
+            assert (
+                resp.headers["X-RateLimit-Bucket"] in buckets and resp.headers["X-RateLimit-Remaining"] == "0"
+            )
+            assert (
+                resp.headers["Retry-After"] == "3" and float(resp.headers["X-RateLimit-Reset-After"]) == 3.0
+            )
+            assert await resp.json() == {
+                "message": "You are being rate limited.",
+                "retry_after": 3.0,
+                "global": False,
+            }
+        async with session.post(f"{fake.api_base}/channels/{SECOND}/messages", json={"content": "x"}) as resp:
+            assert resp.status == 200 and resp.headers["X-RateLimit-Remaining"] == "4"  # a bucket per channel
+            assert resp.headers["X-RateLimit-Bucket"] in buckets  # ... of the same route
+        async with session.get(f"{fake.api_base}/channels/{CHANNEL}/messages/1") as resp:  # an error answer
+            assert resp.status == 404 and resp.headers["X-RateLimit-Limit"] == "5"
+        clock.advance(3.0)
+        async with session.post(posts, json={"content": "the next window"}) as resp:
+            assert resp.status == 200 and resp.headers["X-RateLimit-Remaining"] == "4"
+    assert fake.route_rate_limited == 1 and len(fake.sent_messages(CHANNEL)) == 6
+
+
+async def test_route_limits_can_be_turned_off(fake: FakeDiscord) -> None:
+    fake.route_limits_enabled = False
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        for i in range(7):
+            async with session.post(
+                f"{fake.api_base}/channels/{CHANNEL}/messages", json={"content": f"{i}"}
+            ) as r:
+                assert r.status == 200 and "X-RateLimit-Bucket" not in r.headers
+    assert fake.route_rate_limited == 0
+
+
+async def test_a_fan_out_to_one_channel_never_draws_a_429(fake: FakeDiscord, bot: discord.Client) -> None:
+    """discord.py reads X-RateLimit-Remaining and waits for the reset before it would overrun a bucket."""
+    fake.route_limits["POST /channels/{channel_id}/messages"] = RouteLimit(2, 0.2)  # 5 per 5 s, faster
+    channel = bot.get_channel(CHANNEL)
+    assert isinstance(channel, discord.TextChannel)
+    await asyncio.gather(*(channel.send(f"post {i}") for i in range(8)))
+    assert sorted(m.content for m in fake.sent_messages(CHANNEL)) == [f"post {i}" for i in range(8)]
+    statuses = [r.status for r in fake.requests if r.path == f"/channels/{CHANNEL}/messages"]
+    assert statuses == [200] * 8 and fake.route_rate_limited == 0 and fake.global_rate_limited == 0
+
+
+async def test_the_global_limit_is_a_sliding_window_per_token(fake: FakeDiscord) -> None:
+    assert (fake.global_limit, fake.global_window, fake.rate_limit_per_second) == (50, 1.0, 50.0)
+    clock = fake.rate_clock = ManualClock()
+    fake.global_limit = 3
+
+    async def get(session: aiohttp.ClientSession, token: str = "fake-token") -> aiohttp.ClientResponse:
+        async with session.get(f"{fake.api_base}/users/@me", headers={"Authorization": f"Bot {token}"}) as r:
+            await r.read()
+            return r
+
+    async with aiohttp.ClientSession() as session:
+        for step in (0.0, 0.4, 0.4):  # at 0, 0.4 and 0.8 s
+            clock.advance(step)
+            assert (await get(session)).status == 200
+        clock.advance(0.1)
+        limited = await get(session)
+        assert limited.status == 429 and limited.headers["Via"]
+        assert (
+            limited.headers["X-RateLimit-Global"] == "true"
+            and limited.headers["X-RateLimit-Scope"] == "global"
+        )
+        assert (await get(session, "another-bot")).status == 200  # per token
+        clock.advance(0.1)  # at 1.0 s the request made at 0 leaves the window: one more fits
+        assert (await get(session)).status == 200
+        again = await get(session)  # a fixed window would have opened three more slots at 1.0 s
+        assert again.status == 429
+    assert fake.global_rate_limited == 2
+
+
+async def test_rate_limit_per_second_sets_the_global_window(fake: FakeDiscord) -> None:
+    fake.rate_limit_per_second = 40
+    assert (fake.global_limit, fake.global_window) == (40, 1.0)
+    fake.rate_limit_burst = 2
+    assert (fake.global_limit, fake.global_window, fake.rate_limit_per_second) == (2, 0.05, 40.0)
+    fake.rate_limit_per_second = None
+    assert fake.global_limit is None and fake.rate_limit_per_second is None
+
+
+async def test_interaction_answers_do_not_count_against_the_global_limit(
+    fake: FakeDiscord, bot: discord.Client
+) -> None:
+    fake.global_limit, fake.global_window = 1, 60.0
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        for _ in range(2):
+            async with session.get(f"{fake.api_base}/users/@me") as resp:
+                last = resp.status
+    assert last == 429  # the bot's token has no request left for a minute
+    limited = fake.global_rate_limited
+    assert (await (await fake.slash(GUILD, CHANNEL, BOB, "echo", {"text": "hi"})).response()).content == "hi"
+    assert (await (await fake.slash(GUILD, CHANNEL, BOB, "twice")).response(followups=1)).content == "first"
+    exempt = [r for r in fake.requests if r.path.startswith(("/interactions/", "/webhooks/"))]
+    assert len(exempt) == 4 and all(r.status < 300 for r in exempt)  # 2 callbacks, an edit, a followup
+    assert fake.global_rate_limited == limited
+
+
+# --- failures that are not one request's fault --------------------------------------------------------
+
+
+async def test_a_cloudflare_ban_answers_429_without_via_for_a_while(
+    fake: FakeDiscord, bot: discord.Client
+) -> None:
+    clock = fake.clock = ManualClock()
+    channel = bot.get_channel(CHANNEL)
+    assert isinstance(channel, discord.TextChannel)
+    fake.start_cloudflare_ban(60)
+    with pytest.raises(discord.HTTPException) as banned:
+        await channel.send("during the ban")
+    assert banned.value.status == 429 and "Error 1015" in banned.value.text  # discord.py does not retry it
+    async with (
+        aiohttp.ClientSession(headers=AUTH) as session,
+        session.get(f"{fake.api_base}/users/@me") as resp,
+    ):
+        assert resp.status == 429 and "Via" not in resp.headers
+        assert resp.content_type == "text/html" and resp.headers["Retry-After"] == "60"
+    clock.advance(59.9)
+    assert fake.cloudflare_banned
+    clock.advance(0.1)
+    assert not fake.cloudflare_banned
+    await channel.send("after the ban")
+    assert [m.content for m in fake.sent_messages(CHANNEL)] == ["after the ban"]
+    assert fake.cloudflare_answers == 2 and fake.invalid_requests == 0  # Cloudflare's, not the API's
+
+
+async def test_an_outage_answers_5xx_for_a_while(fake: FakeDiscord, bot: discord.Client) -> None:
+    clock = fake.clock = ManualClock()
+    channel = bot.get_channel(CHANNEL)
+    assert isinstance(channel, discord.TextChannel)
+    fake.start_outage(30)
+    assert fake.outage_status == 503
+    with pytest.raises(discord.DiscordServerError) as down:
+        await channel.send("during the outage")
+    assert down.value.status == 503
+    clock.advance(30)
+    await channel.send("after the outage")
+    fake.start_outage(status=502)  # until ended: discord.py would retry a 502 for 25 s, so raw here
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        async with session.get(f"{fake.api_base}/users/@me") as resp:
+            assert resp.status == 502 and resp.content_type == "text/html"
+        fake.end_outages()
+        async with session.get(f"{fake.api_base}/users/@me") as resp:
+            assert resp.status == 200
+    assert [m.content for m in fake.sent_messages(CHANNEL)] == ["after the outage"]
+    assert fake.outage_answers == 2 and fake.outage_status is None
+
+
+async def test_invalid_requests_are_counted_over_ten_minutes(fake: FakeDiscord) -> None:
+    clock = fake.clock = ManualClock()
+    fake.expected_token = "fake-token"  # by default the fake takes any token it has not revoked
+    fake.forbid_channel(CHANNEL)
+    api = fake.api_base
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+
+        async def status(method: str, path: str, **kwargs: object) -> int:
+            async with session.request(method, f"{api}{path}", **kwargs) as resp:  # type: ignore[arg-type]
+                return resp.status
+
+        assert await status("GET", "/users/@me", headers={"Authorization": "Bot wrong"}) == 401
+        assert await status("POST", f"/channels/{CHANNEL}/messages", json={"content": "x"}) == 403
+        fake.fail_next("GET", r"^/users/@me$", retry_after=0.01, scope="shared")
+        assert await status("GET", "/users/@me") == 429  # shared: not the bot's fault, not counted
+        fake.fail_next("GET", r"^/users/@me$", retry_after=0.01)
+        assert await status("GET", "/users/@me") == 429
+        assert await status("GET", "/channels/1") == 404  # not an invalid request
+        assert fake.invalid_requests == 3
+        clock.advance(599)
+        assert await status("GET", "/users/@me", headers={"Authorization": "Bot wrong"}) == 401
+        assert fake.invalid_requests == 4
+        clock.advance(2)  # the first three are now older than 10 minutes
+        assert fake.invalid_requests == 1 and fake.invalid_requests_total == 4
+        assert fake.peak_invalid_requests() == 4
+        fake.cloudflare_ban_threshold = 3  # Discord: 10,000 in 10 minutes
+        for _ in range(2):
+            assert await status("GET", "/users/@me", headers={"Authorization": "Bot wrong"}) == 401
+        assert fake.cloudflare_banned
+        async with session.get(f"{api}/users/@me") as resp:
+            assert resp.status == 429 and "Via" not in resp.headers
+
+
+async def test_a_revoked_token_answers_401_on_every_route(fake: FakeDiscord, bot: discord.Client) -> None:
+    channel = bot.get_channel(CHANNEL)
+    assert isinstance(channel, discord.TextChannel)
+    await channel.send("before")
+    assert fake.revoke_token() == "fake-token"
+    with pytest.raises(discord.HTTPException) as revoked:
+        await channel.send("after")
+    assert revoked.value.status == 401 and revoked.value.code == 0
+    routes = [
+        ("GET", "/users/@me"),
+        ("GET", "/gateway/bot"),
+        ("GET", f"/channels/{CHANNEL}"),
+        ("GET", f"/channels/{CHANNEL}/messages"),
+        ("PUT", f"/applications/{fake.application_id}/commands"),
+        ("GET", "/no/such/route"),
+    ]
+    async with aiohttp.ClientSession() as session:
+        for method, path in routes:
+            for headers in (AUTH, {}):  # the revoked token, and none at all
+                async with session.request(method, f"{fake.api_base}{path}", headers=headers) as resp:
+                    assert resp.status == 401 and await resp.json() == UNAUTHORIZED, (method, path)
+    # Interaction callbacks and webhooks carry no bot token: the interaction is still answered.
+    assert (
+        await (await fake.slash(GUILD, CHANNEL, BOB, "echo", {"text": "still"})).response()
+    ).content == "still"
+    assert [m.content for m in fake.sent_messages(CHANNEL)] == ["before"]
+
+
+async def test_a_revoked_token_cannot_resume_the_gateway(fake: FakeDiscord) -> None:
+    with pytest.raises(discord.ConnectionClosed) as closed:
+        async with fake.run_bot(SampleBot()) as bot:
+            fake.revoke_token()
+            await fake.close_gateway(4000)  # discord.py RESUMEs: refused with 4004
+            for _ in range(300):
+                if bot.is_closed():
+                    break
+                await asyncio.sleep(0.01)
+    assert closed.value.code == 4004 and fake.resumes == 0
+
+
+# --- permissions -------------------------------------------------------------------------------------------
+
+
+async def test_without_read_message_history_the_history_is_empty(
+    fake: FakeDiscord, bot: discord.Client
+) -> None:
+    for channel_id in (CHANNEL, NO_HISTORY):
+        channel = bot.get_channel(channel_id)
+        assert isinstance(channel, discord.TextChannel)
+        sent = await channel.send("posted")
+        found = [m.id async for m in channel.history(limit=10)]
+        if channel_id == CHANNEL:
+            assert found == [sent.id] and (await channel.fetch_message(sent.id)).content == "posted"
+        else:
+            assert found == []  # what Discord answers: no error, no messages
+            with pytest.raises(discord.Forbidden):
+                await channel.fetch_message(sent.id)
+
+
+async def test_without_embed_links_the_embeds_are_dropped(fake: FakeDiscord, bot: discord.Client) -> None:
+    channel = bot.get_channel(NO_EMBEDS)
+    assert isinstance(channel, discord.TextChannel)
+    message = await channel.send("No. 1 again", embed=discord.Embed(title="All of Us Are Dead"))
+    assert message.embeds == []
+    with pytest.raises(discord.HTTPException) as empty:
+        await channel.send(embed=discord.Embed(title="All of Us Are Dead"))
+    assert empty.value.status == 400 and empty.value.code == 50006
+    await message.edit(content="edited", embed=discord.Embed(title="still not shown"))
+    (post,) = fake.sent_messages(NO_EMBEDS)
+    assert post.content == "edited" and post.embeds == []
+    shown = await bot.get_channel(CHANNEL).send(embed=discord.Embed(title="shown"))  # type: ignore[union-attr]
+    assert [e.title for e in shown.embeds] == ["shown"]
+
+
+async def test_without_attach_files_a_file_is_refused(fake: FakeDiscord, bot: discord.Client) -> None:
+    channel = bot.get_channel(NO_FILES)
+    assert isinstance(channel, discord.TextChannel)
+    with pytest.raises(discord.Forbidden) as refused:
+        await channel.send("card", file=discord.File(io.BytesIO(PNG), "card.png"))
+    assert refused.value.code == 50013 and fake.sent_messages(NO_FILES) == []
+    await channel.send("text is fine")
+    assert [m.content for m in fake.sent_messages(NO_FILES)] == ["text is fine"]
+
+
+# --- deferred answers -----------------------------------------------------------------------------------
+
+
+async def test_an_edit_of_the_original_then_a_followup_is_a_new_message(
+    fake: FakeDiscord, bot: discord.Client
+) -> None:
+    rec = await fake.slash(GUILD, CHANNEL, BOB, "twice")
+    reply = await rec.response(followups=1)
+    assert reply.content == "first" and [m.content for m in reply.followups] == ["second"]
+    assert not rec.followup_edited_original
+
+
+async def test_a_followup_after_the_original_was_deleted_is_a_new_message(
+    fake: FakeDiscord, bot: discord.Client
+) -> None:
+    rec = await fake.slash(GUILD, CHANNEL, BOB, "oops")
+    reply = await rec.response()
+    assert reply.content == "only you see this" and reply.ephemeral
+    assert rec.original is not None and rec.original.deleted and not rec.followup_edited_original

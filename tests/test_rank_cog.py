@@ -195,7 +195,9 @@ def cog(store: MagicMock) -> Rank:
     return Rank(bot)
 
 
-async def test_rank_defers_renders_and_follows_up(cog: Rank, store: MagicMock, chart_store: Store) -> None:
+async def test_rank_defers_renders_and_edits_the_original(
+    cog: Rank, store: MagicMock, chart_store: Store
+) -> None:
     store.charts.title_report.return_value = await chart_store.charts.title_report(title_key(AOUAD))
     store.charts.rank_history.return_value = [
         RankHistory("netflix", WORLD, "tv-non-english", "week", [(DAY, 1)])
@@ -204,9 +206,10 @@ async def test_rank_defers_renders_and_follows_up(cog: Rank, store: MagicMock, c
     await Rank.rank.callback(cog, interaction, "ALL OF US ARE DEAD")
     interaction.response.defer.assert_awaited_once_with(thinking=True)
     store.charts.title_report.assert_awaited_once_with("all of us are dead", None)
-    sent = interaction.followup.send.await_args
+    sent = interaction.edit_original_response.await_args
     assert sent is not None
-    embed, picture = sent.kwargs["embed"], sent.kwargs["file"]
+    interaction.followup.send.assert_not_awaited()
+    embed, (picture,) = sent.kwargs["embed"], sent.kwargs["attachments"]
     assert embed.title == "All of Us Are Dead: Season 1" and picture.filename == "rank-history.png"
     assert picture.fp.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -234,7 +237,8 @@ async def test_top_defers_when_the_store_is_slow(cog: Rank, store: MagicMock, ch
     await Rank.top.callback(cog, interaction, "us", "tv")
     interaction.response.defer.assert_awaited_once_with(thinking=True)
     interaction.response.send_message.assert_not_awaited()
-    (embed,) = interaction.followup.send.await_args.kwargs["embeds"]
+    interaction.followup.send.assert_not_awaited()
+    (embed,) = interaction.edit_original_response.await_args.kwargs["embeds"]
     assert embed.title == "🇺🇸 U.S. Top 10 · TV"
 
 
@@ -305,9 +309,40 @@ def test_explain_check_failure() -> None:
 async def test_send_error_after_a_public_defer_replaces_it_privately() -> None:
     interaction = make_interaction()
     await interaction.response.defer(thinking=True)
+    interaction.original_response.return_value.flags = discord.MessageFlags(loading=True)
     await send_error(interaction, "No @everyone here")
     interaction.delete_original_response.assert_awaited_once()
     interaction.followup.send.assert_awaited_once_with("No @\u200beveryone here", ephemeral=True)
+    interaction.edit_original_response.assert_not_awaited()  # that would show the error to everyone
+
+
+async def test_send_error_after_a_private_defer_edits_the_original() -> None:
+    interaction = make_interaction()
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    interaction.original_response.return_value.flags = discord.MessageFlags(loading=True, ephemeral=True)
+    await send_error(interaction, "The database is busy")
+    interaction.edit_original_response.assert_awaited_once_with(content="The database is busy")
+    interaction.followup.send.assert_not_awaited()
+    interaction.delete_original_response.assert_not_awaited()
+
+
+async def test_send_error_after_an_answer_adds_a_private_line() -> None:
+    interaction = make_interaction()
+    await interaction.response.defer(thinking=True)
+    interaction.original_response.return_value.flags = discord.MessageFlags()  # edited: no longer loading
+    await send_error(interaction, "Part of it failed")
+    interaction.followup.send.assert_awaited_once_with("Part of it failed", ephemeral=True)
+    interaction.delete_original_response.assert_not_awaited()
+    interaction.edit_original_response.assert_not_awaited()
+
+
+async def test_send_error_when_the_original_cannot_be_read() -> None:
+    interaction = make_interaction()
+    await interaction.response.defer(thinking=True)
+    interaction.original_response.side_effect = discord.ClientException("no channel")
+    await send_error(interaction, "Oops")
+    interaction.delete_original_response.assert_awaited_once()  # as a public placeholder: removed
+    interaction.followup.send.assert_awaited_once_with("Oops", ephemeral=True)
 
 
 async def test_send_error_fresh_interaction() -> None:

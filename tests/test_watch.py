@@ -11,8 +11,8 @@ from fake_discord import MANAGE_GUILD, SEND_MESSAGES, FakeChannel, FakeMember, F
 from fake_discord_ext import DeliveryFake
 
 from bot.announcer.policy import ALL, DEFAULT_EVENTS, Policy
-from bot.client import ChartBot
-from bot.store import open_store
+from bot.client import DB_UNAVAILABLE, ChartBot
+from bot.store import StoreBusy, open_store
 
 GUILD, OTHER = 820_000_000_000_000_001, 820_000_000_000_000_002
 CHARTS, NEWS, LOCKED = 820_000_000_000_000_010, 820_000_000_000_000_011, 820_000_000_000_000_012
@@ -62,7 +62,9 @@ async def test_admin_groups_are_guild_only_and_need_manage_server(fake: Delivery
     synced = {c["name"]: c for c in fake.synced_commands()}
     for name in ("watch", "settings"):
         assert synced[name]["default_member_permissions"] == MANAGE_GUILD
-        assert synced[name].get("contexts") == [0] or synced[name].get("dm_permission") is False
+        assert synced[name]["contexts"] == [0]  # in servers only: not in DMs or group DMs
+        assert synced[name]["integration_types"] == [0]  # installed to the server, never to a user
+        assert synced[name]["dm_permission"] is False
     assert {o["name"] for o in synced["watch"]["options"]} == {"add", "remove", "list", "all"}
     assert {o["name"] for o in synced["settings"]["options"]} == {
         "show",
@@ -182,8 +184,10 @@ async def test_settings(fake: DeliveryFake, bot: ChartBot) -> None:
 
 async def test_settings_test_posts_a_sample_that_pings_nobody(fake: DeliveryFake, bot: ChartBot) -> None:
     await ask(fake, ALICE, "settings mention-role", {"role": FANS})
-    reply = await ask(fake, ALICE, "settings test", {"channel": NEWS})
+    rec = await fake.slash(GUILD, CHARTS, ALICE, "settings test", {"channel": NEWS})
+    reply = await rec.response()
     assert reply.ephemeral and f"Posted a sample in <#{NEWS}>" in reply.content
+    assert reply.message is rec.original and rec.followups == [] and not rec.followup_edited_original
     (post,) = fake.sent_messages(NEWS)
     assert post.content == f"<@&{FANS}>" and post.allowed_mentions == {"parse": []}
     assert post.embeds[0]["title"] == "All of Us Are Dead"
@@ -191,6 +195,22 @@ async def test_settings_test_posts_a_sample_that_pings_nobody(fake: DeliveryFake
     assert f"⚠ cannot post in <#{LOCKED}>: missing permissions" in reply.content
     store = await bot.get_store()
     assert await store.guilds.broken_channels(GUILD) == {LOCKED: "missing permissions"}
+
+
+async def test_settings_test_answers_a_database_error_in_its_private_placeholder(
+    fake: DeliveryFake, bot: ChartBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await bot.get_store()
+
+    async def locked_after_posting(*args: object) -> bool:  # clearing the channel: after the sample was posted
+        raise StoreBusy("the database is busy: database is locked")
+
+    monkeypatch.setattr(store.guilds, "clear_broken", locked_after_posting)
+    rec = await fake.slash(GUILD, CHARTS, ALICE, "settings test", {"channel": NEWS})
+    reply = await rec.response()
+    assert reply.deferred and reply.ephemeral and reply.content == DB_UNAVAILABLE
+    assert reply.message is rec.original and rec.followups == [] and not rec.followup_edited_original
+    assert len(fake.sent_messages(NEWS)) == 1
 
 
 async def test_one_server_never_sees_or_changes_another(fake: DeliveryFake, bot: ChartBot) -> None:

@@ -31,7 +31,7 @@ from discord.ext import commands
 
 from bot.announcer import pacing, posts
 from bot.announcer.jobs import FAILED, PLANNED, SENDING, SENT, Job, Outcome
-from bot.compat import amortize_bucket_sweep
+from bot.compat import amortize_bucket_sweep, send_prepared
 
 if TYPE_CHECKING:
     from bot.store import Store
@@ -266,8 +266,7 @@ class Announcer:
         )
         await self.bucket.acquire()
         async with asyncio.timeout(self.config.send_timeout):
-            data = await self.bot.http.send_message(job.channel_id, params=message)
-        return int(data["id"])
+            return await send_prepared(self.bot, job.channel_id, message)
 
     async def _find(self, job: Job) -> int | None:
         """The post of a 'sending' job, if it reached the channel: by the bot, carrying the nonce."""

@@ -13,9 +13,9 @@ from datetime import date
 from typing import Any
 
 import discord
-from discord.http import MultipartParameters, handle_message_parameters
 
 from bot.announcer.jobs import Item
+from bot.compat import PreparedMessage, prepare_message
 from bot.model import WORLD, ChartKey, Milestone
 from bot.render import (
     COLOUR,
@@ -107,9 +107,9 @@ def render(items: Sequence[Item], *, digest: bool, nonce: str, mention_role_id: 
 
 class PostCache:
     """A fan-out posts the same milestones to thousands of channels: render them once, as the JSON
-    discord.py sends for a message, then stamp each copy with its delivery's nonce (in the payload and
-    in the embed's link). Keyed by the milestones' keys and revisions, so a revised milestone renders
-    anew."""
+    discord.py sends for a message (`bot.compat.prepare_message`), then stamp each copy with its
+    delivery's nonce (in the payload and in the embed's link). Keyed by the milestones' keys and
+    revisions, so a revised milestone renders anew."""
 
     def __init__(self, size: int = 512) -> None:
         self.size = size
@@ -117,8 +117,8 @@ class PostCache:
 
     def message(
         self, items: Sequence[Item], *, digest: bool, nonce: str, mention_role_id: int | None
-    ) -> MultipartParameters:
-        """What `HTTPClient.send_message` takes: no `discord.Message` is built from the answer, which
+    ) -> PreparedMessage:
+        """What `bot.compat.send_prepared` posts: no `discord.Message` is built from the answer, which
         would cost a fan-out more CPU than the request itself."""
         key = (digest, mention_role_id, tuple((i.milestone.key, i.revision, i.retracted) for i in items))
         base = self._payloads.get(key)
@@ -126,13 +126,13 @@ class PostCache:
             if len(self._payloads) >= self.size:
                 self._payloads.clear()
             post = render(items, digest=digest, nonce="", mention_role_id=mention_role_id)
-            with handle_message_parameters(
+            prepared = prepare_message(
                 content=post.content, embed=post.embed, nonce="", allowed_mentions=post.allowed_mentions
-            ) as params:
-                base = self._payloads[key] = params.payload or {}
+            )
+            base = self._payloads[key] = prepared.payload
         embed = base["embeds"][0]
         stamped = {**embed, "url": f"{embed['url'].partition('#')[0]}#{nonce}"}
-        return MultipartParameters({**base, "embeds": [stamped], "nonce": nonce}, None, None)
+        return PreparedMessage({**base, "embeds": [stamped], "nonce": nonce})
 
 
 def sample(mention_role_id: int | None, *, day: date | None = None) -> Post:
