@@ -125,7 +125,7 @@ class ChartKey:
         try:
             return PERIODS[self.period]
         except KeyError:
-            raise ValueError(f"{self.label()}: a {self.period} chart has no step between periods") from None
+            raise ValueError(f"{self.label()}: period {self.period!r} has no step between periods") from None
 
     def label(self) -> str:
         return f"{self.service}/{self.region}/{self.category}/{self.period}/{self.date.isoformat()}"
