@@ -28,7 +28,7 @@ import matplotlib.dates as mdates
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
-from bot.model import WORLD, Milestone, full_title
+from bot.model import ALL_TIME, WORLD, Milestone, full_title
 from bot.regions import flag, region_name, region_phrase
 from bot.store.queries import ChartRow, ChartView, Standing, StoredMilestone, TitleReport
 
@@ -114,7 +114,10 @@ def date_text(day: date) -> str:
 
 
 def period_text(day: date, period: str) -> str:
-    """The period a chart covers: "week ending Feb 27, 2022" or "Feb 27, 2022"."""
+    """The period a chart covers: "week ending Feb 27, 2022", "Feb 27, 2022"; an all-time list is
+    dated by when it was read: "as of Aug 27, 2025"."""
+    if period == ALL_TIME:
+        return f"as of {date_text(day)}"
     return f"week ending {date_text(day)}" if period == "week" else date_text(day)
 
 
@@ -177,8 +180,11 @@ def place_name(region: str) -> str:
 
 
 def chart_name(service: str, region: str, category: str, period: str | None = None) -> str:
-    """A chart's name: "🇺🇸 U.S. Top 10 · TV", "🌍 Netflix global Top 10 · TV (Non-English)"."""
-    if region == WORLD:
+    """A chart's name: "🇺🇸 U.S. Top 10 · TV", "🌍 Netflix global Top 10 · TV (Non-English)",
+    "🌍 Netflix all-time Top 10 · film (English)"."""
+    if region == WORLD and period == ALL_TIME:
+        head = f"{_flag(region)} {service_name(service)} all-time"
+    elif region == WORLD:
         head = (
             f"{_flag(region)} {service_name(service) + ' global' if category in GLOBAL_LISTS else 'Global'}"
         )
@@ -187,7 +193,7 @@ def chart_name(service: str, region: str, category: str, period: str | None = No
     parts = [f"{head} Top 10"]
     if category_word(category):
         parts.append(category_word(category))
-    if service != "netflix" and not (region == WORLD and category in GLOBAL_LISTS):
+    if service != "netflix" and not (region == WORLD and (category in GLOBAL_LISTS or period == ALL_TIME)):
         parts.append(service_name(service))
     if period == "day":
         parts.append("daily")

@@ -24,7 +24,7 @@ from bot.model import (
     Snapshot,
     make_snapshot,
 )
-from bot.render import milestone_text
+from bot.render import chart_name, milestone_text, period_text
 from bot.sources.files import FORMATS, detect_format, parse_bytes, read_file
 from bot.sources.netflix import MOST_POPULAR_COLUMNS, parse_most_popular_tsv
 
@@ -408,3 +408,16 @@ def test_a_title_entering_at_no1() -> None:
         "New joins Netflix's all-time most popular English films at No. 1",
         "New is now Netflix's most-watched English film ever, passing A",
     ]
+
+
+def test_all_time_chart_names() -> None:
+    assert (
+        chart_name("netflix", WORLD, "movies-english", ALL_TIME)
+        == "🌍 Netflix all-time Top 10 · film (English)"
+    )
+    assert chart_name("disney", WORLD, "movies", ALL_TIME) == "🌍 Disney+ all-time Top 10 · film"
+    assert (
+        chart_name("netflix", WORLD, "movies-english", "week") == "🌍 Netflix global Top 10 · film (English)"
+    )
+    assert period_text(date(2025, 8, 27), ALL_TIME) == "as of Aug 27, 2025"
+    assert period_text(date(2022, 2, 27), "week") == "week ending Feb 27, 2022"
