@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("import", "ingest chart files (format detected from the header)")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--format", choices=files.FORMATS, help="force a format instead of detecting it")
+    p.add_argument(
+        "--date",
+        type=date_argument,
+        metavar="YYYY-MM-DD",
+        help="the day an undated list was read (Netflix's most-popular.tsv; default: today)",
+    )
 
     p = add("replay", "ingest files period by period and print every milestone detected")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -150,13 +156,14 @@ async def open_existing(args: argparse.Namespace) -> Store:
     return await open_store(path)
 
 
-def read_all(paths: Sequence[Path], fmt: str | None) -> list[list[Snapshot]]:
-    """Parse every file before storing anything: one bad file stops the whole command."""
+def read_all(paths: Sequence[Path], fmt: str | None, day: date | None = None) -> list[list[Snapshot]]:
+    """Parse every file before storing anything: one bad file stops the whole command. `day` dates
+    the undated lists (most-popular.tsv); without it, they are dated today."""
     parsed = []
     for path in paths:
         if not path.is_file():
             raise InputError(f"{path}: no such file")
-        parsed.append(files.read_file(path, fmt))
+        parsed.append(files.read_file(path, fmt, day))
     return parsed
 
 
@@ -181,7 +188,7 @@ async def resolve_title(store: Store, text: str) -> tuple[str, str]:
 
 @command("import")
 async def import_files(args: argparse.Namespace, out: TextIO) -> int:
-    parsed = read_all(args.files, args.format)
+    parsed = read_all(args.files, args.format, args.date)
     async with await open_store(db_path(args)) as store:
         ingester = Ingester(store)
         for path, snapshots in zip(args.files, parsed, strict=True):

@@ -10,12 +10,12 @@ twice (a re-ingest, a revision) yields the same keys and the outbox never holds 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from operator import itemgetter
 
-from bot.model import ChartKey, Milestone, join_key, series_text
+from bot.model import ChartKey, Milestone, Snapshot, join_key, series_text, title_key
 from bot.stats import TitleStats
 
 KINDS = (
@@ -29,6 +29,9 @@ KINDS = (
     "no1_countries",
     "top10_countries",
     "record",
+    "record_near",
+    "entered_all_time",
+    "all_time_no1",
 )
 TOP10_RUN_THRESHOLDS = {"day": (7, 14, 28, 50, 100, 200, 365), "week": (2, 4, 8, 13, 26, 52)}
 NO1_COUNTRIES_FLOOR = 5  # fewer countries than this at No. 1 is not news, even as a personal best
@@ -133,6 +136,10 @@ def detect_chart(change: ChartChange) -> list[Milestone]:
             record = _run_record(change, emitter, title, before, after)
             if record:
                 found.append(record)
+        elif rank == 1 and after.no1_run == record_run - 1:  # rarely: one period short of the record
+            near = _record_near(change, emitter, title)
+            if near:
+                found.append(near)
     if prev is not None:
         # the few titles that left, in their order at P-1 (a stable sort, as over the whole chart)
         for title in sorted((t for t in prev if t not in ranks), key=prev.__getitem__):
@@ -195,6 +202,27 @@ def _run_record(
     )
 
 
+def _record_near(change: ChartChange, emitter: _Emitter, title: TitleKey) -> Milestone | None:
+    """A No. 1 run one period short of tying the chart's longest: once per run, as a run passes
+    `record - 1` only once. The holder's own run never gets here while it is the record (the record
+    before P is then that run up to P-1, one *less* than the run at P); a new run of the holder that
+    nears its old record does, and says so (`holder` is its own title)."""
+    record = change.run_record
+    if record is None or record.value < MIN_RECORD_RUN[change.chart.period]:
+        return None
+    return emitter.milestone(
+        "record_near",
+        title,
+        1,
+        record.value,
+        "no1_run",
+        record="no1_run",
+        run=record.value - 1,
+        holder=record.holder_title,
+        holder_date=record.date.isoformat() if record.date else None,
+    )
+
+
 def detect_countries(change: CountryChange) -> list[Milestone]:
     """Aggregate milestones over the country charts of one period."""
     if change.reporting < MIN_REPORTING:
@@ -240,3 +268,124 @@ def detect_countries(change: CountryChange) -> list[Milestone]:
             )
         )
     return found
+
+
+# --- Netflix's all-time lists -----------------------------------------------------------------------
+
+TitleRef = Hashable  # names one place-holder of a list across versions: a show *and* its season
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One title on one version of an all-time list, with its figures and their window."""
+
+    rank: int
+    title_key: str
+    title: str
+    season: str | None
+    hours: int | None
+    views: int | None
+    window_days: int | None  # 28 (hours, until 2023-05) or 91 (views, from 2023-07-26)
+
+
+@dataclass(frozen=True, slots=True)
+class AllTimeChange:
+    """A new version of one all-time list (one category), against the version stored before it."""
+
+    chart: ChartKey  # period `all-time`, dated by when the list was read
+    listed: Mapping[TitleRef, Listing]
+    previous: Mapping[TitleRef, Listing] | None  # the last version before; None: the first ever seen
+
+
+def listings(snapshot: Snapshot) -> dict[tuple[str, str], Listing]:
+    """A version of an all-time list keyed by (title key, season key): one show may hold several
+    places (Money Heist Parts 3, 4 and 5), and each is its own title on the list."""
+    found: dict[tuple[str, str], Listing] = {}
+    for e in snapshot.entries:  # in rank order: a repeated place-holder keeps its better rank
+        ref = (e.title_key, title_key(e.season) if e.season else "")
+        if ref not in found:
+            found[ref] = Listing(e.rank, e.title_key, e.title, e.season, e.hours, e.views, e.window_days)
+    return found
+
+
+def rebased(change: AllTimeChange) -> bool:
+    """Did Netflix change the yardstick between the two versions (the window of days counted, or
+    hours to views, as on 2023-07-26: 28-day hours became 91-day views, ranked by views)?"""
+    return change.previous is not None and _yardstick(change.previous) != _yardstick(change.listed)
+
+
+def _yardstick(listed: Mapping[TitleRef, Listing]) -> tuple[frozenset[int | None], bool]:
+    """What a version measures: the windows of its figures, and whether it counts views."""
+    windows = frozenset(item.window_days for item in listed.values())
+    return windows, any(item.views is not None for item in listed.values())
+
+
+def detect_all_time(change: AllTimeChange) -> list[Milestone]:
+    """`entered_all_time` (a title joins the list; value: its rank) and `all_time_no1` (a new No. 1:
+    the most watched ever in the list; context: the title it passed and both figures).
+
+    The first version ever seen is the baseline and emits nothing. So is a re-based version (see
+    `rebased`): across a change of yardstick the two versions measure different things, so neither
+    "joined" nor "passed" can be told from the change of measure. On 2023-07-26 ten titles appeared
+    that the 28-day list did not hold (We Can Be Heroes, The Queen's Gambit, ... — old titles that
+    rank higher by 91-day views) and Wednesday replaced Stranger Things 4 at No. 1 of TV (English)
+    only because the ranking moved from hours to views: Netflix restated its lists, nothing happened.
+    The cost: a title that truly joins in the very version that re-bases the list is not announced.
+    """
+    previous = change.previous
+    if previous is None or rebased(change):
+        return []
+    both = (*previous.values(), *change.listed.values())
+    emit = _Emitter(change.chart, {item.title_key: item.title for item in both}).milestone
+    found: list[Milestone] = []
+    new_no1, old_no1 = _no1(change.listed), _no1(previous)
+    for ref, item in sorted(change.listed.items(), key=lambda pair: pair[1].rank):
+        measure, figure = _figure(item)
+        figures = {
+            "season": item.season,
+            "measure": measure,
+            "figure": figure,
+            "window_days": item.window_days,
+        }
+        if ref not in previous:
+            found.append(
+                emit("entered_all_time", item.title_key, item.rank, None, _season_key(item), **figures)
+            )
+        if ref == new_no1 and ref != old_no1:
+            passed = _passed(change, old_no1)
+            last = previous.get(ref)
+            found.append(
+                emit(
+                    "all_time_no1",
+                    item.title_key,
+                    1,
+                    last.rank if last else None,
+                    _season_key(item),
+                    **figures,
+                    passed=passed.title if passed else None,
+                    passed_season=passed.season if passed else None,
+                    passed_figure=_figure(passed, measure)[1] if passed else None,
+                )
+            )
+    return found
+
+
+def _passed(change: AllTimeChange, old_no1: TitleRef | None) -> Listing | None:
+    """The No. 1 before, with its figures as the new version gives them (as the old one did if it left)."""
+    if old_no1 is None or change.previous is None:
+        return None
+    return change.listed.get(old_no1) or change.previous.get(old_no1)
+
+
+def _no1(listed: Mapping[TitleRef, Listing]) -> TitleRef | None:
+    return next((ref for ref, item in listed.items() if item.rank == 1), None)
+
+
+def _season_key(item: Listing) -> str:
+    return title_key(item.season) if item.season else ""
+
+
+def _figure(item: Listing, measure: str | None = None) -> tuple[str, int | None]:
+    """The figure a list is ranked by: views when the list has them (since 2023), else hours."""
+    measure = measure or ("views" if item.views is not None else "hours")
+    return measure, item.views if measure == "views" else item.hours

@@ -14,7 +14,12 @@ from typing import Any
 
 import ftfy
 
-PERIODS: dict[str, timedelta] = {"day": timedelta(days=1), "week": timedelta(days=7)}
+DAY, WEEK, ALL_TIME = "day", "week", "all-time"
+# Periods that follow one another: a step apart, so they make runs and streaks (stats.py, milestones.py).
+PERIODS: dict[str, timedelta] = {DAY: timedelta(days=1), WEEK: timedelta(days=7)}
+# Every period a chart may have. `all-time` (Netflix's most-popular lists) has no step: a version of
+# such a list is dated by when it was read, and the next version is not "the next period".
+PERIOD_NAMES = (*PERIODS, ALL_TIME)
 CATEGORIES = (
     "tv",
     "movies",
@@ -117,7 +122,11 @@ class ChartKey:
 
     @property
     def step(self) -> timedelta:
-        return PERIODS[self.period]
+        """The time between two periods of this chart; an `all-time` list has none (ValueError)."""
+        try:
+            return PERIODS[self.period]
+        except KeyError:
+            raise ValueError(f"{self.label()}: period {self.period!r} has no step between periods") from None
 
     def label(self) -> str:
         return f"{self.service}/{self.region}/{self.category}/{self.period}/{self.date.isoformat()}"
@@ -134,6 +143,7 @@ class Entry:
     views: int | None = None
     runtime: float | None = None
     weeks_reported: int | None = None
+    window_days: int | None = None  # the figures' window: an all-time list counts 28 or 91 days
 
     @classmethod
     def make(cls, rank: int, title: str, season: str | None = None, **figures: Any) -> Entry:
@@ -165,8 +175,8 @@ class Snapshot:
 
 
 def validate_entries(key: ChartKey, entries: tuple[Entry, ...]) -> None:
-    if key.period not in PERIODS:
-        raise ChartError(f"{key.label()}: period must be one of {', '.join(PERIODS)}")
+    if key.period not in PERIOD_NAMES:
+        raise ChartError(f"{key.label()}: period must be one of {', '.join(PERIOD_NAMES)}")
     if not entries:
         raise ChartError(f"{key.label()}: the chart has no entries")
     seen: set[int] = set()
@@ -277,3 +287,10 @@ def parse_date(text: str, *, today: date | None = None) -> date:
     except ValueError:
         raise InputError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
     return check_date(day, today=today)
+
+
+def full_title(title: str, season: str | None) -> str:
+    """A show with its season, as Netflix writes it: "Bridgerton: Season 2", "Stranger Things 4"."""
+    if not season:
+        return title
+    return f"{title} {season}" if season[0].isdigit() else f"{title}: {season}"

@@ -15,8 +15,9 @@ import math
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
+from typing import Any
 
 import discord
 import matplotlib
@@ -27,7 +28,7 @@ import matplotlib.dates as mdates
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
-from bot.model import WORLD, Milestone
+from bot.model import ALL_TIME, WORLD, Milestone, full_title
 from bot.regions import flag, region_name, region_phrase
 from bot.views import ChartRow, ChartView, Standing, StoredMilestone, TitleReport
 
@@ -113,7 +114,10 @@ def date_text(day: date) -> str:
 
 
 def period_text(day: date, period: str) -> str:
-    """The period a chart covers: "week ending Feb 27, 2022" or "Feb 27, 2022"."""
+    """The period a chart covers: "week ending Feb 27, 2022", "Feb 27, 2022"; an all-time list is
+    dated by when it was read: "as of Aug 27, 2025"."""
+    if period == ALL_TIME:
+        return f"as of {date_text(day)}"
     return f"week ending {date_text(day)}" if period == "week" else date_text(day)
 
 
@@ -176,8 +180,11 @@ def place_name(region: str) -> str:
 
 
 def chart_name(service: str, region: str, category: str, period: str | None = None) -> str:
-    """A chart's name: "🇺🇸 U.S. Top 10 · TV", "🌍 Netflix global Top 10 · TV (Non-English)"."""
-    if region == WORLD:
+    """A chart's name: "🇺🇸 U.S. Top 10 · TV", "🌍 Netflix global Top 10 · TV (Non-English)",
+    "🌍 Netflix all-time Top 10 · film (English)"."""
+    if region == WORLD and period == ALL_TIME:
+        head = f"{_flag(region)} {service_name(service)} all-time"
+    elif region == WORLD:
         head = (
             f"{_flag(region)} {service_name(service) + ' global' if category in GLOBAL_LISTS else 'Global'}"
         )
@@ -186,7 +193,7 @@ def chart_name(service: str, region: str, category: str, period: str | None = No
     parts = [f"{head} Top 10"]
     if category_word(category):
         parts.append(category_word(category))
-    if service != "netflix" and not (region == WORLD and category in GLOBAL_LISTS):
+    if service != "netflix" and not (region == WORLD and (category in GLOBAL_LISTS or period == ALL_TIME)):
         parts.append(service_name(service))
     if period == "day":
         parts.append("daily")
@@ -291,7 +298,69 @@ def milestone_text(m: Milestone, *, escape: bool = False) -> str:
             f"{t} sets the record for the longest No. 1 run {where}: {units(value or 0, period)} "
             f"in a row, {_beating(m, escape)}"
         )
+    if kind == "record_near":
+        return _record_near_text(m, escape)
+    if kind in ("entered_all_time", "all_time_no1"):
+        return _all_time_text(m, escape)
     return f"{t}: {kind.replace('_', ' ')} {_where(m)} ({value})"  # a kind newer than this module
+
+
+def _record_near_text(m: Milestone, escape: bool) -> str:
+    """ "All of Us Are Dead is 1 day from tying Squid Game's 15-day No. 1 run in the 🇺🇸 U.S. daily Top 10"."""
+    period, holder = m.chart.period, m.context.get("holder")
+    run = f"{m.previous}-{period} No. 1 run"
+    if not holder:
+        whose = f"the record {run}"
+    elif holder == m.title:
+        whose = f"its own {run}"
+    else:
+        whose = f"{_title(holder, escape)}'s {run}"
+    where = _where(m) if m.chart.region == WORLD else f"in {_top10(m)}"
+    if period == "day" and m.chart.region != WORLD:
+        where = where.replace(" Top 10", " daily Top 10", 1)
+    return f"{_title(m.title, escape)} is {units(m.value or 1, period)} from tying {whose} {where}"
+
+
+# The all-time lists' names in a sentence: (one title, the list).
+ALL_TIME_WORDS = {
+    "movies-english": ("English film", "English films"),
+    "movies-non-english": ("non-English film", "non-English films"),
+    "tv-english": ("English series", "English series"),
+    "tv-non-english": ("non-English series", "non-English series"),
+    "movies": ("film", "films"),
+    "tv": ("series", "series"),
+}
+
+
+def _all_time_text(m: Milestone, escape: bool) -> str:
+    """ "KPop Demon Hunters is now Netflix's most-watched English film ever: 236.0M views in its first
+    91 days, passing Red Notice (230.9M)"; "Red Notice joins Netflix's all-time most popular English
+    films at No. 2 (277.9M hours in its first 28 days)"."""
+    context = m.context
+    name = _title(full_title(m.title, context.get("season")), escape)
+    one, many = ALL_TIME_WORDS.get(m.chart.category, ("title", "titles"))
+    owner = service_name(m.chart.service) + "'s"
+    place = "" if m.chart.region == WORLD else f" in {_region(m.chart.region)}"
+    figure = _all_time_figure(context)
+    if m.kind == "entered_all_time":
+        text = f"{name} joins {owner} all-time most popular {many}{place} at No. {m.value}"
+        return text + (f" ({figure})" if figure else "")
+    text = f"{name} is now {owner} most-watched {one}{place} ever" + (f": {figure}" if figure else "")
+    passed = context.get("passed")
+    if passed:
+        text += f", passing {_title(full_title(passed, context.get('passed_season')), escape)}"
+        if context.get("passed_figure") is not None:
+            text += f" ({compact(context['passed_figure'])})"
+    return text
+
+
+def _all_time_figure(context: Mapping[str, Any]) -> str:
+    """ "236.0M views in its first 91 days"."""
+    if context.get("figure") is None:
+        return ""
+    text = f"{compact(context['figure'])} {context.get('measure') or 'hours'}"
+    window = context.get("window_days")
+    return text + (f" in its first {window} days" if window else "")
 
 
 def _n_countries(count: int | None) -> str:

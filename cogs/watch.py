@@ -22,7 +22,7 @@ from bot.announcer import policy as rules
 from bot.announcer.policy import ALL, Policy, Watch
 from bot.model import InputError, split_season, title_key
 from bot.render import CONTENT, clean_user_text, clip, join_lines, safe
-from bot.titles import TitleIndex, TitleNotFound
+from bot.titles import AmbiguousTitle, TitleIndex, TitleNotFound, UnchartedTitle
 
 if TYPE_CHECKING:
     from bot.store import Store
@@ -94,18 +94,27 @@ def title_choices(index: TitleIndex, current: str) -> list[Choice[str]]:
 
 def resolve_title(index: TitleIndex, text: str) -> tuple[str, str, list[str] | None]:
     """(title_key, title, None) for a charted title; for one not in any chart yet (an upcoming release)
-    the title as typed and, in place of None, the closest charted titles in case it was a typo."""
+    the title as typed and, in place of None, the closest charted titles in case it was a typo.
+
+    A watch is kept, so only the same title is taken — the same key, spaced differently, or a small
+    typo in a long title — never a charted title the typed one merely starts or resembles: "Anna" is
+    not "Anna Karenina", "Inventing Anna" is not "Anna". A text that fits several titles is refused."""
     text = clean_user_text(text)
     if not text:
         raise InputError("Type a title, e.g. `All of Us Are Dead` (pick one from the list as you type).")
     try:
-        key, title = index.resolve(text)
-    except TitleNotFound as exc:
+        match = index.find(text, prefixes=False)
+    except AmbiguousTitle as exc:
+        names = ", ".join(f"**{safe(name, 100)}**" for name in exc.candidates[:5])
+        raise InputError(
+            f"“{safe(text, 100)}” could be {names}: pick one from the list as you type."
+        ) from None
+    except UnchartedTitle as exc:
         show, _season = split_season(text)
-        if not title_key(show):
-            raise InputError(str(exc)) from None
         return title_key(show), show, exc.candidates
-    return key, title, None
+    except TitleNotFound:
+        raise InputError(f"“{safe(text, 100)}” has no letters or digits: type a title.") from None
+    return match.key, match.title, None
 
 
 def remove_target(text: str, watched: Sequence[tuple[str, str]]) -> str:

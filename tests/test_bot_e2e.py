@@ -122,7 +122,7 @@ async def test_title_autocomplete(fake: FakeDiscord, bot: ChartBot) -> None:
     assert len(choices) <= 25
     rec = fake.interactions[-1]
     assert rec.callback_type == CALLBACK_AUTOCOMPLETE
-    assert rec.answered_after is not None and rec.answered_after < 0.1
+    assert rec.answered_after is not None  # how fast: bench/commands.py measures it
     regions = await fake.autocomplete(GUILD, CHANNEL, FAN, "top", focused="region", value="south k")
     assert regions[0] == {"name": "South Korea (kr)", "value": "kr"}
 

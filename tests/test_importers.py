@@ -311,7 +311,11 @@ def test_detect_format(line: str, format: str) -> None:
 
 @pytest.mark.parametrize(
     "line",
-    ["category\trank\tshow_title\tseason_title\thours_viewed_first_28_days", "date,region,rank,title", ""],
+    [
+        "category\tposition\tshow_title\tseason_title\thours_viewed_first_28_days",
+        "date,region,rank,title",
+        "",
+    ],
 )
 def test_detect_unknown_header(line: str) -> None:
     with pytest.raises(
@@ -529,6 +533,7 @@ def test_files_module_exports() -> None:
     assert files.FORMATS == (
         "netflix-countries",
         "netflix-global",
+        "netflix-most-popular",
         "netflix-us-daily",
         "generic-csv",
         "jsonl",

@@ -123,6 +123,48 @@ EXACT = [
         ),
         "All of Us Are Dead sets a record: No. 1 in 94 countries in a single week, beating Squid Game's 93",
     ),
+    (
+        milestone(
+            "record_near", 1, 15, period="day", category="overall", record="no1_run", holder="Squid Game"
+        ),
+        "All of Us Are Dead is 1 day from tying Squid Game's 15-day No. 1 run in the 🇺🇸 U.S. daily Top 10",
+    ),
+    (
+        milestone(
+            "all_time_no1",
+            1,
+            2,
+            region="world",
+            category="movies-english",
+            period="all-time",
+            title="KPop Demon Hunters",
+            season=None,
+            measure="views",
+            figure=236_000_000,
+            window_days=91,
+            passed="Red Notice",
+            passed_season=None,
+            passed_figure=230_900_000,
+        ),
+        "KPop Demon Hunters is now Netflix's most-watched English film ever: 236.0M views in its first "
+        "91 days, passing Red Notice (230.9M)",
+    ),
+    (
+        milestone(
+            "entered_all_time",
+            5,
+            None,
+            region="world",
+            category="tv-non-english",
+            period="all-time",
+            season="Season 1",
+            measure="hours",
+            figure=361_040_000,
+            window_days=28,
+        ),
+        "All of Us Are Dead: Season 1 joins Netflix's all-time most popular non-English series at No. 5 "
+        "(361.0M hours in its first 28 days)",
+    ),
 ]
 
 

@@ -202,7 +202,9 @@ async def test_settings_test_answers_a_database_error_in_its_private_placeholder
 ) -> None:
     store = await bot.get_store()
 
-    async def locked_after_posting(*args: object) -> bool:  # clearing the channel: after the sample was posted
+    async def locked_after_posting(
+        *args: object,
+    ) -> bool:  # clearing the channel: after the sample was posted
         raise StoreBusy("the database is busy: database is locked")
 
     monkeypatch.setattr(store.guilds, "clear_broken", locked_after_posting)

@@ -1,7 +1,8 @@
 """Import of local files: Netflix's TSVs, the Netflix U.S. daily Top 10 CSV and the generic format.
 
 Every format turns a whole file into snapshots or raises one InputError naming the file, the line
-and the reason: nothing of a bad file is returned.
+and the reason: nothing of a bad file is returned. Netflix's all-time lists (`most-popular.tsv`) carry
+no date: they are dated by the `day` the caller gives (the day the file was read; default today).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bot.model import CATEGORIES, PERIODS, ChartKey, Entry, InputError, Snapshot, utc_today
+from bot.model import CATEGORIES, PERIOD_NAMES, WEEK, ChartKey, Entry, InputError, Snapshot, utc_today
 from bot.sources import netflix
 from bot.sources.tables import (
     Charts,
@@ -27,11 +28,19 @@ from bot.sources.tables import (
     optional,
     read_rows,
     region,
+    reject_markup,
     whole,
 )
 
 SOURCE = "file"
-FORMATS = ("netflix-countries", "netflix-global", "netflix-us-daily", "generic-csv", "jsonl")
+FORMATS = (
+    "netflix-countries",
+    "netflix-global",
+    "netflix-most-popular",
+    "netflix-us-daily",
+    "generic-csv",
+    "jsonl",
+)
 
 US_DAILY_COLUMNS = ("as of", "rank", "title")
 GENERIC_COLUMNS = ("date", "region", "category", "rank", "title")
@@ -39,6 +48,7 @@ _GENERIC_FIELDS = (*GENERIC_COLUMNS, "period", "service", "season", "points", "h
 _HEADERS = {
     "netflix-countries": netflix.COUNTRIES_COLUMNS,
     "netflix-global": netflix.GLOBAL_COLUMNS,
+    "netflix-most-popular": netflix.MOST_POPULAR_COLUMNS,
     "netflix-us-daily": US_DAILY_COLUMNS,
     "generic-csv": GENERIC_COLUMNS,
 }
@@ -52,9 +62,10 @@ def detect_format(first_line: str) -> str:
     line = first_line.removeprefix("\ufeff").strip()
     if line.startswith("{"):
         return "jsonl"
+    reject_markup(line)
     if "\t" in line:
         columns = {name.strip().lower() for name in line.split("\t")}
-        candidates = ("netflix-countries", "netflix-global")
+        candidates = ("netflix-countries", "netflix-global", "netflix-most-popular")
     else:
         columns = {name.strip().lower() for name in next(csv.reader([line]), [])}
         candidates = ("netflix-us-daily", "generic-csv")
@@ -72,21 +83,29 @@ def detect_format(first_line: str) -> str:
 # --- entry points -------------------------------------------------------------------------------
 
 
-def read_file(path: Path, format: str | None = None, *, today: date | None = None) -> list[Snapshot]:
-    """Parse a file on disk; `format` forces one of FORMATS instead of detecting it.
+def read_file(
+    path: Path, format: str | None = None, day: date | None = None, *, today: date | None = None
+) -> list[Snapshot]:
+    """Parse a file on disk; `format` forces one of FORMATS instead of detecting it; `day` dates an
+    undated file (the all-time lists: the day they were read, default today).
 
     Chart dates must be from 2000-01-01 to 7 days after `today` (default: today in UTC)."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-    return parse_bytes(data, format, name=str(path), today=today)
+    return parse_bytes(data, format, name=str(path), day=day, today=today)
 
 
 def parse_bytes(
-    data: bytes, format: str | None = None, name: str = "<data>", *, today: date | None = None
+    data: bytes,
+    format: str | None = None,
+    name: str = "<data>",
+    day: date | None = None,
+    *,
+    today: date | None = None,
 ) -> list[Snapshot]:
-    """Parse a whole file's bytes; errors read `name: line N: reason`."""
+    """Parse a whole file's bytes; errors read `name: line N: reason`. `day`: as in `read_file`."""
     if format is not None and format not in FORMATS:
         raise InputError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
     try:
@@ -94,6 +113,8 @@ def parse_bytes(
         if not text.strip():
             raise InputError("line 1: the file is empty")
         chosen = format or detect_format(text.split("\n", 1)[0])
+        if chosen in _UNDATED:
+            return _UNDATED[chosen](text, day or utc_today())
         return _PARSERS[chosen](text, today=today)
     except InputError as exc:
         raise InputError(f"{name}: {exc}") from None
@@ -187,14 +208,14 @@ def _parse_generic(rows: Iterator[tuple[int, Row]], today: date | None) -> list[
 
 
 def _generic_key(row: Row, today: date) -> ChartKey:
-    period = _choice(_default(row, "period", "day"), "period", tuple(PERIODS))
+    period = _choice(_default(row, "period", "day"), "period", PERIOD_NAMES)
     return ChartKey(
         source=SOURCE,
         service=_service(_default(row, "service", "netflix")),
         region=region(_required(row, "region"), "region"),
         category=_choice(_required(row, "category"), "category", CATEGORIES),
         period=period,
-        date=(a_sunday if period == "week" else a_date)(_required(row, "date"), "date", today),
+        date=(a_sunday if period == WEEK else a_date)(_required(row, "date"), "date", today),
     )
 
 
@@ -240,4 +261,8 @@ _PARSERS: dict[str, Callable[..., list[Snapshot]]] = {
     "netflix-us-daily": parse_us_daily,
     "generic-csv": parse_generic_csv,
     "jsonl": parse_jsonl,
+}
+# formats whose rows carry no date: the caller dates them
+_UNDATED: dict[str, Callable[[str, date], list[Snapshot]]] = {
+    "netflix-most-popular": netflix.parse_most_popular_tsv,
 }

@@ -1,4 +1,5 @@
-"""Netflix's official weekly Top 10 exports (`all-weeks-countries.tsv`, `all-weeks-global.tsv`).
+"""Netflix's official Top 10 exports: the weekly `all-weeks-countries.tsv` and `all-weeks-global.tsv`,
+and the all-time lists `most-popular.tsv`.
 
 Parsing is a pure function of the file's bytes. Columns are read by name, never by position:
 Netflix added `runtime` and `weekly_views` in 2023 and may add more.
@@ -8,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from datetime import date
 
-from bot.model import WORLD, ChartKey, Entry, InputError, Snapshot, utc_today
+from bot.model import ALL_TIME, WORLD, ChartKey, Entry, InputError, Snapshot, utc_today
 from bot.sources.http import FetchResult, HttpClient
 from bot.sources.tables import (
     Charts,
@@ -25,6 +27,7 @@ from bot.sources.tables import (
     optional,
     read_rows,
     region,
+    reject_markup,
     whole,
 )
 
@@ -101,6 +104,69 @@ def _entry(row: Row) -> Entry:
         runtime=optional(row, "runtime", decimal),
         weeks_reported=optional(row, "cumulative_weeks_in_top_10", whole),
     )
+
+
+# --- the all-time lists: most-popular.tsv -------------------------------------------------------------
+
+MOST_POPULAR_FILE = "most-popular.tsv"
+MOST_POPULAR_COLUMNS = ("category", "rank", "show_title")
+_WINDOW_COLUMN = re.compile(r"(?:hours_viewed|views)_first_(\d+)_days")
+
+
+def parse_most_popular_tsv(data: bytes | str, day: date) -> list[Snapshot]:
+    """`most-popular.tsv`: Netflix's four all-time lists (the most watched titles in their first days),
+    as read on `day` — the file carries no date, so a version is dated by when it was read.
+
+    Two layouts so far: until 2023-05 `hours_viewed_first_28_days`; from 2023-07-26
+    `hours_viewed_first_91_days`, `runtime` and `views_first_91_days`, and the lists ranked by views.
+    The window (28 or 91 days) comes from the column names and is kept on every entry, so that a
+    re-based list is told apart from a changed one. Netflix's `rank` is kept as it is.
+    """
+    text = decode(data)
+    if not text.strip():
+        raise InputError("line 1: the file is empty")
+    reject_markup(text)
+    window = _window(text.split("\n", 1)[0])
+    keys = {c: ChartKey(SOURCE, SERVICE, WORLD, c, ALL_TIME, day) for c in GLOBAL_CATEGORIES.values()}
+    hours, views = f"hours_viewed_first_{window}_days", f"views_first_{window}_days"
+    charts = Charts()
+    for line, row in read_rows(text, MOST_POPULAR_COLUMNS, delimiter="\t"):
+        with at_line(line):
+            key = keys[lookup(row["category"], "category", GLOBAL_CATEGORIES)]
+            entry = Entry.make(
+                integer(row["rank"], "rank"),
+                row["show_title"],
+                row.get("season_title"),
+                hours=optional(row, hours, whole),
+                views=optional(row, views, whole),
+                runtime=optional(row, "runtime", decimal),
+                window_days=window,
+            )
+            charts.add(key, entry, line)
+    return charts.snapshots()
+
+
+def _window(header: str) -> int:
+    """The days the figures count (28 or 91), read from the header's column names."""
+    columns = [name.strip().lower() for name in header.removeprefix("\ufeff").split("\t")]
+    missing = [name for name in MOST_POPULAR_COLUMNS if name not in columns]
+    if missing:
+        shown = header if len(header) <= 60 else header[:57] + "..."
+        raise InputError(
+            f"line 1: missing column(s) {', '.join(map(repr, missing))}: "
+            f"{shown!r} is not the header of most-popular.tsv"
+        )
+    windows = sorted({int(m[1]) for name in columns if (m := _WINDOW_COLUMN.fullmatch(name))})
+    if not windows:
+        raise InputError(
+            "line 1: missing column 'hours_viewed_first_28_days' or 'hours_viewed_first_91_days' "
+            "(the figures of the all-time lists)"
+        )
+    if len(windows) > 1:
+        raise InputError(f"line 1: figures for more than one window ({' and '.join(map(str, windows))} days)")
+    if windows[0] < 1:
+        raise InputError("line 1: a window of 0 days")
+    return windows[0]
 
 
 # --- fetching -------------------------------------------------------------------------------------

@@ -43,6 +43,15 @@ def decode(data: bytes | str) -> str:
         ) from None
 
 
+def reject_markup(text: str) -> None:
+    """A web page where a table was expected (a redirect or error body saved as the file) is refused
+    with one clear line rather than as a table with odd columns."""
+    if text.lstrip().startswith("<"):  # no chart file starts with a tag
+        shown = text.strip().split("\n", 1)[0]
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise InputError(f"line 1: this is a web page, not a table ({shown!r})")
+
+
 def read_rows(text: str, required: Iterable[str], *, delimiter: str = ",") -> Iterator[tuple[int, Row]]:
     """(line number, {column: value}) for each non-blank row; the header is line 1.
 

@@ -283,9 +283,11 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO outbox_v5 (id, title_id, series_id, date, kind, detail, scope, source, value, previous,
             context, status, revision, created_at, updated_at)
         SELECT o.id, o.title_id, s.id, o.date, o.kind,
-            CASE WHEN o.kind = 'record' THEN coalesce(json_extract(o.context, '$.record'), '') ELSE '' END,
+            substr(o.key, length(o.date || o.kind || s.service || s.region || s.category || s.period
+                || t.title_key) + 8),                  -- what follows `date|kind|series|title|`, if anything
             o.scope, o.source, o.value, o.previous, o.context, o.status, o.revision, o.created_at, o.updated_at
-        FROM outbox o JOIN series s USING (service, region, category, period) ORDER BY o.id
+        FROM outbox o JOIN series s USING (service, region, category, period) JOIN titles t ON t.id = o.title_id
+        ORDER BY o.id
         ON CONFLICT DO NOTHING;
     DROP TABLE outbox;
     ALTER TABLE outbox_v5 RENAME TO outbox;
