@@ -24,6 +24,7 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from bot.i18n.commands import ChartTranslator
 from bot.model import InputError
 from bot.render import CONTENT, clip
 from bot.settings import Settings
@@ -145,6 +146,7 @@ class ChartBot(commands.Bot):
         self.http_session = aiohttp.ClientSession(
             headers={"User-Agent": DEFAULT_USER_AGENT}, timeout=aiohttp.ClientTimeout(total=60)
         )
+        await self.tree.set_translator(ChartTranslator())  # commands in the fans' languages
         try:
             await self.get_store()
         except DatabaseUnavailable as exc:

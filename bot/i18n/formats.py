@@ -140,5 +140,5 @@ def period_text(day: date, period: str, locale: Tag) -> str:
 
 
 def date_part(day: date, skeleton: str, locale: Tag) -> str:
-    """Part of a date by a CLDR skeleton: "MMM" -> "Feb" / "2월" / "févr.", "y" -> "2022년"."""
+    """Part of a date by a CLDR skeleton: "MMM" -> "Feb" / "2월" / "févr.", "y" -> "2022년" (UTC)."""
     return format_skeleton(skeleton, day, locale=translator(locale).babel)
