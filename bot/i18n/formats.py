@@ -70,7 +70,8 @@ def flag(region: str) -> str:
 def place_name(region: str, locale: Tag) -> str:
     """A label for a field: "🇺🇸 United States", "🌍 Global" (bot.render.place_name in English)."""
     if region == WORLD:
-        return f"{flag(region)} {translator(locale).gettext('place.global')}"
+        word = translator(locale).gettext("place.global")
+        return f"{flag(region)} {word}"
     try:
         return f"{flag(region)} {region_name(region, locale)}"
     except ValueError:

@@ -111,28 +111,22 @@ def update_english(old: Catalog, strings: dict[str, str]) -> Catalog:
     """English with the cogs' command strings as they are, the hand-written texts kept."""
     catalog = _new_catalog(SOURCE, old)
     for key, text in strings.items():
-        catalog.add(key, text, auto_comments=_role(key), flags=_flags(text))
+        catalog.add(key, text, auto_comments=_role(key))
     for message in old:
         if not message.id or message.id in catalog or _COMMAND_KEY.match(_key(message)):
             continue
-        flags = (set(message.flags) - {"python-brace-format"}) | set(_flags(message.string))
         catalog.add(
             message.id,
             message.string,
             auto_comments=message.auto_comments,
             user_comments=message.user_comments,
-            flags=sorted(flags),
+            flags=message.flags,
         )
     return catalog
 
 
 def _key(message: Message) -> str:
     return message.id[0] if isinstance(message.id, tuple | list) else message.id
-
-
-def _flags(text: str | tuple) -> list[str]:
-    texts = text if isinstance(text, tuple | list) else (text,)
-    return ["python-brace-format"] if any(placeholders(t) for t in texts) else []
 
 
 def update_language(locale: str, old: Catalog | None, english: Catalog) -> Catalog:
@@ -157,8 +151,6 @@ def update_language(locale: str, old: Catalog | None, english: Catalog) -> Catal
             flags, comments = set(), []
         if plural and len(string) != forms:
             string = (tuple(string) + ("",) * forms)[:forms]
-        flags.discard("python-brace-format")
-        flags.update(_flags(source.string))
         catalog.add(
             source.id,
             string,
