@@ -24,8 +24,9 @@ import matplotlib
 matplotlib.use("Agg")  # before anything imports pyplot: no display, safe in worker threads
 
 import matplotlib.dates as mdates
-from matplotlib import font_manager
+from matplotlib import font_manager, ft2font
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from bot.i18n import SOURCE, Messages, translator
 from bot.i18n.cjkfont import FAMILY as CJK_FAMILY
@@ -601,34 +602,40 @@ def _with_gaps(points: Sequence[tuple[date, int]]) -> tuple[list[date], list[flo
     return xs, ys
 
 
-def _use_fonts() -> tuple[str, ...]:
-    """The picture's fonts, in order: matplotlib's own (DejaVu Sans: English pictures are unchanged,
-    glyph for glyph), then the shipped CJK font for what it lacks (Hangul, kana, kanji). matplotlib
-    falls back along `font.family` glyph by glyph."""
+def _register_cjk_font() -> None:
+    """Make the shipped CJK font known to matplotlib by its family name. A picture asks for it only
+    when its text needs it (`_families`): other pictures never load its 3 MB face."""
     font_manager.fontManager.addfont(str(cjk_font_path()))
-    families = ("sans-serif", CJK_FAMILY)
-    matplotlib.rcParams["font.family"] = list(families)
-    return families
 
 
-PICTURE_FONTS = _use_fonts()
+_register_cjk_font()
+LATIN_FONTS = ["sans-serif"]  # matplotlib's own DejaVu Sans, as the pictures have always been drawn
+CJK_FONTS = ["sans-serif", CJK_FAMILY]  # and Hangul, kana, kanji from the CJK font, glyph by glyph
 
 
 @functools.cache
-def _drawable() -> frozenset[int]:
-    """The code points the picture's fonts can draw, together."""
-    codes: set[int] = set()
-    for family in PICTURE_FONTS:
-        path = font_manager.findfont(font_manager.FontProperties(family=[family]))
-        codes.update(font_manager.get_font(path).get_charmap())
-    return frozenset(codes)
+def _charmap(family: str) -> frozenset[int]:
+    """The code points of the font matplotlib picks for `family` (read from a face not kept open)."""
+    path = font_manager.findfont(font_manager.FontProperties(family=[family]))
+    return frozenset(ft2font.FT2Font(path).get_charmap())
+
+
+def _drawable(code: int) -> bool:
+    """Whether the picture's fonts can draw a code point (the CJK font's map is read only for the
+    characters DejaVu Sans lacks)."""
+    return code in _charmap(LATIN_FONTS[0]) or code in _charmap(CJK_FAMILY)
+
+
+def _families(texts: Iterable[str]) -> list[str]:
+    """The font families for a picture with these texts: DejaVu Sans alone when it has every glyph."""
+    latin = _charmap(LATIN_FONTS[0])
+    return LATIN_FONTS if all(ord(ch) in latin for text in texts for ch in text) else CJK_FONTS
 
 
 def picture_text(text: str, limit: int) -> str:
     """Text for the picture: only characters its fonts have (no tofu boxes, no warnings), and `$`
     escaped so that matplotlib does not read it as mathematics."""
-    drawable = _drawable()
-    text = "".join(ch for ch in clean_user_text(text) if ord(ch) in drawable)
+    text = "".join(ch for ch in clean_user_text(text) if _drawable(ord(ch)))
     return clip(_SPACES.sub(" ", text).strip(), limit).replace("$", r"\$")
 
 
@@ -676,6 +683,16 @@ def _date_formatter(locator: mdates.DateLocator, messages: Messages) -> mdates.C
     return _LocalDates(locator, messages)
 
 
+@functools.cache
+def _date_words(locale: str) -> tuple[str, ...]:
+    """What the date axis may write in `locale` (every month, day, year and offset form)."""
+    if locale == SOURCE:
+        return ()  # strftime's English
+    skeletons = {*_LocalDates._TICKS, *_LocalDates._ZEROS, *_LocalDates._OFFSETS} - {""}
+    days = [datetime(2000, month, 28) for month in range(1, 13)]
+    return tuple(date_part(day, skeleton, locale) for day in days for skeleton in skeletons)
+
+
 def rank_history_png(
     points: Sequence[tuple[str, Sequence[tuple[date, int]]]], *, title: str, locale: str = SOURCE
 ) -> bytes:
@@ -719,6 +736,11 @@ def rank_history_png(
         ax.set_xticks([])
         note = messages.gettext("picture.no_history")
         ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", color="grey")
+    texts = fig.findobj(Text)
+    families = _families([*(t.get_text() for t in texts), *_date_words(messages.locale)])
+    for text in texts:
+        text.set_fontfamily(families)
+    ax.tick_params(labelfontfamily=families)  # tick labels are made while drawing
     # Fixed margins (the legend sits right of the plot): tight_layout would draw the whole figure twice.
     fig.subplots_adjust(left=0.07, right=0.74, top=0.91, bottom=0.1)
     buffer = io.BytesIO()

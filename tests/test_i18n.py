@@ -14,7 +14,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import discord
-import matplotlib
 import matplotlib.dates as mdates
 import pytest
 from babel import Locale
@@ -647,13 +646,14 @@ def test_the_cjk_font_is_package_data_with_its_licence() -> None:
 
 
 def test_every_korean_and_japanese_word_we_draw_has_glyphs() -> None:
-    drawable = render._drawable()
     for locale in ("ko", "ja"):
         texts = [region_name(code, locale) for code in REGIONS]
         texts += [f for m in entries(read(locale)).values() for f in forms(m.string)]
         texts += [date_part(date(2022, month, 1), "yMMMd", locale) for month in range(1, 13)]
         for text in texts:
-            missing = {ch for ch in text.format(n=1, date="") if ord(ch) not in drawable and not ch.isspace()}
+            missing = {
+                ch for ch in text.format(n=1, date="") if not render._drawable(ord(ch)) and not ch.isspace()
+            }
             assert not missing, (locale, text, missing)
 
 
@@ -685,22 +685,21 @@ async def test_rank_picture_in_korean_and_japanese_draws_every_glyph(
     assert png != render.rank_history_png(points, title=title)  # English axis and dates differ
 
 
-def test_without_the_cjk_font_the_picture_test_would_fail() -> None:
+def test_without_the_cjk_font_the_picture_test_would_fail(monkeypatch: pytest.MonkeyPatch) -> None:
     points = [("대한민국", [(date(2022, 1, 30), 1), (date(2022, 2, 6), 2)])]
-    with (
-        matplotlib.rc_context({"font.family": ["DejaVu Sans"]}),
-        pytest.warns(UserWarning, match="missing from font"),
-    ):
+    monkeypatch.setattr(render, "CJK_FONTS", render.LATIN_FONTS)  # the picture asks for DejaVu Sans only
+    with pytest.warns(UserWarning, match="missing from font"):
         render.rank_history_png(points, title="지금 우리 학교는", locale="ko")
 
 
-def test_english_picture_is_unchanged_by_the_cjk_font() -> None:
+def test_english_picture_is_unchanged_by_the_cjk_font(monkeypatch: pytest.MonkeyPatch) -> None:
     start = date(2022, 1, 2)
     points = [("United States TV daily", [(start + timedelta(days=i), 1 + i % 10) for i in range(40)])]
-    with_fallback = render.rank_history_png(points, title=AOUAD)
-    with matplotlib.rc_context({"font.family": ["sans-serif"]}):
-        without = render.rank_history_png(points, title=AOUAD)
-    assert with_fallback == without
+    assert render._families(["United States TV daily", AOUAD, "rank", "Feb"]) == render.LATIN_FONTS
+    assert render._families(["대한민국"]) == render.CJK_FONTS
+    plain = render.rank_history_png(points, title=AOUAD)
+    monkeypatch.setattr(render, "_families", lambda texts: render.CJK_FONTS)  # the CJK font behind it
+    assert render.rank_history_png(points, title=AOUAD) == plain  # glyph for glyph the same
 
 
 def test_picture_dates_are_written_the_readers_way() -> None:
