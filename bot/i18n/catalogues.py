@@ -55,6 +55,9 @@ DISCORD_LOCALES = {
 
 # A bare language ("es", "pt") means the first of its locales above: Spain's Spanish, Brazil's Portuguese.
 _BY_LANGUAGE = {name.split("_")[0]: name for name in reversed(LOCALES)}
+# Languages with more than one of our locales: only there does CLDR's parent locale decide (es-MX ->
+# es_419). Elsewhere it is not asked (its table is 3 MB of Babel's global data, loaded on first use).
+_SPLIT = {lang for lang in _BY_LANGUAGE if sum(name.split("_")[0] == lang for name in LOCALES) > 1}
 _TAG = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z]{4}))?(?:[-_]([A-Za-z]{2}|\d{3}))?(?:[-_].*)?$")
 
 
@@ -77,7 +80,7 @@ def locale_for(tag: str | Enum | None) -> str:
         name = f"{language}_{region.upper()}"
         if name in LOCALES:
             return name
-        parent = get_global("parent_exceptions").get(name)
+        parent = get_global("parent_exceptions").get(name) if language in _SPLIT else None
         if parent in LOCALES:
             return parent
     return _BY_LANGUAGE.get(language, SOURCE)
