@@ -538,7 +538,7 @@ async def test_translator_answers_from_the_catalogues(
         )
 
     assert await ask(L.command_name, rank, K.korean) == "순위"
-    assert await ask(L.command_description, rank, K.japanese) == "作品の今の順位と順位推移グラフ"
+    assert await ask(L.command_description, rank, K.japanese) == "作品の現在の順位と、順位の推移グラフ"
     assert await ask(L.group_name, settings, K.spain_spanish) == "ajustes"
     assert await ask(L.group_name, settings, K.latin_american_spanish) == "configuración"
     assert await ask(L.command_name, digest, K.french) == "résumé"
