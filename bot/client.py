@@ -26,6 +26,7 @@ from discord.ext import commands
 
 from bot import compat
 from bot.announcer.engine import Announcer, AnnouncerConfig
+from bot.i18n.commands import ChartTranslator
 from bot.model import InputError
 from bot.poller import Poller
 from bot.render import CONTENT, clip
@@ -140,6 +141,7 @@ class ChartBot(commands.Bot):
         )
         if self.announcer.config is not self.announce_config:  # tests and benches set their own
             self.announcer = Announcer(self, self.announce_config)
+        await self.tree.set_translator(ChartTranslator())  # commands in the fans' languages
         try:
             await self.get_store()
         except DatabaseUnavailable as exc:

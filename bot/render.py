@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import discord
@@ -25,9 +25,14 @@ import matplotlib
 matplotlib.use("Agg")  # before anything imports pyplot: no display, safe in worker threads
 
 import matplotlib.dates as mdates
-from matplotlib import font_manager
+from matplotlib import font_manager, ft2font
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
+from bot.i18n import SOURCE, Messages, translator
+from bot.i18n.cjkfont import FAMILY as CJK_FAMILY
+from bot.i18n.cjkfont import font_path as cjk_font_path
+from bot.i18n.formats import date_part
 from bot.model import ALL_TIME, WORLD, Milestone, full_title
 from bot.regions import flag, region_name, region_phrase
 from bot.views import ChartRow, ChartView, Standing, StoredMilestone, TitleReport
@@ -667,27 +672,108 @@ def _with_gaps(points: Sequence[tuple[date, int]]) -> tuple[list[date], list[flo
     return xs, ys
 
 
+def _register_cjk_font() -> None:
+    """Make the shipped CJK font known to matplotlib by its family name. A picture asks for it only
+    when its text needs it (`_families`): other pictures never load its 3 MB face."""
+    font_manager.fontManager.addfont(str(cjk_font_path()))
+
+
+_register_cjk_font()
+LATIN_FONTS = ["sans-serif"]  # matplotlib's own DejaVu Sans, as the pictures have always been drawn
+CJK_FONTS = ["sans-serif", CJK_FAMILY]  # and Hangul, kana, kanji from the CJK font, glyph by glyph
+
+
 @functools.cache
-def _drawable() -> frozenset[int]:
-    """The code points the picture's font can draw."""
-    font = font_manager.get_font(font_manager.findfont(font_manager.FontProperties()))
-    return frozenset(font.get_charmap())
+def _charmap(family: str) -> frozenset[int]:
+    """The code points of the font matplotlib picks for `family` (read from a face not kept open)."""
+    path = font_manager.findfont(font_manager.FontProperties(family=[family]))
+    return frozenset(ft2font.FT2Font(path).get_charmap())
+
+
+def _drawable(code: int) -> bool:
+    """Whether the picture's fonts can draw a code point (the CJK font's map is read only for the
+    characters DejaVu Sans lacks)."""
+    return code in _charmap(LATIN_FONTS[0]) or code in _charmap(CJK_FAMILY)
+
+
+def _families(texts: Iterable[str]) -> list[str]:
+    """The font families for a picture with these texts: DejaVu Sans alone when it has every glyph."""
+    latin = _charmap(LATIN_FONTS[0])
+    return LATIN_FONTS if all(ord(ch) in latin for text in texts for ch in text) else CJK_FONTS
 
 
 def picture_text(text: str, limit: int) -> str:
-    """Text for the picture: only characters its font has (no tofu boxes, no warnings), and `$`
+    """Text for the picture: only characters its fonts have (no tofu boxes, no warnings), and `$`
     escaped so that matplotlib does not read it as mathematics."""
-    drawable = _drawable()
-    text = "".join(ch for ch in clean_user_text(text) if ord(ch) in drawable)
+    text = "".join(ch for ch in clean_user_text(text) if _drawable(ord(ch)))
     return clip(_SPACES.sub(" ", text).strip(), limit).replace("$", r"\$")
 
 
-def rank_history_png(points: Sequence[tuple[str, Sequence[tuple[date, int]]]], *, title: str) -> bytes:
+class _LocalDates(mdates.ConciseDateFormatter):
+    """ConciseDateFormatter's choice of what to label, written the reader's way by CLDR: "2월", "févr.",
+    "2022年" (matplotlib's own formats are strftime's, in English whatever the language)."""
+
+    # CLDR skeletons per level (years, months, days, hours, minutes, seconds): ticks, ticks that start
+    # a larger unit, the offset under the axis.
+    _TICKS = ("y", "MMM", "d", "Hm", "Hm", "Hms")
+    _ZEROS = ("", "y", "MMM", "MMMd", "Hm", "Hm")
+    _OFFSETS = ("", "y", "yMMM", "yMMMd", "yMMMd", "yMMMd")
+    _TOKEN = re.compile("\x02([^\x03]*)\x03([^\x02]*)\x02")
+
+    def __init__(self, locator: mdates.DateLocator, messages: Messages) -> None:
+        self._messages = messages
+        super().__init__(
+            locator,
+            formats=[self._token(k) for k in self._TICKS],
+            zero_formats=[self._token(k) for k in self._ZEROS],
+            offset_formats=[self._token(k) for k in self._OFFSETS],
+        )
+
+    @staticmethod
+    def _token(skeleton: str) -> str:
+        """A strftime format that carries the skeleton and the whole instant, for `_write`."""
+        return f"\x02{skeleton}\x03%Y-%m-%dT%H:%M:%S\x02" if skeleton else ""
+
+    def _write(self, text: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            when = datetime.fromisoformat(match[2])
+            return date_part(when, match[1], self._messages.locale)
+
+        return self._TOKEN.sub(one, text)
+
+    def format_ticks(self, values: Sequence[float]) -> list[str]:
+        labels = [self._write(label) for label in super().format_ticks(values)]
+        self._offset_string = self._write(self._offset_string)
+        return labels
+
+
+def _date_formatter(locator: mdates.DateLocator, messages: Messages) -> mdates.ConciseDateFormatter:
+    if messages.locale == SOURCE:
+        return mdates.ConciseDateFormatter(locator)  # as the pictures have always been
+    return _LocalDates(locator, messages)
+
+
+@functools.cache
+def _date_words(locale: str) -> tuple[str, ...]:
+    """What the date axis may write in `locale` (every month, day, year and offset form)."""
+    if locale == SOURCE:
+        return ()  # strftime's English
+    skeletons = {*_LocalDates._TICKS, *_LocalDates._ZEROS, *_LocalDates._OFFSETS} - {""}
+    days = [datetime(2000, month, 28) for month in range(1, 13)]
+    return tuple(date_part(day, skeleton, locale) for day in days for skeleton in skeletons)
+
+
+def rank_history_png(
+    points: Sequence[tuple[str, Sequence[tuple[date, int]]]], *, title: str, locale: str = SOURCE
+) -> bytes:
     """A rank-history chart (800×400 PNG): one line per chart, rank 1 on top, No. 1 periods in gold.
 
+    The axis, its dates and the empty-picture note are in `locale`'s language; `points`' labels and the
+    title are drawn as given (characters the fonts lack are left out).
     CPU-bound (~50-100 ms): callers run it off the event loop (`asyncio.to_thread`). Deterministic: the
     same data gives the same bytes (no timestamp in the file).
     """
+    messages = translator(locale)
     fig = Figure(figsize=(8, 4), dpi=100)
     ax = fig.subplots()
     ax.axhspan(0.5, 1.5, color=_GOLD, alpha=0.12, linewidth=0)
@@ -708,17 +794,23 @@ def rank_history_png(points: Sequence[tuple[str, Sequence[tuple[date, int]]]], *
         drawn = True
     ax.set_ylim(10.5, 0.5)
     ax.set_yticks(range(1, 11))
-    ax.set_ylabel("rank")
+    ax.set_ylabel(messages.gettext("picture.rank"))
     ax.grid(axis="y", alpha=0.25)
     ax.set_title(picture_text(title, 70), fontsize=11)
     if drawn:
         locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
         ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.xaxis.set_major_formatter(_date_formatter(locator, messages))
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     else:
         ax.set_xticks([])
-        ax.text(0.5, 0.5, "no chart history", transform=ax.transAxes, ha="center", va="center", color="grey")
+        note = messages.gettext("picture.no_history")
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", color="grey")
+    texts = fig.findobj(Text)
+    families = _families([*(t.get_text() for t in texts), *_date_words(messages.locale)])
+    for text in texts:
+        text.set_fontfamily(families)
+    ax.tick_params(labelfontfamily=families)  # tick labels are made while drawing
     # Fixed margins (the legend sits right of the plot): tight_layout would draw the whole figure twice.
     fig.subplots_adjust(left=0.07, right=0.74, top=0.91, bottom=0.1)
     buffer = io.BytesIO()
