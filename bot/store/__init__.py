@@ -31,6 +31,8 @@ from bot.store.interfaces import (
     StoreError,
     StoreInUse,
     StoreStatus,
+    TableLoad,
+    TableRows,
 )
 
 MEMORY = ":memory:"
@@ -85,6 +87,8 @@ __all__ = [
     "StoreError",
     "StoreInUse",
     "StoreStatus",
+    "TableLoad",
+    "TableRows",
     "is_postgres_url",
     "open_store",
     "redact",

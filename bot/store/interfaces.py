@@ -21,7 +21,7 @@ starts at the high-water mark of milestone ids, taken when no history write is i
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -354,6 +354,35 @@ class DeliveryQueue(Protocol):
         ...
 
 
+class TableRows(Protocol):
+    """Every table read in one consistent snapshot, in the neutral form of `bot.store.catalog`."""
+
+    def rows(self, table: str, *, batch: int = 5_000) -> AsyncIterator[list[tuple]]:
+        """The table's rows in its key order, `batch` at a time, as `catalog.TABLES` describes them."""
+        ...
+
+    async def count(self, table: str) -> int: ...
+
+
+class TableLoad(Protocol):
+    """Rows written back in one transaction: all of them, or (on any error) none.
+
+    No history write, planning round or new watch runs beside it; ids are kept as given, and the
+    database goes on assigning new ones after the highest."""
+
+    async def clear(self) -> None:
+        """Empty every table (in reverse dependency order)."""
+        ...
+
+    async def write(self, table: str, rows: Sequence[tuple]) -> None:
+        """Add rows to a table, in the neutral form (tables in `catalog.TABLES` order)."""
+        ...
+
+    async def count(self, table: str) -> int:
+        """Rows in the table as this transaction sees it (to verify a copy before it commits)."""
+        ...
+
+
 class Store(Protocol):
     """An open database: the five interfaces, and its own upkeep."""
 
@@ -370,7 +399,16 @@ class Store(Protocol):
     async def status(self) -> StoreStatus: ...
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        """Maintenance and tests only: a read-only query with `?` placeholders."""
+        """Maintenance and tests only: a read-only query with `?` placeholders. Values come back
+        alike from both engines: dates and moments as ISO text, whole numbers as int."""
+        ...
+
+    def read_tables(self) -> AbstractAsyncContextManager[TableRows]:
+        """Every table's rows, from one snapshot (for a copy to another engine)."""
+        ...
+
+    def load_tables(self) -> AbstractAsyncContextManager[TableLoad]:
+        """Write rows back, in one transaction (for a copy from another engine)."""
         ...
 
     async def __aenter__(self) -> Store: ...

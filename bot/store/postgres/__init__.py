@@ -1,0 +1,103 @@
+"""The PostgreSQL engine: `CHARTBOT_DB=postgresql://user:password@host:5432/dbname`.
+
+One asyncpg pool (1 to `pool_size` connections) serves every interface: a query takes a connection
+for one statement, a transaction holds one until it ends. Several processes may share a database
+(two imports, an import beside the bot): history writes take turns by an advisory lock, and the
+database keeps milestones unique and assigns every id (see connection.py, history.py, guilds.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from bot.store import redact
+from bot.store.catalog import TABLE_NAMES
+from bot.store.interfaces import StoreStatus
+from bot.store.postgres.connection import POOL_SIZE, STATEMENT_TIMEOUT, Pg, numbered
+from bot.store.postgres.guilds import PostgresDeliveryQueue, PostgresGuildConfig
+from bot.store.postgres.history import PostgresHistory
+from bot.store.postgres.queries import PostgresChartQueries
+from bot.store.postgres.schema import SCHEMA_VERSION, migrate, schema_version
+from bot.store.postgres.sources import PostgresSourceBook
+from bot.store.postgres.tables import PostgresTableLoad, PostgresTableRows, load_tables, read_tables
+
+
+def plain(value: Any) -> Any:
+    """A value as both engines give it to `fetch_all`: dates and moments as ISO text, numbers as int
+    or float."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+class PostgresStore:
+    engine = "postgresql"
+
+    def __init__(self, pg: Pg, location: str) -> None:
+        self.location = location
+        self._pg = pg
+        self.history = PostgresHistory(pg)
+        self.charts = PostgresChartQueries(pg)
+        self.sources = PostgresSourceBook(pg)
+        self.guilds = PostgresGuildConfig(pg)
+        self.deliveries = PostgresDeliveryQueue(pg)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        pool_size: int = POOL_SIZE,
+        statement_timeout: float = STATEMENT_TIMEOUT,
+        command_timeout: float | None = None,
+        cache_kib: int | None = None,
+    ) -> PostgresStore:
+        """Connect, then migrate. `pool_size`: connections at most; `statement_timeout`: seconds a
+        statement may run on the server (a history write's wait for another is not counted);
+        `command_timeout`: seconds the driver waits for an answer (default: a little more than the
+        statement timeout). `cache_kib` is SQLite's and means nothing here."""
+        del cache_kib  # the server keeps its own cache
+        pg = await Pg.connect(
+            url, pool_size=pool_size, statement_timeout=statement_timeout, command_timeout=command_timeout
+        )
+        try:
+            await migrate(pg)
+        except BaseException:
+            await pg.close()
+            raise
+        return cls(pg, redact(url))
+
+    async def close(self) -> None:
+        await self._pg.close()
+
+    async def __aenter__(self) -> PostgresStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def status(self) -> StoreStatus:
+        async with self._pg.connection() as conn:
+            counts = {table: await conn.fetchval(f"SELECT count(*) FROM {table}") for table in TABLE_NAMES}
+        return StoreStatus(self.engine, self.location, await schema_version(self._pg), counts)
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        rows = await self._pg.fetch(numbered(sql), *params)
+        return [tuple(plain(value) for value in row) for row in rows]
+
+    def read_tables(self) -> AbstractAsyncContextManager[PostgresTableRows]:
+        return read_tables(self._pg)
+
+    def load_tables(self) -> AbstractAsyncContextManager[PostgresTableLoad]:
+        return load_tables(self._pg)
+
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
