@@ -8,6 +8,7 @@ command. An in-memory database has one connection for both.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from bot.store.sqlite.history import SqliteHistory
 from bot.store.sqlite.queries import SqliteChartQueries
 from bot.store.sqlite.schema import SCHEMA_VERSION, migrate, user_version
 from bot.store.sqlite.sources import SqliteSourceBook
+from bot.store.sqlite.tables import SqliteTableLoad, SqliteTableRows, load_tables, read_tables
 
 TABLES = (
     "titles",
@@ -88,6 +90,12 @@ class SqliteStore:
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return await self._writer.fetch(sql, params)
+
+    def read_tables(self) -> AbstractAsyncContextManager[SqliteTableRows]:
+        return read_tables(self._reader, self._writer)
+
+    def load_tables(self) -> AbstractAsyncContextManager[SqliteTableLoad]:
+        return load_tables(self._writer)
 
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
