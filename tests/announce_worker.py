@@ -65,7 +65,7 @@ def kill_after_posts(count: int) -> None:
     discord.http.HTTPClient.send_message = send_message  # type: ignore[method-assign]
 
 
-async def run(db: Path, limit: float) -> int:
+async def run(db: str, limit: float) -> int:
     env = os.environ
     bot = make_bot(db, api_base=env["DISCORD_API_BASE"], gateway_url=env["DISCORD_GATEWAY_URL"])
     async with bot:
@@ -89,7 +89,7 @@ async def run(db: Path, limit: float) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("db", type=Path)
+    parser.add_argument("db", help="a SQLite path or a PostgreSQL URL")
     parser.add_argument(
         "--kill-after-posts", type=int, default=int(os.environ.get("CHARTBOT_KILL_AFTER_POSTS", 0))
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import shutil
 import signal
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from announce_worker import FAST, make_bot
+from engines import both_engines
 from fake_discord import MANAGE_GUILD, FakeChannel, FakeMember, FakeRole, SentMessage
 from fake_discord_ext import DeliveryFake
 
@@ -25,7 +25,7 @@ from bot.announcer.jobs import Item
 from bot.client import ChartBot
 from bot.ingest import Ingester, IngestReport
 from bot.model import ChartKey, Milestone, Snapshot, make_snapshot, milestone_key
-from bot.store import open_store
+from bot.store import Store, open_store
 
 GUILD, OTHER = 830_000_000_000_000_001, 830_000_000_000_000_002
 CHARTS, NEWS, SPARE, THIRD = (830_000_000_000_000_010 + i for i in range(4))
@@ -74,31 +74,21 @@ HEADLINES = {
 # --- fixtures and helpers ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def history_template(tmp_path_factory: pytest.TempPathFactory, netflix_snapshots: list[Snapshot]) -> Path:
-    """The weeks before Jan 30, 2022 as history (no news). Copied for each test."""
-    path = tmp_path_factory.mktemp("announce") / "history.sqlite3"
-
-    async def build() -> None:
-        async with await open_store(path) as store:
-            await Ingester(store).ingest([s for s in netflix_snapshots if s.key.date < JAN30], news=False)
-
-    asyncio.run(build())
-    return path
-
-
 @pytest.fixture
-def db(tmp_path: Path, history_template: Path) -> Path:
-    path = tmp_path / "chartbot.sqlite3"
-    shutil.copyfile(history_template, path)
-    return path
+def db(from_template, netflix_snapshots: list[Snapshot]) -> str:
+    """The weeks before Jan 30, 2022 as history (no news), built once per engine; this test's copy."""
+
+    async def build(store: Store) -> None:
+        await Ingester(store).ingest([s for s in netflix_snapshots if s.key.date < JAN30], news=False)
+
+    return from_template("announce-history", build)
 
 
 def week(snapshots: list[Snapshot], day: date) -> list[Snapshot]:
     return [s for s in snapshots if s.key.date == day]
 
 
-async def ingest(db: Path, snapshots: list[Snapshot], bot: ChartBot | None = None) -> IngestReport:
+async def ingest(db: str, snapshots: list[Snapshot], bot: ChartBot | None = None) -> IngestReport:
     """Ingest as the poller does (its own connection), then tell the bot, as the poller hook will."""
     async with await open_store(db) as store:
         report = await Ingester(store).ingest(snapshots)
@@ -155,7 +145,7 @@ async def fake() -> AsyncIterator[DeliveryFake]:
 
 
 @pytest.fixture
-async def bot(fake: DeliveryFake, db: Path) -> AsyncIterator[ChartBot]:
+async def bot(fake: DeliveryFake, db: str) -> AsyncIterator[ChartBot]:
     async with fake.run_bot(make_bot(db)) as running:
         await running.tree.sync()
         yield running  # type: ignore[misc]
@@ -171,8 +161,9 @@ async def admin(fake: DeliveryFake, command: str, options: dict | None = None, g
 # --- the replayed weeks ----------------------------------------------------------------------------------
 
 
+@both_engines
 async def test_a_replayed_week_posts_exactly_the_expected_messages(
-    fake: DeliveryFake, bot: ChartBot, db: Path, netflix_snapshots: list[Snapshot]
+    fake: DeliveryFake, bot: ChartBot, db: str, netflix_snapshots: list[Snapshot]
 ) -> None:
     await admin(fake, "watch add", {"title": "All of Us Are Dead"})  # not charted yet: it will be
     await admin(fake, "watch all", {"channel": NEWS})
@@ -206,8 +197,9 @@ async def test_a_replayed_week_posts_exactly_the_expected_messages(
     ) == [(0,)]
 
 
+@both_engines
 async def test_two_servers_each_get_only_their_own_posts(
-    fake: DeliveryFake, bot: ChartBot, db: Path, netflix_snapshots: list[Snapshot]
+    fake: DeliveryFake, bot: ChartBot, db: str, netflix_snapshots: list[Snapshot]
 ) -> None:
     await admin(fake, "settings channel", {"channel": CHARTS})
     await admin(fake, "watch add", {"title": "All of Us Are Dead"})
@@ -238,8 +230,9 @@ async def test_two_servers_each_get_only_their_own_posts(
     assert all(p.content == "" for p in fake.sent_messages(CHARTS))
 
 
+@both_engines
 async def test_a_new_watch_never_posts_history(
-    fake: DeliveryFake, bot: ChartBot, db: Path, netflix_snapshots: list[Snapshot]
+    fake: DeliveryFake, bot: ChartBot, db: str, netflix_snapshots: list[Snapshot]
 ) -> None:
     await ingest(db, week(netflix_snapshots, JAN30))  # news, but before anyone watched
     await admin(fake, "watch add", {"title": "All of Us Are Dead"})
@@ -250,8 +243,9 @@ async def test_a_new_watch_never_posts_history(
     assert [lines(p) for p in fake.sent_messages(CHARTS)] == [AOUAD_FEB6]
 
 
+@both_engines
 async def test_after_downtime_only_the_newest_period_is_posted(
-    fake: DeliveryFake, db: Path, netflix_snapshots: list[Snapshot]
+    fake: DeliveryFake, db: str, netflix_snapshots: list[Snapshot]
 ) -> None:
     async with await open_store(db) as store:
         await store.guilds.add_watch(GUILD, AOUAD, "All of Us Are Dead", CHARTS)
@@ -271,8 +265,9 @@ async def test_after_downtime_only_the_newest_period_is_posted(
     }
 
 
+@both_engines
 async def test_a_revised_week_edits_its_post(
-    fake: DeliveryFake, bot: ChartBot, db: Path, netflix_snapshots: list[Snapshot]
+    fake: DeliveryFake, bot: ChartBot, db: str, netflix_snapshots: list[Snapshot]
 ) -> None:
     await ingest(db, week(netflix_snapshots, JAN30))
     await admin(fake, "watch add", {"title": "All of Us Are Dead", "channel": CHARTS})
@@ -303,8 +298,9 @@ async def test_a_revised_week_edits_its_post(
     assert len(patch) == 1 and patch[0].json["allowed_mentions"] == {"parse": []}
 
 
+@both_engines
 async def test_news_arriving_in_two_batches_joins_the_unsent_post(
-    db: Path, netflix_snapshots: list[Snapshot]
+    db: str, netflix_snapshots: list[Snapshot]
 ) -> None:
     await ingest(db, week(netflix_snapshots, JAN30))
     async with await open_store(db) as store:
@@ -322,7 +318,8 @@ async def test_news_arriving_in_two_batches_joins_the_unsent_post(
     assert rows == [(rows[0][0], len(AOUAD_FEB6))]  # one message for the title and week
 
 
-async def test_the_poller_hook_wakes_the_announcer(db: Path, netflix_snapshots: list[Snapshot]) -> None:
+@both_engines
+async def test_the_poller_hook_wakes_the_announcer(db: str, netflix_snapshots: list[Snapshot]) -> None:
     await ingest(db, week(netflix_snapshots, JAN30))
     async with DeliveryFake() as fake:
         add_guilds(fake)
@@ -344,8 +341,9 @@ async def watch_everywhere(fake: DeliveryFake, channels: list[int]) -> None:
         await admin(fake, "watch add", {"title": "All of Us Are Dead", "channel": channel})
 
 
+@both_engines
 async def test_a_forbidden_channel_is_marked_broken_and_the_others_are_served(
-    fake: DeliveryFake, bot: ChartBot, db: Path, netflix_snapshots: list[Snapshot]
+    fake: DeliveryFake, bot: ChartBot, db: str, netflix_snapshots: list[Snapshot]
 ) -> None:
     channels = [CHARTS, NEWS, SPARE, THIRD]
     await watch_everywhere(fake, channels)
@@ -364,8 +362,9 @@ async def test_a_forbidden_channel_is_marked_broken_and_the_others_are_served(
     ) == [("sent", None), ("failed", "channel broken: missing permissions")]
 
 
+@both_engines
 async def test_server_errors_and_rate_limits_are_retried(
-    fake: DeliveryFake, bot: ChartBot, db: Path, netflix_snapshots: list[Snapshot]
+    fake: DeliveryFake, bot: ChartBot, db: str, netflix_snapshots: list[Snapshot]
 ) -> None:
     await ingest(db, week(netflix_snapshots, JAN30))
     await watch_everywhere(fake, [CHARTS, NEWS])
@@ -379,8 +378,9 @@ async def test_server_errors_and_rate_limits_are_retried(
     assert looked  # after a 503 the post might exist: looked for before resending
 
 
+@both_engines
 async def test_a_slow_channel_does_not_hold_up_the_others(
-    fake: DeliveryFake, bot: ChartBot, db: Path, netflix_snapshots: list[Snapshot]
+    fake: DeliveryFake, bot: ChartBot, db: str, netflix_snapshots: list[Snapshot]
 ) -> None:
     await watch_everywhere(fake, [CHARTS, NEWS, SPARE, THIRD])
     fake.channel_delay[CHARTS] = 2.0
@@ -394,10 +394,11 @@ async def test_a_slow_channel_does_not_hold_up_the_others(
     assert [len(fake.sent_messages(c)) for c in (CHARTS, NEWS, SPARE, THIRD)] == [1, 1, 1, 1]
 
 
+@both_engines
 async def test_a_failing_item_does_not_stop_the_announcer(
     fake: DeliveryFake,
     bot: ChartBot,
-    db: Path,
+    db: str,
     netflix_snapshots: list[Snapshot],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -421,7 +422,7 @@ async def test_a_failing_item_does_not_stop_the_announcer(
 # --- a crash between the POST and its record ---------------------------------------------------------------
 
 
-async def run_worker(fake: DeliveryFake, db: Path, *args: str) -> tuple[int, str]:
+async def run_worker(fake: DeliveryFake, db: str, *args: str) -> tuple[int, str]:
     """Run tests/announce_worker.py against the fake; (exit code, its log)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -441,8 +442,9 @@ async def run_worker(fake: DeliveryFake, db: Path, *args: str) -> tuple[int, str
 
 
 @pytest.mark.parametrize("nonce_dedupe", [True, False], ids=["discord-dedupes", "history-only"])
+@both_engines
 async def test_killed_between_post_and_record_posts_everything_exactly_once(
-    db: Path, netflix_snapshots: list[Snapshot], nonce_dedupe: bool
+    db: str, netflix_snapshots: list[Snapshot], nonce_dedupe: bool
 ) -> None:
     channels = [CHARTS, NEWS, SPARE, THIRD]
     await ingest(db, week(netflix_snapshots, JAN30))  # before the watches: never posted

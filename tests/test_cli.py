@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
+from engines import both_engines
 
 from bot.cli import main
+from bot.store import open_store
 
 DATA = Path(__file__).parent / "data"
 COUNTRIES = DATA / "netflix" / "all-weeks-countries_cut.tsv"
@@ -24,21 +27,26 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("cli") / "chart.sqlite3"
-    assert main(["import", str(COUNTRIES), str(GLOBAL), "--db", str(path)]) == 0
-    return str(path)
+def import_both(target: str) -> None:
+    assert main(["import", str(COUNTRIES), str(GLOBAL), "--db", target]) == 0
 
 
-def test_import_reports_what_it_stored(tmp_path, capsys):
-    db = str(tmp_path / "x.sqlite3")
+@pytest.fixture
+def db(from_template) -> str:
+    """The real weeks imported with `chartbot import` (once per engine), this test's own copy."""
+    return from_template("cli-import", import_both)
+
+
+@both_engines
+def test_import_reports_what_it_stored(db_target, capsys):
+    db = db_target
     code, out, _ = run(capsys, "import", str(GLOBAL), "--db", db)
     assert code == 0 and "140 charts (1,400 entries stored) — 140 new, 0 revised, 0 unchanged" in out
     code, out, _ = run(capsys, "import", str(GLOBAL), "--db", db)
     assert "0 new, 0 revised, 140 unchanged" in out
 
 
+@both_engines
 def test_rank_json_on_the_day_of_63_countries(db, capsys):
     code, out, _ = run(capsys, "rank", "all of us are dead", "--date", "2022-02-06", "--db", db, "--json")
     assert code == 0
@@ -78,6 +86,7 @@ def test_rank_json_on_the_day_of_63_countries(db, capsys):
     }
 
 
+@both_engines
 def test_rank_human_output_reads_well(db, capsys):
     code, out, _ = run(
         capsys, "rank", "ALL OF US ARE DED", "--date", "2022-02-06", "--region", "South Korea", "--db", db
@@ -90,6 +99,7 @@ def test_rank_human_output_reads_well(db, capsys):
     assert "No. 1 in 63 of 94 countries · in the top 10 of 94" in out
 
 
+@both_engines
 def test_top_json_and_movement(db, capsys):
     code, out, _ = run(
         capsys, "top", "--region", "kr", "--category", "tv", "--date", "2022-02-06", "--db", db, "--json"
@@ -156,8 +166,9 @@ def test_replay_us_daily_json(capsys):
     assert lost["text"].startswith("All of Us Are Dead slipped to No. 2 in the 🇺🇸 U.S. after 1 day at No. 1;")
 
 
-def test_milestones_recorded_in_the_database(tmp_path, capsys):
-    db = str(tmp_path / "m.sqlite3")
+@both_engines
+def test_milestones_recorded_in_the_database(db_target, capsys):
+    db = db_target
     assert run(capsys, "replay", str(US_DAILY), "--db", db)[0] == 0
     code, out, _ = run(
         capsys, "milestones", "--title", "all of us are dead", "--since", "2022-02-01", "--db", db, "--json"
@@ -186,20 +197,31 @@ BAD_FILES = {
 }
 
 
+@both_engines
 @pytest.mark.parametrize("name", BAD_FILES)
-def test_bad_files_exit_2_with_the_line_and_store_nothing(name, tmp_path, capsys):
+def test_bad_files_exit_2_with_the_line_and_store_nothing(name, engine, db_target, tmp_path, capsys):
     content, expected = BAD_FILES[name]
     good = tmp_path / "good.csv"
     good.write_text("date,region,category,rank,title\n2022-01-01,us,tv,1,Show A\n", encoding="utf-8")
     bad = tmp_path / "bad.csv"
     bad.write_text(content, encoding="utf-8")
-    db = tmp_path / "d.sqlite3"
-    code, out, err = run(capsys, "import", str(good), str(bad), "--db", str(db))
+    db = str(tmp_path / "d.sqlite3") if engine == "sqlite" else db_target
+    code, out, err = run(capsys, "import", str(good), str(bad), "--db", db)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "bad.csv" in err and expected in err and "Traceback" not in err
-    assert not db.exists()  # parsed in full before anything is stored
+    # parsed in full before anything is stored: no file made, no chart written
+    if engine == "sqlite":
+        assert not Path(db).exists()
+    else:
+        assert asyncio.run(count_charts(db)) == 0
 
 
+async def count_charts(db: str) -> int:
+    async with await open_store(db) as store:
+        return (await store.fetch_all("SELECT count(*) FROM charts"))[0][0]
+
+
+@both_engines
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

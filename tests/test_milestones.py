@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from engines import both_engines
 
 from bot.cli import replay_into
 from bot.ingest import Ingester, ingest
@@ -18,11 +19,20 @@ DATA = Path(__file__).parent / "data"
 AOUAD = "all of us are dead"
 
 
-async def replay(*snapshot_lists) -> list[Milestone]:
-    found: list[Milestone] = []
-    async with await open_store() as store:
-        await replay_into(store, list(snapshot_lists), found.append)
-    return found
+pytestmark = both_engines  # every test here stores history: each runs on both engines
+
+
+@pytest.fixture
+def replay(new_db):
+    """Replay charts into a fresh database of the test's engine; every milestone detected."""
+
+    async def run(*snapshot_lists) -> list[Milestone]:
+        found: list[Milestone] = []
+        async with await open_store(new_db()) as store:
+            await replay_into(store, list(snapshot_lists), found.append)
+        return found
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +45,7 @@ def countries():
     return read_file(DATA / "netflix" / "all-weeks-countries_cut.tsv")
 
 
-async def test_us_daily_all_of_us_are_dead(us_daily):
+async def test_us_daily_all_of_us_are_dead(us_daily, replay):
     found = [m for m in await replay(us_daily) if m.title_key == AOUAD]
     by_kind = {(m.kind, m.chart.date.isoformat()): m for m in found}
     entered = by_kind[("entered_top10", "2022-01-29")]
@@ -51,7 +61,7 @@ async def test_us_daily_all_of_us_are_dead(us_daily):
     assert [m.kind for m in found if m.kind in ("reached_no1", "lost_no1")] == ["reached_no1", "lost_no1"]
 
 
-async def test_countries_all_of_us_are_dead_and_the_squid_game_record(countries):
+async def test_countries_all_of_us_are_dead_and_the_squid_game_record(countries, replay):
     found = await replay(countries)
     no1 = [
         (m.chart.date.isoformat(), m.value, m.previous)
@@ -79,16 +89,16 @@ def rotated(n: int) -> list[str]:
     return TEN[n % 10 :] + TEN[: n % 10]
 
 
-async def test_first_period_is_a_silent_baseline():
+async def test_first_period_is_a_silent_baseline(replay):
     assert await replay([chart(D0, TEN)]) == []
 
 
-async def test_a_backfill_emits_nothing_and_stats_match_every_order():
+async def test_a_backfill_emits_nothing_and_stats_match_every_order(new_db):
     days = [D0 + timedelta(days=i) for i in range(12)]
     charts = [chart(d, rotated(i // 3)) for i, d in enumerate(days)]
 
     async def final_state(order: list[int]):
-        async with await open_store() as store:
+        async with await open_store(new_db()) as store:
             emitted = []
             for index in order:
                 report = await ingest(store, [charts[index]])
@@ -114,8 +124,8 @@ async def test_a_backfill_emits_nothing_and_stats_match_every_order():
         newest_so_far = max(newest_so_far, index)
 
 
-async def test_reingest_and_revision_never_repeat_a_key():
-    async with await open_store() as store:
+async def test_reingest_and_revision_never_repeat_a_key(new_db):
+    async with await open_store(new_db()) as store:
         await ingest(store, [chart(D0, TEN)])
         first = await ingest(store, [chart(D0 + timedelta(days=1), rotated(1))])
         assert {m.kind for m in first.milestones} >= {"reached_no1", "lost_no1"}
@@ -139,9 +149,9 @@ async def test_reingest_and_revision_never_repeat_a_key():
         assert peaks == [(6, 1)]
 
 
-async def test_country_news_detected_again_is_not_written_twice(countries):
+async def test_country_news_detected_again_is_not_written_twice(countries, new_db):
     """The poller may judge a complete period again (after a restart): the outbox keeps one row a key."""
-    async with await open_store() as store:
+    async with await open_store(new_db()) as store:
         await ingest(store, countries)
         rows = await store.fetch_all("SELECT id, value FROM outbox WHERE scope = 'countries' ORDER BY id")
         assert len(rows) > 10
@@ -159,8 +169,8 @@ async def test_country_news_detected_again_is_not_written_twice(countries):
         )
 
 
-async def test_revision_that_changes_the_news_retracts_the_old_milestone():
-    async with await open_store() as store:
+async def test_revision_that_changes_the_news_retracts_the_old_milestone(new_db):
+    async with await open_store(new_db()) as store:
         await ingest(store, [chart(D0, TEN)])
         await ingest(store, [chart(D0 + timedelta(days=1), rotated(1))])
         await ingest(store, [chart(D0 + timedelta(days=1), TEN)])  # corrected: nothing changed after all
@@ -168,7 +178,7 @@ async def test_revision_that_changes_the_news_retracts_the_old_milestone():
         assert rows == {"reached_no1": "retracted"}
 
 
-async def test_a_gap_breaks_streaks():
+async def test_a_gap_breaks_streaks(replay):
     days = [D0, D0 + timedelta(days=1), D0 + timedelta(days=3), D0 + timedelta(days=4)]
     found = await replay([chart(day, TEN) for day in days])
     # Show 1 is No. 1 throughout, but Jan 3 is missing: the run is 2, then starts again at 1
@@ -176,7 +186,7 @@ async def test_a_gap_breaks_streaks():
     assert [m for m in found if m.kind in ("entered_top10", "left_top10", "reached_no1", "lost_no1")] == []
 
 
-async def test_no_left_top10_from_an_incomplete_chart():
+async def test_no_left_top10_from_an_incomplete_chart(replay):
     short = chart(D0 + timedelta(days=1), ["Newcomer", *TEN[:6]])
     found = await replay([chart(D0, TEN), short])
     assert not short.complete
@@ -184,14 +194,14 @@ async def test_no_left_top10_from_an_incomplete_chart():
     assert [m.title for m in found if m.kind == "entered_top10"] == ["Newcomer"]
 
 
-async def test_a_respelled_title_is_not_a_new_entry():
+async def test_a_respelled_title_is_not_a_new_entry(replay):
     curly = ["Don’t Look Up" if t == "Show 3" else t for t in TEN]
     straight = ["DON'T LOOK UP" if t == "Show 3" else t for t in TEN]
     found = await replay([chart(D0, curly), chart(D0 + timedelta(days=1), straight)])
     assert [m for m in found if m.kind in ("entered_top10", "left_top10")] == []
 
 
-async def test_every_kind_of_chart_milestone_on_a_scripted_history():
+async def test_every_kind_of_chart_milestone_on_a_scripted_history(replay):
     days = [D0 + timedelta(days=i) for i in range(8)]
     history = [TEN, rotated(1), rotated(1), ["Show 1", *TEN[2:], "Newcomer"], TEN, TEN, TEN, TEN]
     found = await replay([chart(d, h) for d, h in zip(days, history, strict=True)])

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from engines import both_engines
 from local_servers import Sleeps, base
 from test_sources_fetch import (
     COUNTRIES_TSV,
@@ -55,8 +56,8 @@ class Clock:
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    async with await open_store() as s:
+async def store(new_db) -> AsyncIterator[Store]:
+    async with await open_store(new_db()) as s:
         yield s
 
 
@@ -82,7 +83,7 @@ def fp_poller(store: Store, http: HttpClient, settings: Settings, clock: Clock, 
 async def charts_on(store: Store, day: date) -> dict[tuple[str, str], int]:
     rows = await store.fetch_all(
         "SELECT s.region, s.category, count(e.rank) FROM charts c JOIN series s ON s.id = c.series_id "
-        "JOIN entries e ON e.chart_id = c.id WHERE c.date = ? GROUP BY c.id",
+        "JOIN entries e ON e.chart_id = c.id WHERE c.date = ? GROUP BY c.id, s.region, s.category",
         (day.isoformat(),),
     )
     return {(region, category): n for region, category, n in rows}
@@ -106,11 +107,12 @@ async def two_reads(p: Poller, clock: Clock, day: date, hour: int = 13) -> None:
 # --- Netflix --------------------------------------------------------------------------------------
 
 
-async def test_poll_once_twice_prints_newest_week_then_nothing(serve, tmp_path) -> None:  # noqa: F811
+@both_engines
+async def test_poll_once_twice_prints_newest_week_then_nothing(serve, db_target) -> None:  # noqa: F811
     seen: list[tuple[str, str | None]] = []
     files = {"all-weeks-countries.tsv": COUNTRIES_TSV.read_bytes()}
     server = await serve(netflix_app(files, seen))
-    settings = Settings(db_path=str(tmp_path / "c.db"), netflix_url=base(server) + "top10/data/")
+    settings = Settings(db_path=db_target, netflix_url=base(server) + "top10/data/")
     out, err = io.StringIO(), io.StringIO()
     assert await poll_main(settings, once=True, out=out, err=err) == 1  # the global file is missing
     lines = out.getvalue().splitlines()
@@ -131,6 +133,7 @@ async def test_poll_once_twice_prints_newest_week_then_nothing(serve, tmp_path) 
         assert await store.fetch_all("SELECT count(*) FROM http_validators") == [(1,)]
 
 
+@both_engines
 async def test_unchanged_content_without_validators_ingests_nothing(serve, store, http) -> None:  # noqa: F811
     body = tsv_weeks(COUNTRIES_TSV, {"2022-02-13", "2022-02-20"})
 
@@ -149,6 +152,7 @@ async def test_unchanged_content_without_validators_ingests_nothing(serve, store
     assert (second.added, second.unchanged, second.milestones) == (0, 376, [])
 
 
+@both_engines
 async def test_catch_up_only_the_newest_week_is_news(serve, store, http) -> None:  # noqa: F811
     weeks = ["2022-01-30", "2022-02-06", "2022-02-13"]
     files = {"all-weeks-countries.tsv": tsv_weeks(COUNTRIES_TSV, set(weeks))}
@@ -168,6 +172,7 @@ async def test_catch_up_only_the_newest_week_is_news(serve, store, http) -> None
     assert "netflix/tv/week/2022-02-20: aggregates from 94 regions" in report.aggregates
 
 
+@both_engines
 async def test_region_drop_holds_aggregates_and_marks_unhealthy(serve, store, http) -> None:  # noqa: F811
     countries_all = {line.split(b"\t")[1].decode() for line in COUNTRIES_TSV.read_bytes().split(b"\n")[1:]}
     few = set(sorted(countries_all)[:40])  # 40 of 94 report the newest week
@@ -195,6 +200,7 @@ async def test_region_drop_holds_aggregates_and_marks_unhealthy(serve, store, ht
     assert [r.healthy for r in await store.sources.health("netflix") if r.chart == "*"] == [False]
 
 
+@both_engines
 async def test_bad_file_is_reported_stores_nothing_and_is_read_again(serve, store, http) -> None:  # noqa: F811
     good = tsv_weeks(COUNTRIES_TSV, {"2022-02-20"})
     files = {"all-weeks-countries.tsv": good[:-30]}  # a truncated last row
@@ -213,6 +219,7 @@ async def test_bad_file_is_reported_stores_nothing_and_is_read_again(serve, stor
 
 
 @pytest.mark.parametrize("failure", ["locked", "crash"])
+@both_engines
 async def test_validators_are_saved_only_after_the_country_news_is_stored(
     serve,  # noqa: F811
     store,
@@ -262,6 +269,7 @@ def test_chart_day_is_yesterday_until_noon_utc() -> None:
     assert chart_day(datetime(2026, 8, 2, 23, 0, tzinfo=UTC), settle_hour=6) == date(2026, 8, 2)
 
 
+@both_engines
 async def test_todays_pages_are_stored_once_two_reads_agree(serve, store, http) -> None:  # noqa: F811
     site = FakeFlixPatrol()
     server = await serve(site.app())
@@ -288,6 +296,7 @@ async def test_todays_pages_are_stored_once_two_reads_agree(serve, store, http) 
     assert (await p.poll_source("flixpatrol")).items == 0  # nothing left to read today
 
 
+@both_engines
 async def test_before_noon_the_chart_day_is_yesterday(serve, store, http) -> None:  # noqa: F811
     site = FakeFlixPatrol()
     server = await serve(site.app())
@@ -296,6 +305,7 @@ async def test_before_noon_the_chart_day_is_yesterday(serve, store, http) -> Non
     assert {day for _, _, day in site.hits} == {D}
 
 
+@both_engines
 async def test_pending_reads_survive_a_restart(serve, store, http) -> None:  # noqa: F811
     """`chartbot poll --once` from cron: every run is a new poller, the first read is in the store."""
     site = FakeFlixPatrol()
@@ -307,6 +317,7 @@ async def test_pending_reads_survive_a_restart(serve, store, http) -> None:  # n
     assert report.added == 24
 
 
+@both_engines
 async def test_a_read_left_pending_is_read_once_more_when_its_day_is_over(serve, store, http) -> None:  # noqa: F811
     site = FakeFlixPatrol()
     server = await serve(site.app())
@@ -321,6 +332,7 @@ async def test_a_read_left_pending_is_read_once_more_when_its_day_is_over(serve,
     assert len(await charts_on(store, D)) == 24
 
 
+@both_engines
 async def test_faults_end_as_designed_and_the_loop_goes_on(serve, store, http, sleeps) -> None:  # noqa: F811
     site = FakeFlixPatrol()
     server = await serve(site.app())
@@ -383,6 +395,7 @@ async def test_faults_end_as_designed_and_the_loop_goes_on(serve, store, http, s
     assert final.healthy is True and len(final.aggregates) == 2
 
 
+@both_engines
 async def test_pages_that_parse_to_nothing_make_the_source_unhealthy(serve, store, http) -> None:  # noqa: F811
     site = FakeFlixPatrol()
     server = await serve(site.app())
@@ -405,6 +418,7 @@ async def status_main_on(store: Store, out: io.StringIO) -> None:
     out.write(format_status(await store.sources.health(), ["flixpatrol"]))
 
 
+@both_engines
 async def test_aggregates_wait_for_the_regions_then_settle(serve, store, http) -> None:  # noqa: F811
     site = FakeFlixPatrol()
     server = await serve(site.app())
@@ -430,6 +444,7 @@ async def test_aggregates_wait_for_the_regions_then_settle(serve, store, http) -
     assert (await p.poll_source("flixpatrol")).aggregates == []  # detected once
 
 
+@both_engines
 async def test_catch_up_after_downtime_stores_missed_days_as_history(serve, store, http) -> None:  # noqa: F811
     site = FakeFlixPatrol()
     server = await serve(site.app())
@@ -448,6 +463,7 @@ async def test_catch_up_after_downtime_stores_missed_days_as_history(serve, stor
     assert {m.chart.date for m in found} == {D}
 
 
+@both_engines
 async def test_services_and_flaresolverr(serve, store, http) -> None:  # noqa: F811
     site = FakeFlixPatrol()
     calls: list[str] = []
@@ -473,6 +489,7 @@ async def test_services_and_flaresolverr(serve, store, http) -> None:  # noqa: F
 # --- the loop --------------------------------------------------------------------------------------
 
 
+@both_engines
 async def test_the_loop_survives_any_exception_and_stops_cleanly(serve, store, http, monkeypatch) -> None:  # noqa: F811
     files = {"all-weeks-countries.tsv": tsv_weeks(COUNTRIES_TSV, {"2022-02-20"})}
     server = await serve(netflix_app(files, []))
@@ -506,6 +523,7 @@ async def test_the_loop_survives_any_exception_and_stops_cleanly(serve, store, h
     assert len(await charts_on(store, date(2022, 2, 20))) == 188  # the third cycle worked
 
 
+@both_engines
 async def test_callbacks_that_fail_do_not_stop_anything(serve, store, http) -> None:  # noqa: F811
     files = {"all-weeks-countries.tsv": tsv_weeks(COUNTRIES_TSV, {"2022-02-13", "2022-02-20"})}
     server = await serve(netflix_app(files, []))
@@ -528,13 +546,14 @@ async def test_callbacks_that_fail_do_not_stop_anything(serve, store, http) -> N
     assert report.added == 376 and report.milestones and stored == [376]
 
 
-async def test_status_prints_a_readable_table(serve, tmp_path) -> None:  # noqa: F811
+@both_engines
+async def test_status_prints_a_readable_table(serve, db_target) -> None:  # noqa: F811
     files = {
         "all-weeks-countries.tsv": tsv_weeks(COUNTRIES_TSV, {"2022-02-20"}),
         "all-weeks-global.tsv": tsv_weeks(GLOBAL_TSV, {"2022-02-20"}),
     }
     server = await serve(netflix_app(files, []))
-    settings = Settings(db_path=str(tmp_path / "s.db"), netflix_url=base(server) + "top10/data/")
+    settings = Settings(db_path=db_target, netflix_url=base(server) + "top10/data/")
     await poll_main(settings, once=True, out=io.StringIO())
     out = io.StringIO()
     assert await status_main(settings, out) == 0
@@ -556,7 +575,8 @@ async def run_cli(argv: list[str]) -> tuple[int, str]:
     return await cli.COMMANDS[args.command](args, out), out.getvalue()
 
 
-async def test_cli_poll_once_twice_then_status(serve, tmp_path, monkeypatch) -> None:  # noqa: F811
+@both_engines
+async def test_cli_poll_once_twice_then_status(serve, db_target, monkeypatch) -> None:  # noqa: F811
     weeks = {"2022-02-06", "2022-02-13", "2022-02-20"}
     files = {
         "all-weeks-countries.tsv": tsv_weeks(COUNTRIES_TSV, weeks),
@@ -565,7 +585,7 @@ async def test_cli_poll_once_twice_then_status(serve, tmp_path, monkeypatch) -> 
     server = await serve(netflix_app(files, []))
     monkeypatch.setenv("NETFLIX_TOP10_URL", base(server) + "top10/data/")
     monkeypatch.delenv("CHARTBOT_SOURCES", raising=False)
-    db = str(tmp_path / "cli.sqlite3")
+    db = db_target
     code, first = await run_cli(["poll", "--once", "--db", db])
     assert code == 0 and first
     assert {line[:10] for line in first.splitlines()} == {"2022-02-20"}

@@ -6,6 +6,7 @@ import asyncio
 from collections import defaultdict
 from datetime import date, timedelta
 
+from engines import both_engines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,14 @@ from bot.store import open_store
 POOL = [f"Title {n:02d}" for n in range(14)]
 D0 = date(2023, 3, 1)
 REGIONS = ("us", "kr", "world")
-SLOW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# each example is a fresh database: a PostgreSQL one costs a CREATE DATABASE, so fewer of them there
+EXAMPLES = {"sqlite": 40, "postgresql": 20}
+
+
+def slow(engine: str) -> settings:
+    return settings(
+        max_examples=EXAMPLES[engine], deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
 
 
 def snapshot(region: str, day: int, titles: list[str]):
@@ -30,15 +38,19 @@ charts = st.lists(st.sampled_from(POOL), min_size=7, max_size=10, unique=True)
 events = st.lists(st.tuples(st.sampled_from(REGIONS), st.integers(0, 9), charts), min_size=1, max_size=25)
 
 
-@SLOW
-@given(events=events)
-def test_incremental_stats_equal_a_recomputation(events):
-    asyncio.run(check_stats(events))
+@both_engines
+def test_incremental_stats_equal_a_recomputation(engine, new_db):
+    @slow(engine)
+    @given(events=events)
+    def check(events):
+        asyncio.run(check_stats(events, new_db()))
+
+    check()
 
 
-async def check_stats(events):
+async def check_stats(events, db: str):
     truth: dict[tuple[str, int], list[str]] = {}
-    async with await open_store() as store:
+    async with await open_store(db) as store:
         for region, day, titles in events:
             await ingest(store, [snapshot(region, day, titles)])
             truth[(region, day)] = titles
@@ -113,16 +125,20 @@ async def check_stats(events):
 sequences = st.lists(st.tuples(st.booleans(), charts), min_size=2, max_size=30)
 
 
-@SLOW
-@given(sequence=sequences)
-def test_detector_invariants(sequence):
-    asyncio.run(check_detector(sequence))
+@both_engines
+def test_detector_invariants(engine, new_db):
+    @slow(engine)
+    @given(sequence=sequences)
+    def check(sequence):
+        asyncio.run(check_detector(sequence, new_db()))
+
+    check()
 
 
-async def check_detector(sequence):
+async def check_detector(sequence, db: str):
     found = []
     day = 0
-    async with await open_store() as store:
+    async with await open_store(db) as store:
         for skip, titles in sequence:
             day += 2 if skip else 1
             report = await ingest(store, [snapshot("us", day, titles)])

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import discord
 import pytest
+from engines import both_engines
 
 from bot.milestones import KINDS
 from bot.model import ChartKey, Milestone, milestone_key, title_key
@@ -245,6 +246,7 @@ def assert_within_limits(embed: discord.Embed) -> None:
     assert embed_size(embed) <= EMBED_TOTAL
 
 
+@both_engines
 async def test_standing_embed_on_real_data(chart_store: Store) -> None:
     report = await chart_store.charts.title_report(title_key(AOUAD), WEEK)
     assert report is not None
@@ -262,6 +264,7 @@ async def test_standing_embed_on_real_data(chart_store: Store) -> None:
     assert embed.footer.text == "Netflix Top 10 · week ending Feb 6, 2022"
 
 
+@both_engines
 async def test_standing_embed_latest_and_off_the_charts(chart_store: Store) -> None:
     latest = await chart_store.charts.title_report(title_key(AOUAD))
     assert latest is not None
@@ -318,6 +321,7 @@ def test_fit_embed_trims_fields_and_total() -> None:
     assert_within_limits(fit_embed(embed))
 
 
+@both_engines
 async def test_chart_embed_on_real_data(chart_store: Store) -> None:
     (us_tv,) = await chart_store.charts.find_series(region="us", category="tv")
     view = await chart_store.charts.chart_view(us_tv)
@@ -341,6 +345,7 @@ async def test_chart_embed_on_real_data(chart_store: Store) -> None:
     assert "38.9M hours" in (global_embed.description or "")
 
 
+@both_engines
 async def test_milestones_embed_folds_countries(chart_store: Store) -> None:
     items = await chart_store.charts.milestones(title_key=title_key(AOUAD), newest_first=True, limit=300)
     embed = milestones_embed(items, title="Milestones · All of Us Are Dead")
@@ -390,6 +395,7 @@ def test_rank_history_png_without_history_or_drawable_text() -> None:
     assert picture_text("Money $ Heist 🇰🇷 ภาษาไทย\u200b", 70) == "Money \\$ Heist"  # no emoji, no Thai font
 
 
+@both_engines
 async def test_rank_history_from_the_store(chart_store: Store) -> None:
     histories = await chart_store.charts.rank_history(title_key(AOUAD), prefer=("us", "kr"))
     assert [h.series for h in histories][:3] == [

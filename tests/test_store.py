@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from engines import both_engines
 
 from bot import milestones as detector
 from bot.ingest import ingest
@@ -52,8 +53,9 @@ async def assert_aouad_story(store: Store) -> None:
     assert len([s for s in report.standings if s.region != "world"]) == 94
 
 
-async def test_aouad_on_2022_02_06(countries, world):
-    async with await open_store() as store:
+@both_engines
+async def test_aouad_on_2022_02_06(countries, world, new_db):
+    async with await open_store(new_db()) as store:
         await ingest(store, countries, news=False)
         await ingest(store, world, news=False)
         await assert_aouad_story(store)
@@ -61,13 +63,14 @@ async def test_aouad_on_2022_02_06(countries, world):
         assert january.countries[0].no1 == 29 and january.countries[0].top10 == 91
 
 
-async def test_twice_other_order_and_week_by_week_in_reverse(countries, world):
-    async with await open_store() as twice:
+@both_engines
+async def test_twice_other_order_and_week_by_week_in_reverse(countries, world, new_db):
+    async with await open_store(new_db()) as twice:
         for snapshots in (world, countries, world, countries):
             await ingest(twice, snapshots, news=False)
         await assert_aouad_story(twice)
         baseline = await dump_derived(twice)
-    async with await open_store() as reverse:
+    async with await open_store(new_db()) as reverse:
         weeks = sorted({s.key.date for s in countries + world}, reverse=True)
         for week in weeks:
             await ingest(reverse, [s for s in countries + world if s.key.date == week], news=False)
@@ -104,8 +107,9 @@ def chart(day: date, titles: list[str], region: str = "us", period: str = "day")
 TEN = [f"Show {n}" for n in range(1, 11)]
 
 
-async def test_identical_reingest_changes_nothing():
-    async with await open_store() as store:
+@both_engines
+async def test_identical_reingest_changes_nothing(new_db):
+    async with await open_store(new_db()) as store:
         first = await ingest(store, [chart(date(2022, 1, 1), TEN)])
         before = await dump_derived(store)
         again = await ingest(store, [chart(date(2022, 1, 1), TEN)])
@@ -114,8 +118,9 @@ async def test_identical_reingest_changes_nothing():
         assert await store.fetch_all("SELECT count(*) FROM entries") == [(10,)]
 
 
-async def test_revision_replaces_the_chart_and_stats_follow():
-    async with await open_store() as store:
+@both_engines
+async def test_revision_replaces_the_chart_and_stats_follow(new_db):
+    async with await open_store(new_db()) as store:
         await ingest(store, [chart(date(2022, 1, 1), TEN), chart(date(2022, 1, 2), TEN)])
         revised = ["New Hit", *TEN[:9]]
         report = await ingest(store, [chart(date(2022, 1, 2), revised)])
@@ -129,8 +134,9 @@ async def test_revision_replaces_the_chart_and_stats_follow():
         assert await store.fetch_all("SELECT count(*) FROM entries") == [(20,)]
 
 
-async def test_backfill_is_inserted_in_its_place():
-    async with await open_store() as store:
+@both_engines
+async def test_backfill_is_inserted_in_its_place(new_db):
+    async with await open_store(new_db()) as store:
         await ingest(store, [chart(date(2022, 1, 1), TEN), chart(date(2022, 1, 3), TEN)])
         gap = await store.charts.title_report("show 1")
         assert gap.standings[0].no1_streak == 1  # Jan 2 is missing: the streak broke
@@ -141,13 +147,14 @@ async def test_backfill_is_inserted_in_its_place():
         assert filled.standings[0].periods_in_top10 == 3
 
 
-async def test_a_failing_ingest_leaves_nothing_behind(monkeypatch, countries):
+@both_engines
+async def test_a_failing_ingest_leaves_nothing_behind(monkeypatch, countries, new_db):
     """A failure after the charts, stats and chart news are written (judging the countries) rolls all back."""
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    async with await open_store() as store:
+    async with await open_store(new_db()) as store:
         monkeypatch.setattr(detector, "detect_countries", broken)
         with pytest.raises(RuntimeError):
             await ingest(store, countries[:400])
@@ -159,6 +166,7 @@ async def test_a_failing_ingest_leaves_nothing_behind(monkeypatch, countries):
 
 
 async def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path):
+    """SQLite's PRAGMAs (PostgreSQL's schema_version: tests/test_postgres.py)."""
     path = tmp_path / "chart.sqlite3"
     async with await open_store(path) as store:
         assert await store.fetch_all("PRAGMA user_version") == [(SCHEMA_VERSION,)]
@@ -179,7 +187,7 @@ NEWS = (
 
 
 async def test_a_version_3_database_migrates_with_its_news_deliveries_and_watches(countries, tmp_path):
-    """Steps 4 and 5: the outbox keyed by its parts (unique in the database), deliveries naming their
+    """SQLite only. Steps 4 and 5: the outbox keyed by its parts (unique in the database), deliveries naming their
     milestones by id, watches starting at a milestone id instead of a timestamp."""
     news = tmp_path / "news.sqlite3"
     async with await open_store(news) as store:
@@ -230,7 +238,8 @@ async def test_a_version_3_database_migrates_with_its_news_deliveries_and_watche
 
 
 async def test_looking_for_posts_to_edit_reads_only_revised_milestones(countries):
-    """The announcer runs this every round: it must not walk every delivery item or milestone."""
+    """The announcer runs this every round: it must not walk every delivery item or milestone.
+    (SQLite's query plan; PostgreSQL's: tests/test_postgres.py)"""
     async with await open_store() as store:
         await ingest(store, countries[:400])
         plan = await store.fetch_all(f"EXPLAIN QUERY PLAN {FLAG_EDITS}", ("2022-01-01",))
@@ -239,8 +248,9 @@ async def test_looking_for_posts_to_edit_reads_only_revised_milestones(countries
         assert "SCAN" not in steps, steps
 
 
-async def test_standings_on_a_past_date_fold_history(countries):
-    async with await open_store() as store:
+@both_engines
+async def test_standings_on_a_past_date_fold_history(countries, new_db):
+    async with await open_store(new_db()) as store:
         await ingest(store, countries, news=False)
         korea = [
             s
@@ -252,9 +262,10 @@ async def test_standings_on_a_past_date_fold_history(countries):
         assert {s.date for s in latest.standings} == {date(2022, 2, 27)}
 
 
-async def test_a_truncated_title_is_the_stored_title_it_begins(world):
+@both_engines
+async def test_a_truncated_title_is_the_stored_title_it_begins(world, new_db):
     us_daily = read_file(Path(__file__).parent / "data" / "netflix_us_daily" / "netflix_daily_top_10.csv")
-    async with await open_store() as store:
+    async with await open_store(new_db()) as store:
         await ingest(store, world, news=False)  # has "The Woman in the House Across the Street from …"
         await ingest(store, us_daily, news=False)  # says "The Woman in the House Acro…"
         report = await store.charts.title_report(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from announce_worker import make_bot
+from engines import both_engines
 from fake_discord import MANAGE_GUILD, SEND_MESSAGES, FakeChannel, FakeMember, FakeRole, Overwrite
 from fake_discord_ext import DeliveryFake
 
@@ -20,6 +21,7 @@ OTHER_CHANNEL = 820_000_000_000_000_020
 MODS, FANS, OTHER_MODS = 820_000_000_000_000_100, 820_000_000_000_000_101, 820_000_000_000_000_102
 ALICE, BOB, CAROL = 820_000_000_000_001_000, 820_000_000_000_002_000, 820_000_000_000_003_000
 AOUAD = "all of us are dead"
+pytestmark = both_engines  # the servers' settings, watches and channels live in the store: both engines
 
 
 @pytest.fixture
@@ -232,8 +234,8 @@ async def test_one_server_never_sees_or_changes_another(fake: DeliveryFake, bot:
     assert f"<#{CHARTS}>" not in (await ask(fake, CAROL, "settings show", guild=OTHER)).content
 
 
-async def test_store_functions_are_keyed_by_server(tmp_path: Path) -> None:
-    async with await open_store(tmp_path / "db.sqlite3") as store:
+async def test_store_functions_are_keyed_by_server(db_target: str) -> None:
+    async with await open_store(db_target) as store:
         await store.guilds.add_watch(GUILD, AOUAD, "All of Us Are Dead", CHARTS)
         await store.guilds.update_settings(GUILD, regions=None)
         await store.guilds.mark_broken(GUILD, CHARTS, "missing access")

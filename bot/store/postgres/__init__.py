@@ -17,7 +17,7 @@ from typing import Any
 from bot.store import redact
 from bot.store.catalog import TABLE_NAMES
 from bot.store.interfaces import StoreStatus
-from bot.store.postgres.connection import POOL_SIZE, STATEMENT_TIMEOUT, Pg, numbered
+from bot.store.postgres.connection import POOL_SIZE, STATEMENT_TIMEOUT, Pg, numbered, translate
 from bot.store.postgres.guilds import PostgresDeliveryQueue, PostgresGuildConfig
 from bot.store.postgres.history import PostgresHistory
 from bot.store.postgres.queries import PostgresChartQueries
@@ -35,6 +35,17 @@ def plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def typed(value: Any, kind: str) -> Any:
+    """A parameter as PostgreSQL takes it: ISO text for a date or a moment, 0/1 for a flag."""
+    if isinstance(value, str) and kind == "date":
+        return date.fromisoformat(value)
+    if isinstance(value, str) and kind in ("timestamptz", "timestamp"):
+        return datetime.fromisoformat(value)
+    if isinstance(value, int) and kind == "bool":
+        return bool(value)
     return value
 
 
@@ -90,7 +101,16 @@ class PostgresStore:
         return StoreStatus(self.engine, self.location, await schema_version(self._pg), counts)
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        rows = await self._pg.fetch(numbered(sql), *params)
+        """`?` placeholders; a date or a moment may be given as ISO text, as SQLite takes them."""
+        async with self._pg.connection() as conn:
+            try:
+                statement = await conn.conn.prepare(numbered(sql))
+                kinds = [parameter.name for parameter in statement.get_parameters()]
+                if len(kinds) == len(params):  # (else the driver says how many it takes)
+                    params = [typed(value, kind) for value, kind in zip(params, kinds, strict=True)]
+                rows = await statement.fetch(*params)
+            except Exception as exc:
+                raise translate(exc, conn.target) from exc
         return [tuple(plain(value) for value in row) for row in rows]
 
     def read_tables(self) -> AbstractAsyncContextManager[PostgresTableRows]:

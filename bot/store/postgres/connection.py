@@ -105,7 +105,7 @@ def translate(error: BaseException, target: Target | None = None) -> BaseExcepti
         return StoreBusy(f"the database is busy{where}: {text}")
     if isinstance(error, TimeoutError):
         return StoreBusy(f"the database did not answer in time{where}")
-    if isinstance(error, _GONE | OSError | ConnectionError):
+    if isinstance(error, (*_GONE, OSError, ConnectionError)):
         return DatabaseUnavailable(f"the database cannot be used{where}: {text}")
     if isinstance(error, asyncpg.IntegrityConstraintViolationError):
         return StoreError(f"the database refused a write{where}: {text}")
