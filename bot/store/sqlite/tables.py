@@ -52,7 +52,9 @@ def _writer(column: Column) -> Callable[[Any], Any] | None:
     return None
 
 
-def _converter(t: Table, make: Callable[[Column], Callable[[Any], Any] | None]) -> Callable[[Sequence], tuple]:
+def _converter(
+    t: Table, make: Callable[[Column], Callable[[Any], Any] | None]
+) -> Callable[[Sequence], tuple]:
     steps = [make(c) for c in t.columns]
     if not any(steps):
         return tuple
