@@ -59,7 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--db", help="database file (default: $CHARTBOT_DB, else ./chartbot.sqlite3)")
+        p.add_argument(
+            "--db",
+            metavar="PATH_OR_URL",
+            help="a SQLite file or a postgresql://user:password@host:5432/dbname URL "
+            "(default: $CHARTBOT_DB, else ./chartbot.sqlite3)",
+        )
         return p
 
     add("demo", "replay the sample history shipped with chartbot and show what the bot would post")
@@ -145,11 +150,13 @@ def kinds_argument(text: str) -> frozenset[str]:
 
 
 def db_path(args: argparse.Namespace) -> str:
+    """The database to use: a SQLite path, or a PostgreSQL URL."""
     return args.db or Settings.from_env().db_path
 
 
 async def open_existing(args: argparse.Namespace) -> Store:
-    """The database a read command asks about; a missing file is a user error, not an empty history."""
+    """The database a read command asks about; a missing file is a user error, not an empty history
+    (a URL names a server's database: it is opened, and an empty one has no history)."""
     path = db_path(args)
     if path != MEMORY and not is_postgres_url(path) and not Path(path).is_file():
         raise InputError(f"no chart history at {path}: run `chartbot import FILE…` first, or set CHARTBOT_DB")

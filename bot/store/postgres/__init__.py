@@ -17,7 +17,14 @@ from typing import Any
 from bot.store import redact
 from bot.store.catalog import TABLE_NAMES
 from bot.store.interfaces import StoreStatus
-from bot.store.postgres.connection import POOL_SIZE, STATEMENT_TIMEOUT, Pg, numbered, translate
+from bot.store.postgres.connection import (
+    LOCK_TIMEOUT,
+    POOL_SIZE,
+    STATEMENT_TIMEOUT,
+    Pg,
+    numbered,
+    translate,
+)
 from bot.store.postgres.guilds import PostgresDeliveryQueue, PostgresGuildConfig
 from bot.store.postgres.history import PostgresHistory
 from bot.store.postgres.queries import PostgresChartQueries
@@ -68,16 +75,22 @@ class PostgresStore:
         *,
         pool_size: int = POOL_SIZE,
         statement_timeout: float = STATEMENT_TIMEOUT,
+        lock_timeout: float = LOCK_TIMEOUT,
         command_timeout: float | None = None,
         cache_kib: int | None = None,
     ) -> PostgresStore:
         """Connect, then migrate. `pool_size`: connections at most; `statement_timeout`: seconds a
-        statement may run on the server (a history write's wait for another is not counted);
+        statement may run on the server; `lock_timeout`: seconds a write waits for a lock another holds
+        before it is StoreBusy (a history write waits for the one in flight however long it takes);
         `command_timeout`: seconds the driver waits for an answer (default: a little more than the
         statement timeout). `cache_kib` is SQLite's and means nothing here."""
         del cache_kib  # the server keeps its own cache
         pg = await Pg.connect(
-            url, pool_size=pool_size, statement_timeout=statement_timeout, command_timeout=command_timeout
+            url,
+            pool_size=pool_size,
+            statement_timeout=statement_timeout,
+            lock_timeout=lock_timeout,
+            command_timeout=command_timeout,
         )
         try:
             await migrate(pg)
