@@ -6,7 +6,10 @@ The detecting run goes through `chartbot replay`'s own loop (`bot.cli.replay_int
 history holds drives the cost, so the bench also replays the real U.S. daily file (Netflix's Top 10,
 710 days) and prints milestones per entry for both: the synthetic history is calibrated to it.
 
-    python bench/replay.py [--days 365]
+    python bench/replay.py [--days 365] [--db postgresql://user:password@host/dbname]
+
+Without `--db`, SQLite files in a temporary folder (the real file: in memory). With a PostgreSQL URL,
+each run gets a schema of its own in that database, dropped at the end (see bench/ingest.py).
 Target: ≥ 50,000 entries/s with detection, and detection costing ≤ 1.5× ingest alone.
 """
 
@@ -15,12 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from ingest import scratch
 from synthetic import history
 
 from bot.cli import periods_in_order, replay_into
@@ -32,7 +35,7 @@ from bot.store import open_store
 REAL_DAILY = Path(__file__).parent.parent / "tests" / "data" / "netflix_us_daily" / "netflix_daily_top_10.csv"
 
 
-async def ingest_alone(days: list[list[Snapshot]], path: Path) -> float:
+async def ingest_alone(days: list[list[Snapshot]], path: Path | str) -> float:
     async with await open_store(path) as store:
         start = time.perf_counter()
         for charts in periods_in_order(days):
@@ -58,15 +61,21 @@ def density(kinds: Counter[str], charts: int, entries: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--db", help="a PostgreSQL URL (a scratch schema per run); default: SQLite files")
     args = parser.parse_args()
     days = list(history(args.days))
     charts = sum(len(c) for c in days)
     entries = sum(len(s.entries) for charts in days for s in charts)
     print(f"history: {charts:,} charts, {entries:,} entries")
     kinds: Counter[str] = Counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        plain = asyncio.run(ingest_alone(days, Path(tmp) / "plain.sqlite3"))
-        detecting = asyncio.run(replay(days, Path(tmp) / "replay.sqlite3", kinds))
+    real_kinds: Counter[str] = Counter()
+    real = files.read_file(REAL_DAILY, None) if REAL_DAILY.is_file() else []
+    with scratch(args.db) as db:
+        print(f"engine: {db.where()}")
+        plain = asyncio.run(ingest_alone(days, db.target("plain")))
+        detecting = asyncio.run(replay(days, db.target("replay"), kinds))
+        if real:
+            asyncio.run(replay([real], db.target("real") if db.postgres else ":memory:", real_kinds))
     print(f"ingest alone:          {plain:6.2f} s  {entries / plain:>9,.0f} entries/s")
     print(
         f"ingest with detection: {detecting:6.2f} s  {entries / detecting:>9,.0f} entries/s  "
@@ -74,10 +83,7 @@ def main() -> None:
     )
     print(f"detection ratio: {detecting / plain:.2f}  (targets: ≥ 50,000 entries/s, ratio ≤ 1.5)")
     print(f"news in this history:  {density(kinds, charts, entries)}")
-    if REAL_DAILY.is_file():
-        real = files.read_file(REAL_DAILY, None)
-        real_kinds: Counter[str] = Counter()
-        asyncio.run(replay([real], ":memory:", real_kinds))
+    if real:
         real_entries = sum(len(s.entries) for s in real)
         print(f"news in the real file: {density(real_kinds, len(real), real_entries)}  ({REAL_DAILY.name})")
 

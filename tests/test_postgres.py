@@ -276,6 +276,22 @@ async def test_a_watch_waits_only_so_long_for_a_history_write(db_target: str) ->
         assert created and made.since_id == 0
 
 
+async def test_a_history_write_waits_for_the_one_in_flight_however_long(db_target: str) -> None:
+    """Longer than any lock or statement timeout: an import waits for another, it is never refused."""
+    quick = {"lock_timeout": 0.1, "statement_timeout": 0.1}
+    async with await open_store(db_target) as first, await open_store(db_target, **quick) as second:
+        async with first.history.write():
+            waiting = asyncio.create_task(ingest(second, [chart(date(2022, 1, 1), TEN)]))
+
+            async def second_waits() -> bool:
+                return await waiting_for_history(db_target) == 1
+
+            await until(second_waits, "the second history write waiting")
+            await asyncio.sleep(0.5)  # five times either timeout
+            assert not waiting.done()
+        assert (await waiting).added == 1
+
+
 async def test_planning_rounds_take_turns_across_processes(db_target: str, netflix_snapshots) -> None:
     async with await open_store(db_target) as one, await open_store(db_target) as other:
         await ingest(one, [s for s in netflix_snapshots if s.key.date < date(2022, 1, 30)], news=False)

@@ -81,7 +81,7 @@ MIGRATIONS: tuple[str, ...] = (
         longest_no1_end date,
         top10_run integer NOT NULL,
         PRIMARY KEY (title_id, series_id)               -- a title's standings: one range read
-    );
+    ) WITH (fillfactor = 70);                           -- rewritten every period: room for HOT updates
     -- one row per (service, category, period, date): how many country charts reported
     CREATE TABLE country_periods (
         service text COLLATE "C" NOT NULL,
