@@ -19,13 +19,21 @@ from discord.http import Route
 from fake_discord import (
     ATTACH_FILES,
     CALLBACK_DEFERRED_MESSAGE,
+    CALLBACK_DEFERRED_UPDATE,
     CALLBACK_MESSAGE,
+    CALLBACK_UPDATE_MESSAGE,
+    CONTEXT_BOT_DM,
+    CONTEXT_GUILD,
+    CONTEXT_PRIVATE_CHANNEL,
     DEFAULT_ROUTE_LIMITS,
     EMBED_LINKS,
+    INSTALL_USER,
     MANAGE_GUILD,
     READ_MESSAGE_HISTORY,
+    USER_APP_PERMISSIONS,
     FakeChannel,
     FakeDiscord,
+    FakeDiscordRefusal,
     FakeMember,
     FakeRole,
     ManualClock,
@@ -705,3 +713,282 @@ async def test_a_followup_after_the_original_was_deleted_is_a_new_message(
     reply = await rec.response()
     assert reply.content == "only you see this" and reply.ephemeral
     assert rec.original is not None and rec.original.deleted and not rec.followup_edited_original
+
+
+# --- components, presses and commands anywhere -------------------------------------------------------
+
+FOREIGN = (
+    810_000_000_000_000_500  # a server where a fan installed the app for themselves; the bot is not in it
+)
+FOREIGN_CHANNEL = 810_000_000_000_000_510
+CAROL = 810_000_000_000_003_000  # a member of FOREIGN only
+
+
+class Pager(discord.ui.View):
+    """Buttons answered in every way a page can be: an update, a deferred update, a private line."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=60)
+
+    @discord.ui.button(label="Next", custom_id="pager:next")
+    async def next_page(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        assert interaction.message is not None and interaction.message.interaction_metadata is not None
+        ran_by = interaction.message.interaction_metadata.user.id
+        await interaction.response.edit_message(content=f"page 2 for {interaction.user.id} (ran by {ran_by})")
+
+    @discord.ui.button(label="Slow", custom_id="pager:slow")
+    async def slow(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.defer()  # DEFERRED_UPDATE_MESSAGE for a press
+        await interaction.edit_original_response(content="page 3")
+
+    @discord.ui.button(label="Whisper", custom_id="pager:whisper")
+    async def whisper(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.send_message("only you", ephemeral=True)
+
+    @discord.ui.button(label="Off", custom_id="pager:off", disabled=True)
+    async def off(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.edit_message(content="pressed a disabled button")
+
+    @discord.ui.button(label="Done", custom_id="pager:done", row=1)
+    async def done(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.edit_message(view=None)
+
+
+class AnywhereBot(commands.Bot):
+    """Commands synced globally: one a user may install and run anywhere, one for servers only."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents(guilds=True),
+            guild_ready_timeout=0.05,
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+        )
+        self.release = asyncio.Event()
+
+    async def setup_hook(self) -> None:
+        @self.tree.command(description="Where am I?")
+        @app_commands.allowed_installs(guilds=True, users=True)
+        @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+        async def hello(interaction: discord.Interaction, private: bool = False) -> None:
+            cached = interaction.guild_id is not None and self.get_guild(interaction.guild_id) is not None
+            text = (
+                f"context {interaction.context.value if hasattr(interaction.context, 'value') else ''}"
+                f"guild={interaction.guild_id} cached={cached} user_install={interaction.is_user_integration()}"
+            )
+            await interaction.response.send_message(text, view=Pager(), ephemeral=private)
+
+        @self.tree.command(description="Servers that installed the bot only")
+        @app_commands.allowed_installs(guilds=True, users=False)
+        @app_commands.allowed_contexts(guilds=True)
+        async def admin(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("admin")
+
+        @self.tree.command(description="Answer when the test says so")
+        async def hold(interaction: discord.Interaction) -> None:
+            await asyncio.wait_for(self.release.wait(), 2)
+            await interaction.response.send_message("released")
+
+        await self.tree.sync()
+
+
+@pytest.fixture
+async def anywhere(fake: FakeDiscord) -> AsyncIterator[discord.Client]:
+    fake.add_guild(
+        FOREIGN,
+        "Someone else's server",
+        channels=[FOREIGN_CHANNEL],
+        members=[FakeMember(CAROL, "carol"), FakeMember(BOB, "bob")],
+        bot_member=False,
+    )
+    async with fake.run_bot(AnywhereBot()) as bot:
+        yield bot
+
+
+async def post_raw(fake: FakeDiscord, body: dict) -> tuple[int, dict]:
+    async with (
+        aiohttp.ClientSession(headers=AUTH) as session,
+        session.post(f"{fake.api_base}/channels/{CHANNEL}/messages", json=body) as resp,
+    ):
+        return resp.status, await resp.json()
+
+
+def row(*buttons: dict) -> dict:
+    return {"type": 1, "components": list(buttons)}
+
+
+def button(custom_id: str | None, label: str = "Next", **extra: object) -> dict:
+    data: dict = {"type": 2, "style": 1, "label": label, **extra}
+    if custom_id is not None:
+        data["custom_id"] = custom_id
+    return data
+
+
+@pytest.mark.parametrize(
+    ("components", "problem"),
+    [
+        ([row(button(f"b{i}")) for i in range(6)], "6 rows > 5"),
+        ([row(*(button(f"b{i}") for i in range(6)))], "6 items, must be 1 to 5"),
+        ([row()], "0 items"),
+        ([row(button("x" * 101))], "custom_id: must be 1 to 100"),
+        ([row(button(None))], "custom_id: must be 1 to 100"),
+        ([row(button("a", label="y" * 81))], "label: 81 characters > 80"),
+        ([row(button("a"), button("a"))], "COMPONENT_CUSTOM_ID_DUPLICATED"),
+        ([row(button("a")), row(button("a"))], "COMPONENT_CUSTOM_ID_DUPLICATED"),
+        ([button("a")], "must be an action row"),
+        ([row(button("a", style=5))], "a link button needs a url"),
+        ([row(button("a", label=""))], "needs a label or an emoji"),
+        ([row({"type": 3, "custom_id": "menu", "options": []}, button("a"))], "a select menu must be alone"),
+    ],
+)
+async def test_components_are_validated_like_discord(
+    fake: FakeDiscord, components: list, problem: str
+) -> None:
+    status, body = await post_raw(fake, {"content": "page", "components": components})
+    assert status == 400 and body["code"] == 50035
+    assert any(problem in p for p in body["errors"]["_errors"]), body
+    assert fake.sent_messages(CHANNEL) == []
+
+
+async def test_the_largest_valid_components_are_accepted(fake: FakeDiscord) -> None:
+    components = [row(*(button(f"{r}-{i}-" + "x" * 95, label="y" * 80) for i in range(5))) for r in range(5)]
+    status, body = await post_raw(fake, {"components": components})  # components alone are a message
+    assert status == 200 and len(body["components"]) == 5
+    (post,) = fake.sent_messages(CHANNEL)
+    assert len(post.buttons) == 25 and post.button("4-4-" + "x" * 95) is not None
+    assert post.button_labelled("y" * 80)["custom_id"] == "0-0-" + "x" * 95
+    with pytest.raises(AssertionError, match="no button 'Back'"):
+        post.button_labelled("Back")
+
+
+async def test_a_press_updates_the_message_it_was_on(fake: FakeDiscord, anywhere: discord.Client) -> None:
+    reply = await (await fake.slash(GUILD, CHANNEL, BOB, "hello")).response()
+    assert [b["label"] for b in reply.buttons] == ["Next", "Slow", "Whisper", "Off", "Done"]
+    assert len(reply.components) == 2 and reply.message is not None
+    page = reply.message
+    rec = await fake.press(page, "pager:next", ALICE)
+    pressed = await rec.response()
+    assert pressed.type == CALLBACK_UPDATE_MESSAGE and rec.message is page and pressed.message is page
+    assert page.content == f"page 2 for {ALICE} (ran by {BOB})" and page.edited
+    assert rec.type == 3 and rec.payload["data"] == {"custom_id": "pager:next", "component_type": 2}
+    assert rec.payload["message"]["id"] == str(page.id) and rec.edits == [rec.callback["data"]]
+    assert pressed.buttons == reply.buttons  # an update without components keeps them
+
+
+async def test_a_deferred_update_then_an_edit_of_the_original(
+    fake: FakeDiscord, anywhere: discord.Client
+) -> None:
+    reply = await (await fake.slash(GUILD, CHANNEL, BOB, "hello")).response()
+    rec = await fake.press(reply.message, "pager:slow", BOB)
+    pressed = await rec.response()
+    assert pressed.type == CALLBACK_DEFERRED_UPDATE and pressed.deferred
+    assert pressed.message is reply.message and pressed.content == "page 3"
+    assert len(rec.edits) == 1 and rec.followups == []
+    whisper = await (await fake.press(reply.message, "pager:whisper", BOB)).response()
+    assert whisper.type == CALLBACK_MESSAGE and whisper.ephemeral and whisper.content == "only you"
+    assert whisper.message is not reply.message and reply.message.content == "page 3"
+    done = await (await fake.press(reply.message, "pager:done", BOB)).response()
+    assert done.components == [] and reply.message.buttons == []
+
+
+async def test_presses_a_client_could_not_make_are_refused(
+    fake: FakeDiscord, anywhere: discord.Client
+) -> None:
+    reply = await (await fake.slash(GUILD, CHANNEL, BOB, "hello")).response()
+    with pytest.raises(FakeDiscordRefusal, match="'pager:nope' is not on"):
+        await fake.press(reply.message, "pager:nope", BOB)
+    with pytest.raises(FakeDiscordRefusal, match="'pager:off' is disabled"):
+        await fake.press(reply.message, "pager:off", BOB)
+    stale = await (await fake.press(reply.message, "pager:off", BOB, force=True)).response()
+    assert stale.content == "pressed a disabled button"  # a stale client: the bot must cope
+    private = await (await fake.slash(GUILD, CHANNEL, BOB, "hello", {"private": True})).response()
+    assert private.ephemeral
+    with pytest.raises(FakeDiscordRefusal, match="ephemeral"):
+        await fake.press(private.message, "pager:next", ALICE)
+    assert (await (await fake.press(private.message, "pager:next", BOB)).response()).ephemeral
+
+
+async def test_update_callbacks_answer_presses_only(fake: FakeDiscord, anywhere: AnywhereBot) -> None:
+    rec = await fake.slash(GUILD, CHANNEL, BOB, "hold")
+    for kind in (CALLBACK_UPDATE_MESSAGE, CALLBACK_DEFERRED_UPDATE):
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{fake.api_base}/interactions/{rec.id}/{rec.token}/callback",
+                json={"type": kind, "data": {"content": "x"}},
+            ) as resp,
+        ):
+            assert resp.status == 400 and (await resp.json())["code"] == 50035
+    assert rec.callbacks == []
+    anywhere.release.set()
+    assert (await rec.response()).content == "released"
+
+
+async def test_the_sync_payload_says_where_commands_run(fake: FakeDiscord, anywhere: discord.Client) -> None:
+    synced = {c["name"]: c for c in fake.synced_commands()}
+    assert synced["hello"]["integration_types"] == [0, 1] and synced["hello"]["contexts"] == [0, 1, 2]
+    assert synced["admin"]["integration_types"] == [0] and synced["admin"]["contexts"] == [0]
+
+
+async def test_a_user_install_runs_in_a_server_without_the_bot(
+    fake: FakeDiscord, anywhere: discord.Client
+) -> None:
+    assert anywhere.get_guild(FOREIGN) is None and [g.id for g in anywhere.guilds] == [GUILD]
+    rec = await fake.slash(FOREIGN, FOREIGN_CHANNEL, CAROL, "hello")
+    reply = await rec.response()
+    assert f"guild={FOREIGN} cached=False user_install=True" in reply.content
+    payload = rec.payload
+    assert payload["authorizing_integration_owners"] == {"1": str(CAROL)} and payload["context"] == 0
+    assert payload["member"]["user"]["id"] == str(CAROL) and "user" not in payload
+    assert int(payload["app_permissions"]) == USER_APP_PERMISSIONS
+    assert rec.install == INSTALL_USER and rec.context == CONTEXT_GUILD
+    pressed = await (await fake.press(reply.message, "pager:next", BOB)).response()  # another member
+    assert pressed.content == f"page 2 for {BOB} (ran by {CAROL})"
+    assert fake.interactions[-1].payload["authorizing_integration_owners"] == {"1": str(CAROL)}
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        for path in (
+            f"/channels/{FOREIGN_CHANNEL}",
+            f"/channels/{FOREIGN_CHANNEL}/messages",
+            f"/guilds/{FOREIGN}",
+        ):
+            async with session.get(fake.api_base + path) as resp:
+                assert resp.status == 403 and (await resp.json())["code"] == 50001, path
+    with pytest.raises(FakeDiscordRefusal, match="not in guild"):
+        await fake.slash(FOREIGN, FOREIGN_CHANNEL, CAROL, "hello", install="guild")
+    with pytest.raises(FakeDiscordRefusal, match="integration_types"):
+        await fake.slash(FOREIGN, FOREIGN_CHANNEL, CAROL, "admin")
+
+
+async def test_dms_and_group_dms(fake: FakeDiscord, anywhere: discord.Client) -> None:
+    dm = fake.add_dm(BOB)
+    rec = await fake.slash(None, dm.id, BOB, "hello")
+    reply = await rec.response()
+    assert "guild=None cached=False user_install=False" in reply.content
+    payload = rec.payload
+    assert "guild_id" not in payload and "member" not in payload and payload["user"]["id"] == str(BOB)
+    assert payload["channel"]["type"] == 1 and payload["context"] == CONTEXT_BOT_DM
+    assert payload["authorizing_integration_owners"] == {"0": "0"}  # the server install, answering in its DM
+    assert [u["id"] for u in payload["channel"]["recipients"]] == [str(BOB)]
+    mine = await fake.slash(None, dm.id, BOB, "hello", install="user")
+    assert mine.payload["authorizing_integration_owners"] == {"1": str(BOB)}
+    assert "user_install=True" in (await mine.response()).content
+    pressed = await (await fake.press(reply.message, "pager:next", BOB)).response()
+    assert pressed.content == f"page 2 for {BOB} (ran by {BOB})"
+    assert "guild_id" not in fake.interactions[-1].payload and fake.interactions[-1].context == CONTEXT_BOT_DM
+    group = fake.add_group_dm([BOB, CAROL], name="chart chat")
+    in_group = await fake.slash(None, group.id, CAROL, "hello")
+    assert in_group.context == CONTEXT_PRIVATE_CHANNEL and in_group.payload["channel"]["type"] == 3
+    assert in_group.payload["authorizing_integration_owners"] == {"1": str(CAROL)}
+    assert "user_install=True" in (await in_group.response()).content
+    with pytest.raises(FakeDiscordRefusal, match="group DM"):
+        await fake.slash(None, group.id, CAROL, "hello", install="guild")
+    with pytest.raises(FakeDiscordRefusal, match="not offered in context 1"):
+        await fake.slash(None, dm.id, BOB, "admin")
+    with pytest.raises(FakeDiscordRefusal, match="not in the private channel"):
+        await fake.slash(None, group.id, ALICE, "hello")
+    async with (
+        aiohttp.ClientSession(headers=AUTH) as session,
+        session.get(f"{fake.api_base}/channels/{group.id}") as resp,
+    ):
+        assert resp.status == 403
