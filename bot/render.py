@@ -550,8 +550,14 @@ def _chart_row(row: ChartRow, has_previous: bool) -> str:
     return f"`{row.rank:>2}.`{move} **{safe(row.title, 150)}**{season}{' · ' + extra if extra else ''}"
 
 
-def chart_embed(view: ChartView) -> discord.Embed:
-    """A Top 10 with movement since the previous period and the figures the source gives."""
+def page_text(page: int, pages: int) -> str:
+    """A page's place among its pages: "Page 2 of 7"."""
+    return f"Page {page:,} of {pages:,}"
+
+
+def chart_embed(view: ChartView, *, page: tuple[int, int] | None = None) -> discord.Embed:
+    """A Top 10 with movement since the previous period and the figures the source gives; `page`: the
+    period's place among the stored ones, when the chart is paged."""
     series = view.series
     embed = discord.Embed(
         title=chart_name(series.service, series.region, series.category, series.period), colour=COLOUR
@@ -564,6 +570,8 @@ def chart_embed(view: ChartView) -> discord.Embed:
         footer.append("no chart for the period before: no movement shown")
     if not view.complete:
         footer.append("incomplete chart")
+    if page is not None:
+        footer.append(page_text(*page))
     embed.set_footer(text=" · ".join(footer))
     return fit_embed(embed)
 
@@ -640,12 +648,23 @@ def milestone_lines(items: Iterable[Milestone | StoredMilestone]) -> list[str]:
     return lines
 
 
+NO_MILESTONES = "No milestones yet."
+
+
 def milestones_embed(
     items: Iterable[Milestone | StoredMilestone], *, title: str = "Latest milestones"
 ) -> discord.Embed:
-    lines = milestone_lines(items)
+    return milestone_page_embed(milestone_lines(items), title=title)
+
+
+def milestone_page_embed(
+    lines: Sequence[str], *, title: str, page: tuple[int, int] | None = None
+) -> discord.Embed:
+    """Lines of `milestone_lines` (one page of them, when `page` says which of how many)."""
     embed = discord.Embed(title=safe(title, EMBED_TITLE), colour=COLOUR)
-    embed.description = join_lines(lines, EMBED_DESCRIPTION) if lines else "No milestones yet."
+    embed.description = join_lines(lines, EMBED_DESCRIPTION) if lines else NO_MILESTONES
+    if page is not None:
+        embed.set_footer(text=page_text(*page))
     return fit_embed(embed)
 
 

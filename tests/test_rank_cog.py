@@ -17,6 +17,7 @@ from bot.store import ChartQueries, DatabaseUnavailable, SchemaError, Store, Sto
 from bot.titles import TitleIndex
 from bot.views import RankHistory, Series
 from cogs.rank import (
+    MILESTONES_READ,
     Rank,
     not_found_message,
     parse_category,
@@ -163,8 +164,9 @@ def make_interaction() -> MagicMock:
     interaction.followup = create_autospec(discord.Webhook, instance=True)
     done = {"value": False, "type": None}
 
-    async def answer(*args: object, **kwargs: object) -> None:
+    async def answer(*args: object, **kwargs: object) -> MagicMock:
         done["value"] = True
+        return MagicMock(message_id=1)  # the callback's answer names the message it made
 
     async def defer(*args: object, **kwargs: object) -> None:
         done["value"] = True
@@ -263,9 +265,9 @@ async def test_milestones_for_a_title(cog: Rank, store: MagicMock, chart_store: 
     interaction = make_interaction()
     await Rank.milestones.callback(cog, interaction, "all of us")
     store.charts.milestones.assert_awaited_once_with(
-        title_key="all of us are dead", newest_first=True, limit=300
+        title_key="all of us are dead", newest_first=True, limit=MILESTONES_READ
     )
-    embed = interaction.response.send_message.await_args.kwargs["embed"]
+    (embed,) = interaction.response.send_message.await_args.kwargs["embeds"]
     assert embed.title == "Milestones · All of Us Are Dead"
 
 
