@@ -12,9 +12,10 @@
   `UPDATE_MESSAGE`, or a deferred update and an edit when the store is slow), and the expired ones.
 
 discord.py dispatches a dynamic item without asking its view: the owner check runs in the item's
-`interaction_check` (the same rule as `PagesView.interaction_check`). And when a view holding dynamic
-items times out, discord.py forgets their classes (`ViewStore.remove_view`): `Pages` registers them
-again at once, or no page would answer any more.
+`interaction_check` (the same rule as `PagesView.interaction_check`). When a view that holds dynamic
+items stops, discord.py may forget their classes with it (`ViewStore.remove_view` does, for a view
+stored beside others under the same message key): `Pages` registers them again whenever a view stops,
+so that every other page keeps answering.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ class Pages:
 
     def retire(self, view: PagesView) -> None:
         """A view timed out: forget it, remember its message as expired, and register the button classes
-        again (discord.py dropped them with the view)."""
+        again (see the module's docstring)."""
         if view.message_id is not None:
             self.live.pop(view.message_id, None)
             self.expired.append(view.message_id)
@@ -250,8 +251,8 @@ class Pages:
     def _drop(self, view: PagesView) -> None:
         if view.message_id is not None:
             self.live.pop(view.message_id, None)
-        view.stop()  # discord.py forgets the view's button classes with it
-        self.register()
+        view.stop()
+        self.register()  # in case discord.py forgot the classes with the view
 
     async def _within(self, interaction: discord.Interaction, work: Awaitable[T]) -> T:
         """Await `work`; past the budget, acknowledge the press first (Discord waits 3 s at most) with a

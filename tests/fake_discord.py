@@ -945,6 +945,17 @@ MAX_CUSTOM_ID = 100
 MAX_BUTTON_LABEL = 80
 
 
+def _embed_size(embed: Json) -> int:
+    """The characters Discord counts towards 6000 per message: title, description, fields, footer, author."""
+    fields = embed.get("fields") or []
+    return (
+        sum(len(embed.get(k) or "") for k in ("title", "description"))
+        + len((embed.get("footer") or {}).get("text") or "")
+        + len((embed.get("author") or {}).get("name") or "")
+        + sum(len(f.get("name") or "") + len(f.get("value") or "") for f in fields)
+    )
+
+
 def buttons_of(components: Iterable[Json]) -> list[Json]:
     """Every button in these action rows, in reading order."""
     return [
@@ -1942,8 +1953,9 @@ class FakeDiscord:
 
         Like a Discord client, it refuses (:class:`FakeDiscordRefusal`) a button the message does not show
         or shows disabled, and an ephemeral message pressed by someone it was not shown to; ``force=True``
-        presses anyway, as a client showing an older version of the message would. The press happens where
-        the message is, authorized by the installation that sent the message.
+        presses anyway, as a client showing an older version of the message would (discord.py itself
+        ignores a press whose button the message no longer carries). The press happens where the message
+        is, authorized by the installation that sent the message.
         """
         msg = message if isinstance(message, SentMessage) else self.messages[message]
         button = msg.button(custom_id)
@@ -2632,6 +2644,9 @@ class FakeDiscord:
             total += sum(len(f.get("name") or "") + len(f.get("value") or "") for f in fields)
             if total > 6000:
                 problems.append(f"embeds.{i}: {total} characters > 6000")
+        every_embed = sum(_embed_size(embed) for embed in embeds)
+        if len(embeds) > 1 and every_embed > 6000:
+            problems.append(f"embeds: {every_embed} characters in all > 6000")
         if body.get("components") is not None:
             problems += component_problems(body["components"])
         if problems:

@@ -992,3 +992,11 @@ async def test_dms_and_group_dms(fake: FakeDiscord, anywhere: discord.Client) ->
         session.get(f"{fake.api_base}/channels/{group.id}") as resp,
     ):
         assert resp.status == 403
+
+
+async def test_six_thousand_characters_count_across_every_embed(fake: FakeDiscord) -> None:
+    half = {"title": "Top 10", "description": "x" * 3100}
+    status, body = await post_raw(fake, {"embeds": [half, half]})
+    assert status == 400 and any("in all > 6000" in p for p in body["errors"]["_errors"])
+    status, _ = await post_raw(fake, {"embeds": [half, {"description": "x" * 2800}]})
+    assert status == 200
