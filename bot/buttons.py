@@ -200,15 +200,10 @@ class Pages:
         message = page.message()
         if view is not None:
             message["view"] = view
-        if interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
-            sent: Any = await interaction.edit_original_response(**message)
-            message_id = sent.id
-        elif interaction.response.is_done():
-            sent = await interaction.followup.send(wait=True, ephemeral=ephemeral, **message)
-            message_id = sent.id
+        if interaction.response.is_done():  # deferred: the "thinking…" message becomes the page
+            message_id = (await interaction.edit_original_response(**message)).id
         else:
-            response = await interaction.response.send_message(ephemeral=ephemeral, **message)
-            message_id = response.message_id
+            message_id = (await interaction.response.send_message(ephemeral=ephemeral, **message)).message_id
         if view is not None and message_id is not None:
             view.message_id = message_id
             self.live[message_id] = view

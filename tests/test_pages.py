@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
+from unittest.mock import AsyncMock, MagicMock, create_autospec
 
 import discord
 import pytest
+from discord.ext import commands
 from test_render import assert_within_limits
 
+from bot.buttons import Pages, PagesView
 from bot.model import WORLD, InputError
 from bot.pages import (
     KIND,
@@ -279,3 +282,36 @@ def test_a_page_of_milestones_escapes_its_title_and_stays_within_limits() -> Non
     empty = milestone_page_embed([], title="Latest milestones")
     assert empty.description == "No milestones yet." and empty.footer.text is None
     assert isinstance(empty, discord.Embed)
+
+
+# --- the Discord side, without Discord ----------------------------------------------------------------------
+
+
+def pressing(user_id: int) -> MagicMock:
+    interaction = create_autospec(discord.Interaction, instance=True)
+    interaction.user = MagicMock(id=user_id)
+    interaction.response = create_autospec(discord.InteractionResponse, instance=True)
+    return interaction
+
+
+async def test_the_view_lets_only_the_owner_press() -> None:
+    """discord.py asks a dynamic item, not its view (the e2e tests prove the item's check): the view's
+    own check is the same rule, for a view dispatched the ordinary way."""
+    pages = Pages(MagicMock(spec=commands.Bot), (), AsyncMock())
+    view = PagesView(pages, FAN, TOP, pressing(FAN))
+    assert await view.interaction_check(pressing(FAN)) is True
+    other = pressing(FAN + 1)
+    assert await view.interaction_check(other) is False
+    other.response.send_message.assert_awaited_once_with(not_yours(FAN, TOP), ephemeral=True)
+    assert view.timeout == 600.0  # ten minutes without a press
+
+
+async def test_a_failed_press_goes_to_the_bots_error_answer(caplog: pytest.LogCaptureFixture) -> None:
+    handled = MagicMock(spec=commands.Bot)
+    handled.on_app_command_error = AsyncMock()
+    interaction, error = pressing(FAN), RuntimeError("boom")
+    await Pages(handled, (), AsyncMock())._failed(interaction, error)
+    handled.on_app_command_error.assert_awaited_once_with(interaction, error)
+    plain = MagicMock(spec=commands.Bot)  # a bot without chartbot's error answer: the log says it
+    await Pages(plain, (), AsyncMock())._failed(interaction, error)
+    assert "a page press failed" in caplog.text

@@ -394,6 +394,17 @@ async def test_a_slow_store_defers_the_press_then_edits(
     ] == ["@original"]
 
 
+async def test_a_deferred_first_page_has_working_buttons(fake: FakeDiscord, bot: ChartBot) -> None:
+    bot.defer_after = 0.0  # every command that may be slow defers: the page is an edit of "thinking…"
+    rec = await fake.slash(GUILD, CHANNEL, FAN, "top", {"region": "us"})
+    reply = await rec.response(timeout=5)
+    page = reply.message
+    assert reply.deferred and page is rec.original and page is not None and page.buttons
+    assert page.id in bot.get_cog("Rank").pages.live  # type: ignore[union-attr]
+    await press(fake, page, PREVIOUS_LABEL)
+    assert footer(page).endswith("Page 14 of 15")
+
+
 # --- /milestones ---------------------------------------------------------------------------------------------
 
 
