@@ -76,7 +76,8 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button], template=r"cb:[a-z]:
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> PageButton:
         button = item if isinstance(item, discord.ui.Button) else None
-        return cls(match.string, label=button.label or "" if button else "", row=None)
+        label = (button.label or "") if button is not None else ""
+        return cls(match.string, label=label)
 
     def pages(self, interaction: discord.Interaction) -> Pages | None:
         cog = (
