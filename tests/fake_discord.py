@@ -27,7 +27,8 @@ restored when the context manager exits.
 
 What the fake records (all public attributes): ``requests`` (every REST call, with status),
 ``unhandled`` (REST calls it has no route for), ``interactions`` (one :class:`InteractionRecord` per
-push), ``messages`` (every message the bot created, by id), ``sync_calls`` (every bulk command sync),
+push: a command, an autocomplete or a press, with its ``context``, ``install`` and, for a press, the
+``message`` and the ``edits`` made to it), ``private_channels`` and ``users`` (DMs and their people), ``messages`` (every message the bot created, by id), ``sync_calls`` (every bulk command sync),
 ``identify_payloads`` (every IDENTIFY, e.g. to check intents), ``gateway_connects``, ``resumes``,
 ``global_rate_limited`` / ``route_rate_limited`` (429s answered), ``invalid_requests`` (401/403/429 in
 the last 10 minutes) and ``peak_invalid_requests()``, ``cloudflare_answers``, ``outage_answers``.
