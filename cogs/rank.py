@@ -18,6 +18,7 @@ from discord import app_commands
 from discord.app_commands import Choice
 from discord.ext import commands
 
+from bot.charts import top_charts
 from bot.client import ChartBot, collect_garbage
 from bot.model import CATEGORIES, WORLD, InputError, parse_date
 from bot.regions import REGIONS, region_name, region_phrase, resolve_region
@@ -25,7 +26,6 @@ from bot.render import (
     MAJOR_MARKETS,
     category_word,
     chart_embed,
-    chart_name,
     clean_user_text,
     clip,
     date_text,
@@ -36,7 +36,7 @@ from bot.render import (
     standing_embed,
 )
 from bot.titles import TitleIndex, TitleNotFound
-from bot.views import RankHistory, Series, TitleReport
+from bot.views import RankHistory, TitleReport
 
 T = TypeVar("T")
 
@@ -141,39 +141,6 @@ def select_report(report: TitleReport, region: str | None, category: str | None)
     countries = report.countries if region in (None, WORLD) else []
     countries = [c for c in countries if wanted_category(c.category)]
     return replace(report, standings=standings, countries=countries)
-
-
-def pick_series(
-    available: Sequence[Series], *, region: str, category: str | None, service: str | None
-) -> list[Series]:
-    """The chart(s) for /top: the service asked (else Netflix), the category (TV at the world level
-    means both TV global lists), the freshest period."""
-    place = "worldwide" if region == WORLD else f"in {region_phrase(region)}"
-    if service is not None:
-        available = [s for s in available if s.service == service]
-        if not available:
-            raise InputError(f"No {service_name(service)} chart {place} is stored.")
-    elif available:
-        services = {s.service for s in available}
-        chosen = "netflix" if "netflix" in services else sorted(services)[0]
-        available = [s for s in available if s.service == chosen]
-    if not available:
-        raise InputError(f"No chart {place} is stored yet.")
-    wanted = category or "tv"
-    matches = [s for s in available if s.category == wanted]
-    if not matches:
-        matches = [s for s in available if s.category.startswith(wanted + "-")]
-    if not matches and category is None:
-        first = min(available, key=lambda s: _CATEGORY_ORDER.get(s.category, 99))
-        matches = [s for s in available if s.category == first.category]
-    if not matches:
-        have = sorted({s.category for s in available}, key=lambda c: _CATEGORY_ORDER.get(c, 99))
-        words = ", ".join(category_word(c) or c for c in have)
-        raise InputError(f"No {category_word(wanted) or wanted} chart {place}; available: {words}.")
-    by_category: dict[str, Series] = {}
-    for s in sorted(matches, key=lambda s: (s.latest_date, s.period == "day")):
-        by_category[s.category] = s  # the freshest period wins
-    return sorted(by_category.values(), key=lambda s: _CATEGORY_ORDER.get(s.category, 99))
 
 
 def history_label(h: RankHistory) -> str:
@@ -295,23 +262,15 @@ class Rank(commands.Cog):
         service: str | None = None,
         on: str | None = None,
     ) -> None:
-        region_code = parse_region(region) or WORLD
+        region_code = parse_region(region)
         category_name, service_slug, day = parse_category(category), parse_service(service), parse_day(on)
 
         async def work() -> list[discord.Embed]:
             store = await self.bot.get_store()
-            available = await store.charts.find_series(service=service_slug, region=region_code)
-            chosen = pick_series(available, region=region_code, category=category_name, service=service_slug)
-            embeds = []
-            for series in chosen:
-                view = await store.charts.chart_view(series, day)
-                if view is not None:
-                    embeds.append(chart_embed(view))
-            if not embeds:
-                name = chart_name(chosen[0].service, region_code, chosen[0].category, chosen[0].period)
-                when = date_text(day) if day else "the latest period"
-                raise InputError(f"No {name} chart for {when}.")
-            return embeds
+            views = await top_charts(
+                store.charts, region=region_code, category=category_name, service=service_slug, on=day
+            )
+            return [chart_embed(view) for view in views]
 
         embeds = await within(interaction, work(), self.bot.defer_after)
         await reply(interaction, embeds=embeds)

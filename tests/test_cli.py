@@ -209,7 +209,7 @@ def test_bad_files_exit_2_with_the_line_and_store_nothing(name, tmp_path, capsys
         (["rank", "all of us are dead", "--region", "Atlantis"], "Atlantis"),
         (
             ["top", "--region", "kr", "--category", "tv-english"],
-            "no tv-english chart for kr; it has: movies, tv",
+            "No TV (English) chart in 🇰🇷 South Korea; available: TV, film.",
         ),
     ],
 )

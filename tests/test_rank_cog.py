@@ -11,6 +11,7 @@ import discord
 import pytest
 from discord import app_commands
 
+from bot.charts import pick_series
 from bot.client import DB_UNAVAILABLE, UNEXPECTED, ChartBot, explain, send_error
 from bot.model import WORLD, InputError, title_key
 from bot.store import ChartQueries, DatabaseUnavailable, SchemaError, Store, StoreBusy
@@ -23,7 +24,6 @@ from cogs.rank import (
     parse_day,
     parse_region,
     parse_service,
-    pick_series,
     region_choices,
     resolve_title,
     select_report,

@@ -165,6 +165,10 @@ class HistoryWrite(Protocol):
 
     async def chart_ranks(self, series: SeriesKey, day: date) -> dict[str, int]: ...
 
+    async def chart_before(self, series: SeriesKey, before: date) -> Snapshot | None:
+        """The last chart stored before a date, whole (entries and figures), or None."""
+        ...
+
     async def add_charts(self, charts: Sequence[tuple[Snapshot, str]]) -> None:
         """New charts with their entries (snapshot, digest)."""
         ...

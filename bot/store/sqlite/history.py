@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.model import PERIODS, WORLD, Milestone, Snapshot
+from bot.model import PERIODS, WORLD, ChartKey, Entry, Milestone, Snapshot
 from bot.stats import TitleStats
 from bot.store.interfaces import CountryInputs, GroupKey, RunRecord, SeriesState, SeriesUpdate
 from bot.store.sqlite.connection import VARIABLES, Db, chunks, placeholders, rows_placeholders
@@ -43,8 +43,8 @@ UPSERT_STATS = (
     + ", ".join(f"{name} = excluded.{name}" for name in STATS_FIELD_NAMES)
 )
 INSERT_ENTRY = (
-    "INSERT INTO entries (chart_id, rank, title_id, season, points, hours, views, runtime, weeks_reported) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO entries (chart_id, rank, title_id, season, points, hours, views, runtime, weeks_reported, "
+    "window_days) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_OUTBOX = (
     "INSERT INTO outbox (title_id, series_id, date, kind, detail, scope, source, value, previous, context, "
@@ -343,6 +343,23 @@ class SqliteHistoryWrite:
         )
         keys = await self._keys_of(t for t, _ in rows)
         return {keys[t]: r for t, r in rows}
+
+    async def chart_before(self, series: SeriesKey, before: date) -> Snapshot | None:
+        row = await self.db.fetchone(
+            "SELECT id, date, source FROM charts WHERE series_id = ? AND date < ? ORDER BY date DESC LIMIT 1",
+            (await self._series_id(series), iso(before)),
+        )
+        if row is None:
+            return None
+        chart_id, day, source = row
+        rows = await self.db.fetch(
+            "SELECT e.rank, t.title, t.title_key, e.season, e.points, e.hours, e.views, e.runtime, "
+            "e.weeks_reported, e.window_days FROM entries e JOIN titles t ON t.id = e.title_id "
+            "WHERE e.chart_id = ? ORDER BY e.rank",
+            (chart_id,),
+        )
+        key = ChartKey(source, *series, date.fromisoformat(day))
+        return Snapshot(key, tuple(Entry(*r) for r in rows))
 
     async def add_charts(self, charts: Sequence[tuple[Snapshot, str]]) -> None:
         series_ids = await self._series_ids(s.key.series for s, _ in charts)  # type: ignore[misc]
@@ -661,6 +678,7 @@ def _entry_rows(chart_id: int, snapshot: Snapshot, title_ids: Mapping[str, int])
             e.views,
             e.runtime,
             e.weeks_reported,
+            e.window_days,
         )
         for e in snapshot.entries
     ]

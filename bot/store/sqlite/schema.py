@@ -326,6 +326,11 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE watches;
     ALTER TABLE watches_v5 RENAME TO watches;
     """,
+    # 6: Netflix's all-time lists count their figures over a window (the first 28 or 91 days): kept per
+    # entry, so a stored version can be told from a re-based one.
+    """
+    ALTER TABLE entries ADD COLUMN window_days INTEGER;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
