@@ -27,7 +27,7 @@ def periods(count: int, period: str) -> str:
 def period_label(period: str, day: date) -> str:
     if period == ALL_TIME:
         return f"as of {day:%b %-d, %Y}"
-    return f"week of {day:%b %-d, %Y}" if period == "week" else f"{day:%b %-d, %Y}"
+    return f"week of {day:%b %-d, %Y}" if period == "week" else f"day of {day:%b %-d, %Y}"
 
 
 def width(text: str) -> int:

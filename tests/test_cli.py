@@ -153,7 +153,7 @@ def test_replay_us_daily_json(capsys):
         "key",
         "text",
     }
-    assert lost["text"].startswith("All of Us Are Dead slipped to No. 2 in the 🇺🇸 U.S. after 1 day at No. 1;")
+    assert lost["text"].startswith("All of Us Are Dead slipped to No. 2 on the 🇺🇸 U.S. daily Top 10 after 1 day at No. 1;")
 
 
 def test_milestones_recorded_in_the_database(tmp_path, capsys):
@@ -170,7 +170,7 @@ def test_demo_runs_offline(capsys):
     code, out, _ = run(capsys, "demo")
     assert code == 0
     assert "All of Us Are Dead is No. 1 in 63 countries this week (of 94 reporting) — up from 29" in out
-    assert "All of Us Are Dead slipped to No. 2 in the 🇺🇸 U.S." in out
+    assert "All of Us Are Dead slipped to No. 2 on the 🇺🇸 U.S. daily Top 10" in out
 
 
 BAD_FILES = {
