@@ -153,7 +153,9 @@ def test_replay_us_daily_json(capsys):
         "key",
         "text",
     }
-    assert lost["text"].startswith("All of Us Are Dead slipped to No. 2 on the 🇺🇸 U.S. daily Top 10 after 1 day at No. 1;")
+    assert lost["text"].startswith(
+        "All of Us Are Dead slipped to No. 2 on the 🇺🇸 U.S. daily Top 10 after 1 day at No. 1;"
+    )
 
 
 def test_milestones_recorded_in_the_database(tmp_path, capsys):
