@@ -89,10 +89,11 @@ class Ingester:
             return await batch.detect_countries((service, category, period), day, source)
 
     @asynccontextmanager
-    async def batch(self) -> AsyncIterator[Batch]:
-        """One history transaction for several steps (charts, aggregates, validators): all or nothing."""
+    async def batch(self, read: int | None = None) -> AsyncIterator[Batch]:
+        """One history transaction for several steps (charts, aggregates, validators): all or nothing.
+        `read`: the read whose data it stores (`SourceBook.begin_read`; None: a read begun now)."""
         try:
-            async with self.store.history.write() as tx:
+            async with self.store.history.write(read) as tx:
                 yield Batch(tx, self._memos)
         except BaseException:
             self._memos.clear()  # they may hold the state of what was just rolled back

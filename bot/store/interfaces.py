@@ -232,8 +232,11 @@ class HistoryWrite(Protocol):
 
 
 class ChartHistory(Protocol):
-    def write(self) -> AbstractAsyncContextManager[HistoryWrite]:
-        """A history transaction; waits while another one (in any process) is in flight."""
+    def write(self, read: int | None = None) -> AbstractAsyncContextManager[HistoryWrite]:
+        """A history transaction; waits while another one (in any process) is in flight.
+
+        `read`: the read (`SourceBook.begin_read`) whose data this writes; its milestones carry it, so a
+        watch made while that read was in flight never gets them. None: a read begun now."""
         ...
 
 
@@ -285,6 +288,11 @@ class ChartQueries(Protocol):
 
 
 class SourceBook(Protocol):
+    async def begin_read(self, source: str) -> int:
+        """A read of a source begins (a poll cycle, an import): its number, in the order reads began.
+        What it stores is news only to watches made before it began."""
+        ...
+
     async def health(self, source: str | None = None) -> list[HealthRow]: ...
 
     async def record_reads(self, source: str, outcomes: Iterable[ReadOutcome], at: datetime) -> None: ...

@@ -48,7 +48,7 @@ INSERT_ENTRY = (
 )
 INSERT_OUTBOX = (
     "INSERT INTO outbox (title_id, series_id, date, kind, detail, scope, source, value, previous, context, "
-    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "created_at, read_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (title_id, series_id, date, kind, detail) DO NOTHING"
 )
 
@@ -133,10 +133,12 @@ class SqliteHistory:
         self.ids = Identities()
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[SqliteHistoryWrite]:
+    async def write(self, read: int | None = None) -> AsyncIterator[SqliteHistoryWrite]:
         try:
             async with self.db.transaction():
-                yield SqliteHistoryWrite(self.db, self.ids)
+                if read is None:
+                    read = await begin_read(self.db, "file")
+                yield SqliteHistoryWrite(self.db, self.ids, read)
         except BaseException:
             self.ids.forget()  # ids given out in the rolled-back transaction no longer exist
             raise
@@ -145,9 +147,10 @@ class SqliteHistory:
 class SqliteHistoryWrite:
     """`HistoryWrite` in SQLite."""
 
-    def __init__(self, db: Db, ids: Identities) -> None:
+    def __init__(self, db: Db, ids: Identities, read: int) -> None:
         self.db = db
         self.ids = ids
+        self.read = read
         self.now = datetime.now(UTC).isoformat(timespec="seconds")
 
     # --- titles -----------------------------------------------------------------------------------
@@ -581,6 +584,7 @@ class SqliteHistoryWrite:
                 m.previous,
                 context_json(m.context),
                 now,
+                self.read,
             )
             for m in found
         ]
@@ -612,7 +616,7 @@ class SqliteHistoryWrite:
                     "UPDATE outbox SET value = ?, previous = ?, context = ?, status = ?, "
                     "revision = revision + 1, updated_at = ? WHERE id = ?",
                     (row[7], row[8], row[9], status, self.now, outbox_id),
-                )
+                )  # its read stays: a watch that missed the news does not get its correction
                 written.append(milestone)
         return written
 
@@ -654,6 +658,16 @@ class SqliteHistoryWrite:
 
     async def save_validators(self, url: str, etag: str | None, last_modified: str | None) -> None:
         await save_validators(self.db, url, etag, last_modified)
+
+
+async def begin_read(db: Db, source: str) -> int:
+    """A new read's number (AUTOINCREMENT: never reused, even after a rollback of the newest)."""
+    row = await db.fetchone(
+        "INSERT INTO reads (source, started_at) VALUES (?, ?) RETURNING id",
+        (source, datetime.now(UTC).isoformat(timespec="seconds")),
+    )
+    assert row is not None
+    return int(row[0])
 
 
 async def save_validators(db: Db, url: str, etag: str | None, last_modified: str | None) -> None:
