@@ -88,7 +88,12 @@ class Settings:
             ),
             announce_workers=read.whole("CHARTBOT_ANNOUNCE_WORKERS", cls.announce_workers, low=1),
             announce_hold=read.number(
-                "CHARTBOT_ANNOUNCE_HOLD", cls.announce_hold, low=0.0, high=3600.0, unit="seconds", what="0 to 3600"
+                "CHARTBOT_ANNOUNCE_HOLD",
+                cls.announce_hold,
+                low=0.0,
+                high=3600.0,
+                unit="seconds",
+                what="0 to 3600",
             ),
             max_download_mb=read.number(
                 "CHARTBOT_MAX_DOWNLOAD_MB",

@@ -502,28 +502,35 @@ class SqliteHistoryWrite:
             f"count(DISTINCT e.chart_id) FROM entries e WHERE e.chart_id IN ({charts}) GROUP BY e.title_id",
             (*group, day, day, *group, WORLD),
         )
-        reporting = await db.scalar(f"SELECT count(*) FROM ({charts})", (day, *group, WORLD))
         await db.execute(
             "INSERT OR REPLACE INTO country_periods (service, category, period, date, reporting) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (*group, day, reporting),
+            f"SELECT ?, ?, ?, ?, count(*) FROM ({charts})",
+            (*group, day, day, *group, WORLD),
         )
 
     async def country_inputs(self, group: GroupKey, day: date, floor: int) -> CountryInputs:
         db = self.db
         where = "service = ? AND category = ? AND period = ?"
-        newest = await db.scalar(f"SELECT max(date) FROM country_periods WHERE {where}", group)
         previous_day = iso(day - PERIODS[group[2]])
-        reporting = await db.scalar(
-            f"SELECT reporting FROM country_periods WHERE {where} AND date = ?", (*group, iso(day))
+        # one look at the group's periods: the newest, and how many reported at P and P-1
+        rows = await db.fetch(
+            f"SELECT date, reporting, (SELECT max(date) FROM country_periods WHERE {where}) "
+            f"FROM country_periods WHERE {where} AND date IN (?, ?) "
+            f"UNION ALL SELECT NULL, NULL, (SELECT max(date) FROM country_periods WHERE {where})",
+            (*group, *group, iso(day), previous_day, *group),
         )
-        previous_reporting = await db.scalar(
-            f"SELECT reporting FROM country_periods WHERE {where} AND date = ?", (*group, previous_day)
-        )
+        newest = rows[-1][2]
+        reported = {when: count for when, count, _ in rows[:-1]}
+        reporting, previous_reporting = reported.get(iso(day)), reported.get(previous_day)
         if newest != iso(day) or reporting is None or previous_reporting is None:
             return CountryInputs(day_of(newest), reporting, previous_reporting, {}, {}, {}, None, {})
-        counts = await self._counts(group, iso(day))  # type: ignore[arg-type]
-        previous = await self._counts(group, previous_day)  # type: ignore[arg-type]
+        counts: dict[int, tuple[int, int]] = {}
+        previous: dict[int, tuple[int, int]] = {}
+        for when, title_id, no1, top10 in await db.fetch(
+            f"SELECT date, title_id, no1, top10 FROM country_counts WHERE {where} AND date IN (?, ?)",
+            (*group, iso(day), previous_day),
+        ):
+            (counts if when == iso(day) else previous)[title_id] = (no1, top10)
         best_before: dict[int, int] = {}
         # only a title at No. 1 in enough countries can be news, so only those need their best so far
         ids = [t for t, (no1, _) in counts.items() if no1 >= floor]
@@ -556,14 +563,6 @@ class SqliteHistoryWrite:
             record=record,
             titles=names,
         )
-
-    async def _counts(self, group: GroupKey, day: str) -> dict[int, tuple[int, int]]:
-        rows = await self.db.fetch(
-            "SELECT title_id, no1, top10 FROM country_counts "
-            "WHERE service = ? AND category = ? AND period = ? AND date = ?",
-            (*group, day),
-        )
-        return {title_id: (no1, top10) for title_id, no1, top10 in rows}
 
     # --- the outbox -------------------------------------------------------------------------------
 
@@ -602,22 +601,25 @@ class SqliteHistoryWrite:
                 return list(found)
             # some were stored already after all: the careful way tells new from changed from the same
         stored = await self._stored_news(rows)
-        written = []
+        written, new, revised = [], [], []
         for milestone, row in zip(found, rows, strict=True):
             old = stored.get(row[:5])
             if old is None:
-                await self.db.execute(INSERT_OUTBOX, row)
+                new.append(row)
                 written.append(milestone)
                 continue
             outbox_id, value, previous, context, status = old
             if (value, previous, context) != (row[7], row[8], row[9]) or status == "retracted":
                 status = "pending" if status in ("pending", "retracted") else status
-                await self.db.execute(
-                    "UPDATE outbox SET value = ?, previous = ?, context = ?, status = ?, "
-                    "revision = revision + 1, updated_at = ? WHERE id = ?",
-                    (row[7], row[8], row[9], status, self.now, outbox_id),
-                )  # its read stays: a watch that missed the news does not get its correction
+                revised.append((row[7], row[8], row[9], status, self.now, outbox_id))
                 written.append(milestone)
+        await self.db.executemany(INSERT_OUTBOX, new)
+        # a revised milestone keeps its read: a watch that missed the news does not get its correction
+        await self.db.executemany(
+            "UPDATE outbox SET value = ?, previous = ?, context = ?, status = ?, revision = revision + 1, "
+            "updated_at = ? WHERE id = ?",
+            revised,
+        )
         return written
 
     async def _stored_news(self, rows: Sequence[tuple]) -> dict[tuple, tuple]:
