@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from bot import terminal
+from bot.charts import top_charts
 from bot.ingest import Ingester
 from bot.milestones import KINDS
-from bot.model import CATEGORIES, PERIODS, WORLD, InputError, Milestone, Snapshot, parse_date, title_key
+from bot.model import CATEGORIES, PERIOD_NAMES, WORLD, InputError, Milestone, Snapshot, parse_date, title_key
 from bot.regions import resolve_region
 from bot.settings import Settings, load_dotenv
 from bot.sources import files
 from bot.store import MEMORY, SchemaError, Store, StoreError, is_postgres_url, open_store
 from bot.titles import TitleIndex
-from bot.views import Series
 
 EXIT_USAGE = 2
 Command = Callable[[argparse.Namespace, TextIO], Awaitable[int]]
@@ -113,7 +113,9 @@ def chart_filters(p: argparse.ArgumentParser, *, service: bool) -> None:
     p.add_argument("--category", choices=CATEGORIES)
     if service:
         p.add_argument("--service", help="netflix (default), disney, hbo-max, …")
-        p.add_argument("--period", choices=PERIODS)
+        p.add_argument(
+            "--period", choices=PERIOD_NAMES, help="day, week, or all-time (Netflix's most-watched lists)"
+        )
     p.add_argument(
         "--date", type=date_argument, metavar="YYYY-MM-DD", help="as of this date (default: latest)"
     )
@@ -275,46 +277,22 @@ async def rank(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def pick_series(candidates: list[Series], args: argparse.Namespace) -> Series:
-    """The chart `top` means when the user left parts out: prefer overall, then TV; daily over weekly."""
-    if not candidates:
-        asked = ", ".join(
-            f"{name} {value}"
-            for name, value in (
-                ("service", args.service),
-                ("region", args.region),
-                ("category", args.category),
-                ("period", args.period),
-            )
-            if value
-        )
-        raise InputError(f"no chart stored for {asked or 'any chart'}; see `chartbot import`")
-    order = list(CATEGORIES)
-    return min(candidates, key=lambda s: (order.index(s.category), s.period != "day", s.service != "netflix"))
-
-
 @command("top")
 async def top(args: argparse.Namespace, out: TextIO) -> int:
     async with await open_existing(args) as store:
-        region = args.region or WORLD
-        candidates = await store.charts.find_series(
-            service=args.service, region=region, category=args.category, period=args.period
+        views = await top_charts(
+            store.charts,
+            region=args.region,
+            category=args.category,
+            service=args.service,
+            period=args.period,
+            on=args.date,
         )
-        if not candidates and args.category is None and args.region is None:
-            candidates = await store.charts.find_series(service=args.service, period=args.period)
-        if not candidates and args.category:
-            others = await store.charts.find_series(service=args.service, region=region)
-            if others:
-                choices = ", ".join(sorted({s.category for s in others}))
-                raise InputError(f"no {args.category} chart for {region}; it has: {choices}")
-        series = pick_series(candidates, args)
-        view = await store.charts.chart_view(series, args.date)
-    if view is None:
-        raise InputError(f"no {series.region} {series.category} chart on or just before {args.date}")
-    if args.json:
-        out.write(json.dumps(view.as_json(), ensure_ascii=False) + "\n")
-    else:
-        out.write(terminal.format_chart(view) + "\n")
+    for view in views:
+        out.write(
+            (json.dumps(view.as_json(), ensure_ascii=False) if args.json else terminal.format_chart(view))
+            + "\n"
+        )
     return 0
 
 

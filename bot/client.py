@@ -108,6 +108,7 @@ class ChartBot(commands.Bot):
         self.announce_config = AnnouncerConfig(
             rate=settings.announce_rate,
             workers=settings.announce_workers,
+            hold=settings.announce_hold,
         )
         self.announcer: Announcer = Announcer(self, self.announce_config)
         self.poller: Poller | None = None  # set by cogs/poll.py when the bot polls its sources

@@ -212,22 +212,28 @@ def _on_service(service: str) -> str:
     return "" if service == "netflix" else f" on {service_name(service)}"
 
 
-def _where(m: Milestone) -> str:
-    """Where a rank is: "in the 🇺🇸 U.S.", "worldwide", "on Netflix's global TV (Non-English) list"."""
+def _where(m: Milestone, *, when: bool = True) -> str:
+    """Where a rank is, telling a daily chart from a weekly list: "on the 🇺🇸 U.S. daily Top 10",
+    "in the 🇺🇸 U.S. this week" (`when`: say "this week"; a sentence counting weeks needs not),
+    "on Netflix's global TV (Non-English) list"."""
     key = m.chart
     if key.region == WORLD and key.category in GLOBAL_LISTS:
         return f"on {service_name(key.service)}'s global {category_word(key.category)} list"
+    if key.period == "day":
+        return f"on {_top10(m)}"
     place = "worldwide" if key.region == WORLD else f"in {_region(key.region)}"
-    return place + _on_service(key.service)
+    return place + _on_service(key.service) + (" this week" if when and key.period == "week" else "")
 
 
 def _top10(m: Milestone) -> str:
-    """Which Top 10: "the 🇺🇸 U.S. Top 10", "the global Top 10", "Netflix's global TV (Non-English) Top 10"."""
+    """Which Top 10: "the 🇺🇸 U.S. daily Top 10", "the 🇺🇸 U.S. weekly Top 10", "the global daily Top 10",
+    "Netflix's global TV (Non-English) Top 10"."""
     key = m.chart
     if key.region == WORLD and key.category in GLOBAL_LISTS:
         return f"{service_name(key.service)}'s global {category_word(key.category)} Top 10"
     place = "global" if key.region == WORLD else _region(key.region).removeprefix("the ")
-    return f"the {place} Top 10{_on_service(key.service)}"
+    every = {"day": "daily ", "week": "weekly "}.get(key.period, "")
+    return f"the {place} {every}Top 10{_on_service(key.service)}"
 
 
 def _beating(m: Milestone, escape: bool) -> str:
@@ -257,7 +263,7 @@ def milestone_text(m: Milestone, *, escape: bool = False) -> str:
             return f"{t} is No. 1 {_where(m)} for the first time"
         return f"{t} is back at No. 1 {_where(m)}"
     if kind == "no1_streak":
-        return f"{t} has been No. 1 {_where(m)} for {value} consecutive {period}s"
+        return f"{t} has been No. 1 {_where(m, when=False)} for {value} consecutive {period}s"
     if kind == "lost_no1":
         run = units(int(m.context.get("run") or 1), period)
         if value is None:
@@ -298,7 +304,7 @@ def milestone_text(m: Milestone, *, escape: bool = False) -> str:
                 f"{t} sets a record: No. 1 in {_n_countries(value)}{_on_service(m.chart.service)} in a single {period}, "
                 f"{_beating(m, escape)}"
             )
-        where = _where(m) if m.chart.region == WORLD else f"in {_top10(m)}"
+        where = _where(m, when=False) if m.chart.region == WORLD else f"in {_top10(m)}"
         return (
             f"{t} sets the record for the longest No. 1 run {where}: {units(value or 0, period)} "
             f"in a row, {_beating(m, escape)}"
@@ -320,9 +326,7 @@ def _record_near_text(m: Milestone, escape: bool) -> str:
         whose = f"its own {run}"
     else:
         whose = f"{_title(holder, escape)}'s {run}"
-    where = _where(m) if m.chart.region == WORLD else f"in {_top10(m)}"
-    if period == "day" and m.chart.region != WORLD:
-        where = where.replace(" Top 10", " daily Top 10", 1)
+    where = _where(m, when=False) if m.chart.region == WORLD else f"in {_top10(m)}"
     return f"{_title(m.title, escape)} is {units(m.value or 1, period)} from tying {whose} {where}"
 
 
@@ -443,14 +447,17 @@ def _standing_summary(s: Standing) -> str:
 
 
 def _standing_headline(s: Standing) -> str:
+    word = category_word(s.category)
     if s.region == WORLD and s.category in GLOBAL_LISTS:
-        where = f"on {service_name(s.service)}'s global {category_word(s.category)} list"
+        where = f"on {service_name(s.service)}'s global {word} list"
+    elif s.period == "day":
+        place = "global" if s.region == WORLD else _region(s.region).removeprefix("the ")
+        where = f"on the {place} daily Top 10" + (f" ({word})" if word else "") + _on_service(s.service)
     else:
-        word = category_word(s.category)
         where = ("worldwide" if s.region == WORLD else f"in {_region(s.region)}") + (
             f" ({word})" if word else ""
         )
-        where += _on_service(s.service)
+        where += _on_service(s.service) + " this week"
     line = f"{_flag(s.region)} **No. {s.rank}** {where}"
     if s.rank == 1 and s.no1_streak > 1:
         line += f" · {ordinal(s.no1_streak)} {s.period} at No. 1"

@@ -50,6 +50,7 @@ class Settings:
     poll_interval: float = 3600.0
     announce_rate: float = 48.0  # the announcer's requests per second (Discord allows 50 in all)
     announce_workers: int = 24  # channels the announcer serves at once
+    announce_hold: float = 30.0  # seconds a post waits after its latest news for more of the same
     max_download_mb: float = 200.0  # a downloaded file's size cap, after decompression
 
     @property
@@ -86,6 +87,14 @@ class Settings:
                 what=f"more than 0 and at most {MAX_ANNOUNCE_RATE:g} (Discord's limit)",
             ),
             announce_workers=read.whole("CHARTBOT_ANNOUNCE_WORKERS", cls.announce_workers, low=1),
+            announce_hold=read.number(
+                "CHARTBOT_ANNOUNCE_HOLD",
+                cls.announce_hold,
+                low=0.0,
+                high=3600.0,
+                unit="seconds",
+                what="0 to 3600",
+            ),
             max_download_mb=read.number(
                 "CHARTBOT_MAX_DOWNLOAD_MB",
                 cls.max_download_mb,

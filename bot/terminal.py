@@ -6,6 +6,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
+from bot.model import ALL_TIME
 from bot.render import category_word, chart_name, movement, place_name, service_name
 from bot.views import SOURCE_ROW, ChartView, HealthRow, TitleReport
 
@@ -24,7 +25,9 @@ def periods(count: int, period: str) -> str:
 
 
 def period_label(period: str, day: date) -> str:
-    return f"week of {day:%b %-d, %Y}" if period == "week" else f"{day:%b %-d, %Y}"
+    if period == ALL_TIME:
+        return f"as of {day:%b %-d, %Y}"
+    return f"week of {day:%b %-d, %Y}" if period == "week" else f"day of {day:%b %-d, %Y}"
 
 
 def width(text: str) -> int:
@@ -114,10 +117,14 @@ def format_chart(view: ChartView) -> str:
     series = view.series
     title = chart_name(series.service, series.region, series.category, series.period)
     lines = [f"{title} — {period_label(series.period, view.date)}", ""]
-    has_hours = any(r.hours for r in view.entries)
+    listed = series.period == ALL_TIME  # a list of the most watched ever: versions, not periods
+    has_views = listed and any(r.views for r in view.entries)
+    has_hours = not has_views and any(r.hours for r in view.entries)
     has_points = any(r.points for r in view.entries)
-    headers = ["#", "Move", "Title", "Season", f"{series.period.title()}s in top 10"]
-    if has_hours:
+    headers = ["#", "Move", "Title", "Season"] + ([] if listed else [f"{series.period.title()}s in top 10"])
+    if has_views:
+        headers.append("Views")
+    elif has_hours:
         headers.append("Hours")
     elif has_points:
         headers.append("Points")
@@ -128,14 +135,17 @@ def format_chart(view: ChartView) -> str:
             move(r.rank, r.previous_rank, r.periods_in_top10, view.has_previous),
             r.title,
             r.season or "",
-            str(r.periods_in_top10),
         ]
-        if has_hours:
+        if not listed:
+            row.append(str(r.periods_in_top10))
+        if has_views:
+            row.append(number(r.views))
+        elif has_hours:
             row.append(number(r.hours))
         elif has_points:
             row.append(number(r.points))
         rows.append(row)
-    lines.extend("  " + line for line in table(headers, rows, right=(0, 4, 5)))
+    lines.extend("  " + line for line in table(headers, rows, right=(0, 4, 5) if not listed else (0, 4)))
     if not view.complete:
         lines.append("  (incomplete chart: fewer than 10 entries were published)")
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from discord.app_commands import Choice
 from discord.ext import commands
 
 from bot.buttons import Page, PageButton, Pages
+from bot.charts import top_charts
 from bot.client import ChartBot, collect_garbage
 from bot.model import CATEGORIES, WORLD, InputError, parse_date
 from bot.pages import (
@@ -48,6 +49,7 @@ from bot.pages import (
     merged_dates,
     milestones_button,
     nearest,
+    no_chart,
     page_count,
     page_series,
     page_slice,
@@ -77,7 +79,7 @@ from bot.render import (
     standing_embed,
 )
 from bot.titles import Title, TitleIndex, TitleNotFound
-from bot.views import RankHistory, Series, StoredMilestone, TitleReport
+from bot.views import ChartView, RankHistory, Series, StoredMilestone, TitleReport
 
 T = TypeVar("T")
 
@@ -184,39 +186,6 @@ def select_report(report: TitleReport, region: str | None, category: str | None)
     return replace(report, standings=standings, countries=countries)
 
 
-def pick_series(
-    available: Sequence[Series], *, region: str, category: str | None, service: str | None
-) -> list[Series]:
-    """The chart(s) for /top: the service asked (else Netflix), the category (TV at the world level
-    means both TV global lists), the freshest period."""
-    place = "worldwide" if region == WORLD else f"in {region_phrase(region)}"
-    if service is not None:
-        available = [s for s in available if s.service == service]
-        if not available:
-            raise InputError(f"No {service_name(service)} chart {place} is stored.")
-    elif available:
-        services = {s.service for s in available}
-        chosen = "netflix" if "netflix" in services else sorted(services)[0]
-        available = [s for s in available if s.service == chosen]
-    if not available:
-        raise InputError(f"No chart {place} is stored yet.")
-    wanted = category or "tv"
-    matches = [s for s in available if s.category == wanted]
-    if not matches:
-        matches = [s for s in available if s.category.startswith(wanted + "-")]
-    if not matches and category is None:
-        first = min(available, key=lambda s: _CATEGORY_ORDER.get(s.category, 99))
-        matches = [s for s in available if s.category == first.category]
-    if not matches:
-        have = sorted({s.category for s in available}, key=lambda c: _CATEGORY_ORDER.get(c, 99))
-        words = ", ".join(category_word(c) or c for c in have)
-        raise InputError(f"No {category_word(wanted) or wanted} chart {place}; available: {words}.")
-    by_category: dict[str, Series] = {}
-    for s in sorted(matches, key=lambda s: (s.latest_date, s.period == "day")):
-        by_category[s.category] = s  # the freshest period wins
-    return sorted(by_category.values(), key=lambda s: _CATEGORY_ORDER.get(s.category, 99))
-
-
 def history_label(h: RankHistory) -> str:
     """Legend text, no emoji (the picture's font has no flags)."""
     word = category_word(h.category)
@@ -239,13 +208,12 @@ def draw_history(points: list[tuple[str, list[tuple[date, int]]]], title: str) -
         collect_garbage()
 
 
-def first_page(chosen: Sequence[Series], region: str, category: str | None) -> ChartPage:
-    """The page /top opens on: the kind asked (else the kind of the chart chosen), in the chosen period;
-    its date is the chart's, once read."""
-    first = chosen[0]
-    return ChartPage(
-        first.service, region, category or kind_of(first.category), first.period, first.latest_date
-    )
+def first_page(views: Sequence[ChartView], category: str | None) -> ChartPage:
+    """The page /top opens on: the charts bot.charts chose, as a kind (the one asked, else the kind of
+    the chart chosen) of chart in a period, on their date."""
+    first = views[0].series
+    kind = category or kind_of(first.category)
+    return ChartPage(first.service, first.region, kind, first.period, max(v.date for v in views))
 
 
 def chart_title(page: ChartPage) -> str:
@@ -302,6 +270,21 @@ def chart_buttons(
                 )
             )
     return buttons
+
+
+def chart_page(
+    owner: int,
+    views: Sequence[ChartView],
+    page: ChartPage,
+    dates: Sequence[date],
+    available: Sequence[Series],
+) -> Page:
+    """A page of /top: its charts (each with its place among the stored periods) and its buttons."""
+    shown = with_day(page, max(v.date for v in views))
+    embeds = [chart_embed(v, page=position(dates, shown.day)) for v in views]
+    return Page(
+        embeds=embeds, buttons=chart_buttons(owner, shown, dates, chart_kinds(available, page.service))
+    )
 
 
 def milestone_buttons(owner: int, page: int, pages: int, title_key: str | None) -> list[PageButton]:
@@ -417,15 +400,18 @@ class Rank(commands.Cog):
         service: str | None = None,
         on: str | None = None,
     ) -> None:
-        region_code = parse_region(region) or WORLD
+        region_code = parse_region(region)
         category_name, service_slug, day = parse_category(category), parse_service(service), parse_day(on)
 
         async def work() -> Page:
             store = await self.bot.get_store()
-            available = await store.charts.find_series(service=service_slug, region=region_code)
-            chosen = pick_series(available, region=region_code, category=category_name, service=service_slug)
-            page = first_page(chosen, region_code, category_name)
-            return await self.chart_page(interaction.user.id, available, page, chosen, on=day)
+            views = await top_charts(
+                store.charts, region=region_code, category=category_name, service=service_slug, on=day
+            )
+            page = first_page(views, category_name)
+            available = await store.charts.find_series(service=page.service, region=page.region)
+            dates = merged_dates([await store.charts.chart_dates(v.series) for v in views])
+            return chart_page(interaction.user.id, views, page, dates, available)
 
         page = await within(interaction, work(), self.bot.defer_after)
         await self.pages.send(interaction, page, TOP)
@@ -453,30 +439,6 @@ class Rank(commands.Cog):
         return title_choices(self.bot.titles, current)
 
     # --- pages --------------------------------------------------------------------------------------
-
-    async def chart_page(
-        self,
-        owner: int,
-        available: Sequence[Series],
-        page: ChartPage,
-        series: Sequence[Series],
-        *,
-        on: date | None,
-        dates: Sequence[date] | None = None,
-    ) -> Page:
-        """The charts of a page current `on` a date (None: the newest), with their buttons."""
-        store = await self.bot.get_store()
-        views = [view for s in series if (view := await store.charts.chart_view(s, on)) is not None]
-        if not views:
-            when = date_text(on) if on else "the latest period"
-            raise InputError(f"No {chart_title(page)} chart for {when}.")
-        if dates is None:
-            dates = merged_dates([await store.charts.chart_dates(s) for s in series])
-        shown = with_day(page, max(v.date for v in views))
-        embeds = [chart_embed(v, page=position(dates, shown.day)) for v in views]
-        return Page(
-            embeds=embeds, buttons=chart_buttons(owner, shown, dates, chart_kinds(available, page.service))
-        )
 
     async def milestone_lines(self, title_key: str | None) -> list[str]:
         """The newest milestones (of one title) as lines, newest first, the same news in many countries
@@ -518,7 +480,10 @@ class Rank(commands.Cog):
             day = nearest(dates, page.day, chart_title(page))
         else:
             raise PageExpired(press.action)
-        return await self.chart_page(press.owner, available, page, series, on=day, dates=dates)
+        views = [view for s in series if (view := await store.charts.chart_view(s, day)) is not None]
+        if not views:  # the dates were read a moment ago: the charts went away in between
+            raise InputError(no_chart(chart_title(page)))
+        return chart_page(press.owner, views, page, dates, available)
 
     async def _turn_milestones(self, press: Press) -> Page:
         """Previous or next page; from a page past the end (the list shrank since), the last page's."""

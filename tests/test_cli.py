@@ -153,7 +153,9 @@ def test_replay_us_daily_json(capsys):
         "key",
         "text",
     }
-    assert lost["text"].startswith("All of Us Are Dead slipped to No. 2 in the 🇺🇸 U.S. after 1 day at No. 1;")
+    assert lost["text"].startswith(
+        "All of Us Are Dead slipped to No. 2 on the 🇺🇸 U.S. daily Top 10 after 1 day at No. 1;"
+    )
 
 
 def test_milestones_recorded_in_the_database(tmp_path, capsys):
@@ -170,7 +172,7 @@ def test_demo_runs_offline(capsys):
     code, out, _ = run(capsys, "demo")
     assert code == 0
     assert "All of Us Are Dead is No. 1 in 63 countries this week (of 94 reporting) — up from 29" in out
-    assert "All of Us Are Dead slipped to No. 2 in the 🇺🇸 U.S." in out
+    assert "All of Us Are Dead slipped to No. 2 on the 🇺🇸 U.S. daily Top 10" in out
 
 
 BAD_FILES = {
@@ -209,7 +211,7 @@ def test_bad_files_exit_2_with_the_line_and_store_nothing(name, tmp_path, capsys
         (["rank", "all of us are dead", "--region", "Atlantis"], "Atlantis"),
         (
             ["top", "--region", "kr", "--category", "tv-english"],
-            "no tv-english chart for kr; it has: movies, tv",
+            "No TV (English) chart in 🇰🇷 South Korea; available: TV, film.",
         ),
     ],
 )

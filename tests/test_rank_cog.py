@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import date
-from unittest.mock import MagicMock, create_autospec
+from unittest.mock import MagicMock, call, create_autospec
 
 import discord
 import pytest
 from discord import app_commands
 
+from bot.charts import pick_series
 from bot.client import DB_UNAVAILABLE, UNEXPECTED, ChartBot, explain, send_error
 from bot.model import WORLD, InputError, title_key
 from bot.store import ChartQueries, DatabaseUnavailable, SchemaError, Store, StoreBusy
@@ -24,7 +25,6 @@ from cogs.rank import (
     parse_day,
     parse_region,
     parse_service,
-    pick_series,
     region_choices,
     resolve_title,
     select_report,
@@ -234,6 +234,7 @@ async def test_top_defers_when_the_store_is_slow(cog: Rank, store: MagicMock, ch
 
     store.charts.find_series.side_effect = slow_find
     store.charts.chart_view.return_value = view
+    store.charts.chart_dates.side_effect = chart_store.charts.chart_dates
     cog.bot.defer_after = 0.01
     interaction = make_interaction()
     await Rank.top.callback(cog, interaction, "us", "tv")
@@ -247,10 +248,14 @@ async def test_top_defers_when_the_store_is_slow(cog: Rank, store: MagicMock, ch
 async def test_top_answers_at_once_when_fast(cog: Rank, store: MagicMock, chart_store: Store) -> None:
     store.charts.find_series.return_value = await chart_store.charts.find_series(region="world")
     store.charts.chart_view.side_effect = chart_store.charts.chart_view
+    store.charts.chart_dates.side_effect = chart_store.charts.chart_dates
     interaction = make_interaction()
     await Rank.top.callback(cog, interaction)
     interaction.response.defer.assert_not_awaited()
-    store.charts.find_series.assert_awaited_once_with(service=None, region=WORLD)
+    assert store.charts.find_series.await_args_list == [
+        call(service=None, region=WORLD),  # the chart to show (bot.charts)
+        call(service="netflix", region=WORLD),  # the kinds of chart its buttons switch to
+    ]
     embeds = interaction.response.send_message.await_args.kwargs["embeds"]
     assert [e.title for e in embeds] == [
         "🌍 Netflix global Top 10 · TV (English)",

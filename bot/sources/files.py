@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -87,14 +88,31 @@ def read_file(
     path: Path, format: str | None = None, day: date | None = None, *, today: date | None = None
 ) -> list[Snapshot]:
     """Parse a file on disk; `format` forces one of FORMATS instead of detecting it; `day` dates an
-    undated file (the all-time lists: the day they were read, default today).
+    undated file (the all-time lists: the day they were read; default: a YYYY-MM-DD date in the
+    file's name, as archives of the list name their copies, else today).
 
     Chart dates must be from 2000-01-01 to 7 days after `today` (default: today in UTC)."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    if day is None:
+        day = date_in_name(Path(path).name)
     return parse_bytes(data, format, name=str(path), day=day, today=today)
+
+
+_NAMED_DATE = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2})(?!\d)")
+
+
+def date_in_name(name: str) -> date | None:
+    """The first YYYY-MM-DD in a file name ("most-popular_2021-11-17T011549_38fd.tsv"), if it is a date."""
+    match = _NAMED_DATE.search(name)
+    if match is None:
+        return None
+    try:
+        return date.fromisoformat(match[1])
+    except ValueError:
+        return None
 
 
 def parse_bytes(

@@ -176,7 +176,9 @@ def _window(header: str) -> int:
 FILES: dict[str, tuple[str, Callable[..., list[Snapshot]]]] = {
     "countries": ("all-weeks-countries.tsv", parse_countries_tsv),
     "global": ("all-weeks-global.tsv", parse_global_tsv),
+    "most-popular": ("most-popular.tsv", parse_most_popular_tsv),  # undated: dated by the day it is read
 }
+UNDATED = frozenset({"most-popular"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,18 +194,20 @@ def file_url(base_url: str, name: str) -> str:
     return base_url.rstrip("/") + "/" + FILES[name][0]
 
 
-async def fetch_file(http: HttpClient, base_url: str, name: str) -> FetchedFile:
+async def fetch_file(http: HttpClient, base_url: str, name: str, *, day: date | None = None) -> FetchedFile:
     """GET one file conditionally and parse it off the event loop (a real file is tens of MB).
+    `day`: the date of an undated file (the all-time lists), default today (UTC).
 
-    Validators are not remembered here: the caller calls `http.remember(result)` once the charts are
-    stored. Raises FetchError (network, HTTP) or InputError (a file that cannot be read as charts).
+    Validators are not remembered here: the caller saves them once the charts are stored. Raises
+    FetchError (network, HTTP) or InputError (a file that cannot be read as charts).
     """
     filename, parse = FILES[name]
     result = await http.get(file_url(base_url, name), remember=False)
     if result.not_modified or result.body is None:
         return FetchedFile(name, result, None)
+    args = (result.body, day or utc_today()) if name in UNDATED else (result.body,)
     try:
-        snapshots = await asyncio.to_thread(parse, result.body)
+        snapshots = await asyncio.to_thread(parse, *args)
     except InputError as exc:
         raise InputError(f"{filename}: {exc}") from None
     if not snapshots:

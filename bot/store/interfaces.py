@@ -165,6 +165,10 @@ class HistoryWrite(Protocol):
 
     async def chart_ranks(self, series: SeriesKey, day: date) -> dict[str, int]: ...
 
+    async def chart_before(self, series: SeriesKey, before: date) -> Snapshot | None:
+        """The last chart stored before a date, whole (entries and figures), or None."""
+        ...
+
     async def add_charts(self, charts: Sequence[tuple[Snapshot, str]]) -> None:
         """New charts with their entries (snapshot, digest)."""
         ...
@@ -228,8 +232,11 @@ class HistoryWrite(Protocol):
 
 
 class ChartHistory(Protocol):
-    def write(self) -> AbstractAsyncContextManager[HistoryWrite]:
-        """A history transaction; waits while another one (in any process) is in flight."""
+    def write(self, read: int | None = None) -> AbstractAsyncContextManager[HistoryWrite]:
+        """A history transaction; waits while another one (in any process) is in flight.
+
+        `read`: the read (`SourceBook.begin_read`) whose data this writes; its milestones carry it, so a
+        watch made while that read was in flight never gets them. None: a read begun now."""
         ...
 
 
@@ -281,6 +288,11 @@ class ChartQueries(Protocol):
 
 
 class SourceBook(Protocol):
+    async def begin_read(self, source: str) -> int:
+        """A read of a source begins (a poll cycle, an import): its number, in the order reads began.
+        What it stores is news only to watches made before it began."""
+        ...
+
     async def health(self, source: str | None = None) -> list[HealthRow]: ...
 
     async def record_reads(self, source: str, outcomes: Iterable[ReadOutcome], at: datetime) -> None: ...
