@@ -24,10 +24,10 @@ from aiohttp.test_utils import TestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.cli import main as cli  # noqa: E402
-from bot.poller import Poller, make_http_client  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from bot.store import open_store  # noqa: E402
+from bot.cli import main as cli
+from bot.poller import Poller, make_http_client
+from bot.settings import Settings
+from bot.store import open_store
 
 DEFAULT = (
     Path(__file__).resolve().parents[2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import date
 from pathlib import Path
@@ -269,7 +270,7 @@ async def test_a_truncated_title_is_the_stored_title_it_begins(world):
         ) == [(1,)]
 
 
-async def test_several_processes_creating_one_database_at_once(tmp_path):
+def test_several_processes_creating_one_database_at_once(tmp_path):
     """Each process migrates a brand-new file as it opens it: the first takes each step, the others find
     it done ("table already exists" must never reach anyone)."""
     import subprocess
@@ -292,5 +293,9 @@ async def test_several_processes_creating_one_database_at_once(tmp_path):
     ]
     errors = [p.communicate(timeout=60)[1].decode() for p in processes]
     assert [p.returncode for p in processes] == [0] * 6, errors
-    async with await open_store(path) as store:
-        assert (await store.status()).schema_version == SCHEMA_VERSION
+
+    async def version() -> int:
+        async with await open_store(path) as store:
+            return (await store.status()).schema_version
+
+    assert asyncio.run(version()) == SCHEMA_VERSION
