@@ -61,7 +61,7 @@ def test_the_installed_discord_py_is_the_pinned_one() -> None:
 def test_every_shortcut_works_on_the_installed_discord_py(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="bot.compat"):
         found = compat.check_discord_version()
-    assert found == compat.Shortcuts(bucket_sweep=True, prepared_send=True, endpoints=True)
+    assert found == compat.Shortcuts(bucket_sweep=True, prepared_send=True, endpoints=True, bot_gateway=True)
     assert caplog.records == []
 
 
