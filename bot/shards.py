@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 IDENTIFY_WINDOW = 5.0
 """Seconds between two IDENTIFYs of one rate-limit key (Discord: `max_concurrency` per 5 s)."""
 
-_PART = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
+_PART = re.compile(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?")
 
 
 def shard_of(guild_id: int, shard_count: int) -> int:
