@@ -249,16 +249,25 @@ async def test_a_six_shard_start_honours_max_concurrency(
 
 async def test_without_pacing_the_fake_catches_the_burst(fake: FakeDiscord, tmp_path: Path) -> None:
     """The check above can fail: shards of one key identified together are refused (and retried)."""
-    fake.max_concurrency = 2
+    fake.max_concurrency, fake.identify_window = 2, 60.0
     add_servers(fake, [guild_on(shard, 4) for shard in range(4)])
     bot = ChartBot(
         settings_for(fake, tmp_path / "c.sqlite3", CHARTBOT_SHARD_COUNT="4"),
         guild_ready_timeout=0.05,
         identify_window=0.0,
     )
-    async with fake.run_bot(bot, timeout=10):
-        pass
-    assert fake.identify_violations and {r.shard_id for r in fake.identify_violations} <= {2, 3}
+    with fake.patch_discord():
+        task = asyncio.create_task(bot.start("fake-token"))
+        try:
+            for _ in range(1000):
+                if {r.shard_id for r in fake.identify_violations} == {2, 3} or task.done():
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await bot.close()
+            await asyncio.wait_for(task, 10)
+    assert {r.shard_id for r in fake.identify_violations} == {2, 3}  # keys 0 and 1, again at once
+    assert [(r.shard_id, r.outcome) for r in fake.identifies[:2]] == [(0, "ready"), (1, "ready")]
 
 
 # --- as many shards as Discord requires ---------------------------------------------------------------------
