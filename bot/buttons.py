@@ -80,11 +80,8 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button], template=r"cb:[a-z]:
         return cls(match.string, label=label)
 
     def pages(self, interaction: discord.Interaction) -> Pages | None:
-        cog = (
-            interaction.client.get_cog(self.cog_name)
-            if isinstance(interaction.client, commands.Bot)
-            else None
-        )
+        get_cog = getattr(interaction.client, "get_cog", None)  # a Bot or an AutoShardedBot
+        cog = get_cog(self.cog_name) if get_cog is not None else None
         return getattr(cog, "pages", None)
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:

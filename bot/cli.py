@@ -26,9 +26,9 @@ from bot.ingest import Ingester
 from bot.milestones import KINDS
 from bot.model import CATEGORIES, PERIOD_NAMES, WORLD, InputError, Milestone, Snapshot, parse_date, title_key
 from bot.regions import resolve_region
-from bot.settings import Settings, load_dotenv
+from bot.settings import Settings, load_dotenv, shard_selection
 from bot.sources import files
-from bot.store import MEMORY, SchemaError, Store, StoreError, is_postgres_url, open_store
+from bot.store import MEMORY, SchemaError, Store, StoreError, StoreInUse, is_postgres_url, open_store
 from bot.titles import TitleIndex
 
 EXIT_USAGE = 2
@@ -95,7 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=date_argument, metavar="YYYY-MM-DD")
     p.add_argument("--kinds", type=kinds_argument, help="comma list of kinds")
     p.add_argument("--json", action="store_true")
-    add("run", "the Discord bot (needs DISCORD_TOKEN; polls the sources too unless CHARTBOT_POLL=off)")
+    p = add("run", "the Discord bot (needs DISCORD_TOKEN; polls the sources too unless CHARTBOT_POLL=off)")
+    p.add_argument(
+        "--shards",
+        metavar="IDS",
+        help="run only these shards, e.g. 0-3 or 0,2,4 (default: $CHARTBOT_SHARDS, else all; "
+        "needs CHARTBOT_SHARD_COUNT and PostgreSQL)",
+    )
     add("sync", "publish the slash commands to every server (Discord limits how often: not on every start)")
     p = add("poll", "poll the enabled sources without Discord; milestones are printed as they are found")
     p.add_argument("--once", action="store_true", help="one cycle of each source, then exit")
@@ -353,6 +359,9 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
     from bot.client import serve, setup_logging
 
     settings = poller_settings(args)
+    if args.shards is not None:
+        shards = shard_selection(args.shards, settings.shard_count, "--shards")
+        settings = dataclasses.replace(settings, shards=shards)
     setup_logging(settings)
     await serve(settings)
     return 0
@@ -438,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(f"chartbot {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except SchemaError as error:
+    except (SchemaError, StoreInUse) as error:
         print(f"chartbot {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
     except StoreError as error:

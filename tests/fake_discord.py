@@ -28,8 +28,10 @@ restored when the context manager exits.
 What the fake records (all public attributes): ``requests`` (every REST call, with status),
 ``unhandled`` (REST calls it has no route for), ``interactions`` (one :class:`InteractionRecord` per
 push: a command, an autocomplete or a press, with its ``context``, ``install`` and, for a press, the
-``message`` and the ``edits`` made to it), ``private_channels`` and ``users`` (DMs and their people), ``messages`` (every message the bot created, by id), ``sync_calls`` (every bulk command sync),
-``identify_payloads`` (every IDENTIFY, e.g. to check intents), ``gateway_connects``, ``resumes``,
+``message`` and the ``edits`` made to it), ``private_channels`` and ``users`` (DMs and their people),
+``messages`` (every message the bot created, by id), ``sync_calls`` (every bulk command sync),
+``identify_payloads`` (every IDENTIFY, e.g. to check intents), ``identifies`` (each IDENTIFY's shard
+and outcome), ``shard_close_codes``, ``gateway_connects``, ``resumes``,
 ``global_rate_limited`` / ``route_rate_limited`` (429s answered), ``invalid_requests`` (401/403/429 in
 the last 10 minutes) and ``peak_invalid_requests()``, ``cloudflare_answers``, ``outage_answers``.
 A :class:`Reply` holds the live :class:`SentMessage`: edits made after ``response()`` returned show up.
@@ -68,6 +70,15 @@ them start a Cloudflare ban. A bad or revoked token (:meth:`FakeDiscord.revoke_t
 every route. :meth:`FakeDiscord.start_cloudflare_ban` (429 without ``Via``, an HTML page) and
 :meth:`FakeDiscord.start_outage` (503/502) answer every request for a while, on ``fake.clock``.
 
+Shards as Discord's: ``GET /gateway/bot`` recommends a shard count (one per 1,000 servers, at least one;
+``recommended_shards`` sets it) with a ``session_start_limit``; an IDENTIFY with ``shard: [id, count]``
+gets READY and GUILD_CREATE only for its servers (``(guild_id >> 22) % count``, see :func:`shard_of`); a
+shard that would hold more than ``max_guilds_per_shard`` servers (2,500) is closed with 4011, a bad shard
+id with 4010; IDENTIFYs of one rate-limit key (``shard_id % max_concurrency``) closer than
+``identify_window`` seconds (Discord: 5; 0, off, by default here) are answered INVALID_SESSION and recorded (``identify_violations``).
+Interactions and guild events go out on the connection of the shard that owns the server, so several
+bot processes (or clients) may connect at once, each with its own shards (``connected_shards()``).
+
 Gotchas (beyond the shared note):
 - Start the bot with :meth:`FakeDiscord.run_bot` (or close it before the fake exits): a bot left running
   retries its connection forever against a dead port.
@@ -76,7 +87,7 @@ Gotchas (beyond the shared note):
 - ``@app_commands.default_permissions`` on a subcommand is silently dropped: put it on the ``Group``.
   discord.py sends it as an int (Discord echoes a string).
 - ``AutoShardedBot`` with several shards sleeps 5 s before each further IDENTIFY
-  (``before_identify_hook``): override that hook in tests.
+  (``before_identify_hook``): override that hook in tests, and shorten ``identify_window`` to match.
 """
 
 # ruff: noqa: ASYNC109 -- waiting helpers take `timeout=` on purpose: it reads better in tests.
@@ -1036,6 +1047,37 @@ class _Where:
     fields: Json
 
 
+# Shards
+# --------------------------------------------------------------------------------------------------
+
+CLOSE_INVALID_SHARD = 4010
+CLOSE_SHARDING_REQUIRED = 4011
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard that serves a server: ``(guild_id >> 22) % shard_count``, as Discord routes it."""
+    return (guild_id >> 22) % shard_count
+
+
+@dataclass
+class IdentifyRecord:
+    """One IDENTIFY and what the fake did with it.
+
+    ``outcome``: ``"ready"`` (READY and the shard's GUILD_CREATEs sent), ``"too-soon"`` (another
+    IDENTIFY of the same rate-limit key ``shard_id % max_concurrency`` came within ``identify_window``:
+    answered INVALID_SESSION, as Discord does), ``"invalid-shard"`` (closed 4010), ``"sharding-required"``
+    (closed 4011). ``at`` is on the fake's ``rate_clock``. (A bad token is closed 4004 before this.)
+    """
+
+    shard_id: int
+    shard_count: int
+    token: str | None
+    at: float
+    outcome: str = "ready"
+    since_last: float | None = None
+    """Seconds since the last accepted IDENTIFY of the same rate-limit key (``None``: the first)."""
+
+
 # --------------------------------------------------------------------------------------------------
 # The fake
 # --------------------------------------------------------------------------------------------------
@@ -1060,6 +1102,9 @@ class FakeDiscord:
       (``time.monotonic``, or a :class:`ManualClock`); ``rate_clock``: the same for rate limits.
     - ``cloudflare_ban_threshold`` / ``cloudflare_ban_seconds``: that many invalid requests within 10
       minutes start a Cloudflare ban, as on Discord (default 10,000 and an hour; ``None``: never).
+    - Shards: ``recommended_shards`` / ``guilds_per_recommended_shard`` (what ``GET /gateway/bot``
+      recommends), ``max_guilds_per_shard`` (4011 above it), ``max_concurrency`` and ``identify_window``
+      (IDENTIFYs per rate-limit key), ``session_start_total``.
     """
 
     _patched_by: ClassVar[FakeDiscord | None] = None
@@ -1142,6 +1187,7 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._routes = self._route_table()
+        self._init_shards()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -1813,12 +1859,54 @@ class FakeDiscord:
     def _identified(self) -> list[_Connection]:
         return [c for c in self._connections if c.identified]
 
+    # -- shards ------------------------------------------------------------------------------------
+
+    def _init_shards(self) -> None:
+        self.recommended_shards: int | None = None
+        """What ``GET /gateway/bot`` recommends (``None``: one shard per ``guilds_per_recommended_shard``
+        servers, at least one, as Discord does)."""
+        self.guilds_per_recommended_shard = 1000
+        self.max_guilds_per_shard: int | None = 2500
+        """An IDENTIFY whose shard would hold more servers is closed with 4011 (``None``: no limit)."""
+        self.max_concurrency = 1
+        """``session_start_limit.max_concurrency``: IDENTIFYs of one rate-limit key (``shard_id %
+        max_concurrency``) are allowed once per ``identify_window`` seconds (on ``rate_clock``)."""
+        self.identify_window = 0.0  # Discord: 5 s; off by default here, so a test may restart a bot at once
+        self.session_start_total = 1000
+        self.identifies: list[IdentifyRecord] = []
+        """Every IDENTIFY with its shard and outcome (``identify_payloads`` holds the raw payloads)."""
+        self.shard_close_codes: list[int] = []
+        """The close codes of the shards the fake refused (4010 invalid shard, 4011 sharding required)."""
+        self._last_identify: dict[tuple[str, int], float] = {}
+
+    def recommended_shard_count(self) -> int:
+        """The shard count ``GET /gateway/bot`` answers now."""
+        if self.recommended_shards is not None:
+            return self.recommended_shards
+        return max(1, math.ceil(len(self.guilds) / self.guilds_per_recommended_shard))
+
+    def guilds_on_shard(self, shard_id: int, shard_count: int) -> list[int]:
+        """The ids of the servers a shard serves (in the order they were added)."""
+        return [g for g in self.guilds if shard_of(g, shard_count) == shard_id]
+
+    @property
+    def identify_violations(self) -> list[IdentifyRecord]:
+        """IDENTIFYs that came too soon after another of the same rate-limit key (``max_concurrency``)."""
+        return [r for r in self.identifies if r.outcome == "too-soon"]
+
+    def connected_shards(self) -> list[tuple[int, int]]:
+        """``(shard_id, shard_count)`` of every identified gateway connection, sorted."""
+        return sorted((c.shard_id, c.shard_count) for c in self._identified())
+
     def _connection_for(self, guild_id: int) -> _Connection:
+        """The connection of the shard that serves ``guild_id`` (the newest, if a shard is connected
+        twice): interactions and guild events go out there, never on another bot process's shard."""
         for conn in reversed(self._identified()):
-            if (guild_id >> 22) % conn.shard_count == conn.shard_id:
+            if shard_of(guild_id, conn.shard_count) == conn.shard_id:
                 return conn
         raise RuntimeError(
-            f"no gateway connection serves guild {guild_id}: is the bot running (fake.run_bot)?"
+            f"no gateway connection serves guild {guild_id} (connected shards: {self.connected_shards()}): "
+            "is the bot running (fake.run_bot), with the shard that holds this guild?"
         )
 
     # -- anywhere: DMs, group DMs, servers without the bot; button presses ----------------------------
@@ -1993,6 +2081,56 @@ class FakeDiscord:
             return None
         return next((r for r in self.interactions if r.id == interaction_id), None)
 
+    async def _close_gateway_connection(self, conn: _Connection, code: int, reason: str) -> None:
+        self.shard_close_codes.append(code)
+        await conn.ws.close(code=code, message=reason.encode())
+
+    async def _admit_shard(self, conn: _Connection, data: Json) -> list[FakeGuild] | None:
+        """Check an IDENTIFY's ``shard`` as Discord does; return the shard's servers, or ``None`` when it
+        was refused (closed 4010 or 4011, or answered INVALID_SESSION for breaking ``max_concurrency``)."""
+        token = data.get("token")
+        shard = data.get("shard") or [0, 1]
+        whole = isinstance(shard, list) and len(shard) == 2
+        whole = whole and all(isinstance(n, int) and not isinstance(n, bool) for n in shard)
+        shard_id, shard_count = shard if whole else (-1, 0)
+        now = self.rate_clock()
+        record = IdentifyRecord(shard_id, shard_count, token=token, at=now)
+        self.identifies.append(record)
+        if not 0 <= shard_id < shard_count:
+            record.outcome = "invalid-shard"
+            await self._close_gateway_connection(conn, CLOSE_INVALID_SHARD, "Invalid shard.")
+            return None
+        key = (token or "", shard_id % max(1, self.max_concurrency))
+        last = self._last_identify.get(key)
+        record.since_last = None if last is None else now - last
+        if record.since_last is not None and record.since_last < self.identify_window:
+            record.outcome = "too-soon"
+            await conn.send(9, False)  # INVALID_SESSION, not resumable: the client identifies again
+            return None
+        guilds = [
+            g for g in self.guilds.values() if self.in_guild(g.id) and shard_of(g.id, shard_count) == shard_id
+        ]
+        if self.max_guilds_per_shard is not None and len(guilds) > self.max_guilds_per_shard:
+            record.outcome = "sharding-required"
+            await self._close_gateway_connection(conn, CLOSE_SHARDING_REQUIRED, "Sharding required.")
+            return None
+        self._last_identify[key] = now
+        conn.shard_id, conn.shard_count = shard_id, shard_count
+        return guilds
+
+    async def _get_gateway_bot(self, rec: RecordedRequest) -> Json:
+        used = sum(1 for r in self.identifies if r.outcome == "ready" and r.token == rec.token)
+        return {
+            "url": self.gateway_url,
+            "shards": self.recommended_shard_count(),
+            "session_start_limit": {
+                "total": self.session_start_total,
+                "remaining": max(0, self.session_start_total - used),
+                "reset_after": 86_400_000 if used else 0,
+                "max_concurrency": self.max_concurrency,
+            },
+        }
+
     # -- gateway -----------------------------------------------------------------------------------
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
@@ -2052,14 +2190,11 @@ class FakeDiscord:
         if not self.token_valid(data.get("token")):
             await conn.ws.close(code=4004, message=b"Authentication failed.")
             return
-        conn.shard_id, conn.shard_count = data.get("shard") or [0, 1]
+        guilds = await self._admit_shard(conn, data)
+        if guilds is None:  # refused: closed (4010, 4011) or told to identify again later (op 9)
+            return
         conn.session_id = secrets.token_hex(16)
         self._sessions[conn.session_id] = (conn.shard_id, conn.shard_count)
-        guilds = [
-            g
-            for g in self.guilds.values()
-            if self.in_guild(g.id) and (g.id >> 22) % conn.shard_count == conn.shard_id
-        ]
         ready = {
             "v": API_VERSION,
             "user": self._bot_user(),
@@ -2088,7 +2223,8 @@ class FakeDiscord:
             ("GET", r"/users/@me", self._get_me),
             ("GET", r"/users/(?P<user_id>\d+)", self._get_user),
             ("GET", r"/(?:oauth2/)?applications/@me", self._get_application),
-            ("GET", r"/gateway(?:/bot)?", self._get_gateway),
+            ("GET", r"/gateway", self._get_gateway),
+            ("GET", r"/gateway/bot", self._get_gateway_bot),
             ("PUT", r"/applications/(?P<app>\d+)(?:/guilds/(?P<guild_id>\d+))?/commands", self._put_commands),
             ("GET", r"/applications/(?P<app>\d+)(?:/guilds/(?P<guild_id>\d+))?/commands", self._get_commands),
             ("POST", r"/interactions/(?P<iid>\d+)/(?P<token>[^/]+)/callback", self._callback),
@@ -2310,11 +2446,7 @@ class FakeDiscord:
         }
 
     async def _get_gateway(self, rec: RecordedRequest) -> Json:
-        return {
-            "url": self.gateway_url,
-            "shards": 1,
-            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1},
-        }
+        return {"url": self.gateway_url}
 
     def _check_app(self, app: str) -> None:
         if int(app) != self.application_id:

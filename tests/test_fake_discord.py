@@ -5,7 +5,9 @@ Cloudflare bans, outages and error answers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -34,6 +36,7 @@ from fake_discord import (
     FakeChannel,
     FakeDiscord,
     FakeDiscordRefusal,
+    FakeDiscordTimeout,
     FakeMember,
     FakeRole,
     ManualClock,
@@ -1000,3 +1003,200 @@ async def test_six_thousand_characters_count_across_every_embed(fake: FakeDiscor
     assert status == 400 and any("in all > 6000" in p for p in body["errors"]["_errors"])
     status, _ = await post_raw(fake, {"embeds": [half, {"description": "x" * 2800}]})
     assert status == 200
+
+
+# --- shards ------------------------------------------------------------------------------------------------
+
+
+def guild_on(shard_id: int, shard_count: int, n: int = 0) -> int:
+    """A server id that Discord routes to `shard_id` of `shard_count` (the n-th such id)."""
+    return ((1_000_000 + n * shard_count + shard_id) << 22) | 0x2A
+
+
+class ShardBot(commands.AutoShardedBot):
+    """A bot running some shards of a bot, with one command that says which shard served it."""
+
+    def __init__(self, shard_ids: list[int] | None = None, shard_count: int | None = None) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents(guilds=True),
+            guild_ready_timeout=0.05,
+            help_command=None,
+            shard_ids=shard_ids,
+            shard_count=shard_count,
+        )
+        self.served: list[int] = []  # guild ids of the interactions this bot got
+
+        @self.tree.command(description="Which shard am I on?")
+        async def where(interaction: discord.Interaction) -> None:
+            assert interaction.guild is not None
+            self.served.append(interaction.guild.id)
+            await interaction.response.send_message(f"shard {interaction.guild.shard_id}")
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """No 5 s sleep between shards: the tests give each key its own window (max_concurrency)."""
+
+
+async def gateway_json(fake: FakeDiscord, path: str, token: str = "fake-token") -> dict:
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bot {token}"}) as session,
+        session.get(f"{fake.api_base}{path}") as resp,
+    ):
+        assert resp.status == 200 and resp.headers["Content-Type"] == "application/json"
+        return await resp.json()
+
+
+async def test_gateway_bot_recommends_one_shard_per_thousand_servers() -> None:
+    async with FakeDiscord() as fake:
+        assert (await gateway_json(fake, "/gateway/bot"))["shards"] == 1  # at least one, with no server
+        for n in range(1001):
+            fake.add_guild(guild_on(0, 1, n))
+        answer = await gateway_json(fake, "/gateway/bot")
+        assert answer == {
+            "url": fake.gateway_url,
+            "shards": 2,
+            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1},
+        }
+        fake.recommended_shards, fake.max_concurrency = 16, 4
+        answer = await gateway_json(fake, "/gateway/bot")
+        assert answer["shards"] == 16 and answer["session_start_limit"]["max_concurrency"] == 4
+        assert await gateway_json(fake, "/gateway") == {"url": fake.gateway_url}
+
+
+class RawGateway:
+    """A bare websocket client of the fake's gateway: IDENTIFY exactly as a test wants it."""
+
+    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.session, self.ws = session, ws
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, fake: FakeDiscord) -> AsyncIterator[RawGateway]:
+        async with aiohttp.ClientSession() as session, session.ws_connect(fake.gateway_url) as ws:
+            hello = await ws.receive_json(timeout=2)
+            assert hello["op"] == 10
+            yield cls(session, ws)
+
+    async def identify(self, shard: object, token: str = "fake-token") -> tuple[str, object]:
+        """Send IDENTIFY; return ("dispatch", READY's data), ("op", 9) or ("close", code)."""
+        await self.ws.send_json({"op": 2, "d": {"token": token, "intents": 1, "shard": shard}})
+        msg = await self.ws.receive(timeout=2)
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+            return "close", self.ws.close_code
+        data = json.loads(msg.data)
+        if data["op"] == 0:
+            assert data["t"] == "READY"
+            return "dispatch", data["d"]
+        return "op", data["op"]
+
+
+@pytest.mark.parametrize("shard", [[2, 2], [-1, 1], [0, 0], [1], "0,1", [0.0, 1], [True, 2]])
+async def test_a_bad_shard_is_closed_with_4010(shard: object) -> None:
+    async with FakeDiscord() as fake:
+        fake.add_guild(guild_on(0, 1))
+        async with RawGateway.open(fake) as gateway:
+            assert await gateway.identify(shard) == ("close", 4010)
+        assert fake.shard_close_codes == [4010] and fake.identifies[0].outcome == "invalid-shard"
+
+
+async def test_a_shard_with_too_many_servers_is_closed_with_4011() -> None:
+    async with FakeDiscord() as fake:
+        assert fake.max_guilds_per_shard == 2500
+        fake.max_guilds_per_shard = 2
+        for n in range(3):
+            fake.add_guild(guild_on(0, 2, n))  # three servers on shard 0 of 2, none on shard 1
+        async with RawGateway.open(fake) as gateway:
+            assert await gateway.identify([0, 1]) == ("close", 4011)
+        async with RawGateway.open(fake) as gateway:
+            assert await gateway.identify([0, 2]) == ("close", 4011)
+        async with RawGateway.open(fake) as gateway:
+            kind, ready = await gateway.identify([1, 2])
+            assert kind == "dispatch" and ready["guilds"] == [] and ready["shard"] == [1, 2]
+        fake.max_guilds_per_shard = 3
+        async with RawGateway.open(fake) as gateway:
+            kind, ready = await gateway.identify([0, 2], token="another")
+            assert kind == "dispatch" and len(ready["guilds"]) == 3
+        assert fake.shard_close_codes == [4011, 4011]
+        # discord.py sees the refusal as a ConnectionClosed it does not retry
+        fake.max_guilds_per_shard, fake.identify_window = 2, 0.0
+        with pytest.raises(FakeDiscordTimeout, match="ConnectionClosed") as caught:
+            async with fake.run_bot(ShardBot([0], 1)):
+                pass
+        assert isinstance(caught.value.__cause__, discord.ConnectionClosed)
+        assert caught.value.__cause__.code == 4011
+
+
+async def test_identifies_of_one_rate_limit_key_are_paced_by_max_concurrency() -> None:
+    async with FakeDiscord() as fake:
+        fake.add_guild(guild_on(0, 4))
+        clock = fake.rate_clock = ManualClock()
+        fake.max_concurrency, fake.identify_window = 2, 5.0  # as on Discord
+        results = []
+        for shard_id in (0, 1, 2, 3):  # keys 0, 1, 0, 1: shards 2 and 3 come too soon
+            async with RawGateway.open(fake) as gateway:
+                results.append((await gateway.identify([shard_id, 4]))[0])
+        assert results == ["dispatch", "dispatch", "op", "op"]
+        clock.advance(4.9)
+        async with RawGateway.open(fake) as gateway:
+            assert await gateway.identify([2, 4]) == ("op", 9)  # INVALID_SESSION: identify again later
+        async with RawGateway.open(fake) as gateway:  # another bot's keys are its own
+            assert (await gateway.identify([2, 4], token="another-bot"))[0] == "dispatch"
+        clock.advance(0.1)
+        async with RawGateway.open(fake) as gateway:
+            assert (await gateway.identify([2, 4]))[0] == "dispatch"
+        assert [(r.shard_id, r.outcome) for r in fake.identifies] == [
+            (0, "ready"),
+            (1, "ready"),
+            (2, "too-soon"),
+            (3, "too-soon"),
+            (2, "too-soon"),
+            (2, "ready"),
+            (2, "ready"),
+        ]
+        assert [r.since_last for r in fake.identify_violations] == [0.0, 0.0, 4.9]
+        limit = (await gateway_json(fake, "/gateway/bot"))["session_start_limit"]
+        assert limit["remaining"] == 997 and limit["reset_after"] > 0  # three sessions started
+
+
+async def test_each_client_gets_its_own_shards_servers_and_interactions() -> None:
+    """Two processes of one bot (here two clients), each with one of two shards."""
+    async with FakeDiscord() as fake:
+        first = [guild_on(0, 2, n) for n in range(3)]
+        second = [guild_on(1, 2, n) for n in range(2)]
+        for guild_id in first + second:
+            fake.add_guild(guild_id, channels=[guild_id + 1], members=[BOB])
+        late = guild_on(1, 2, 9)
+        fake.max_concurrency = 2  # the two shards are of two rate-limit keys: they may identify together
+        async with fake.run_bot(ShardBot([0], 2)) as zero, fake.run_bot(ShardBot([1], 2)) as one:
+            assert isinstance(zero, ShardBot) and isinstance(one, ShardBot)
+            assert sorted(g.id for g in zero.guilds) == sorted(first)
+            assert sorted(g.id for g in one.guilds) == sorted(second)
+            assert fake.connected_shards() == [(0, 2), (1, 2)]
+            assert [p["shard"] for p in fake.identify_payloads] == [[0, 2], [1, 2]]
+            for guild_id in (second[0], first[1], second[1]):
+                reply = await (await fake.slash(guild_id, guild_id + 1, BOB, "where")).response()
+                assert reply.content == f"shard {(guild_id >> 22) % 2}"
+            assert zero.served == [first[1]] and one.served == [second[0], second[1]]
+            fake.add_guild(late, channels=[late + 1])
+            await fake.send_guild_create(late)  # the bot joins a server: its shard's connection hears it
+            for _ in range(200):
+                if one.get_guild(late) is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert one.get_guild(late) is not None and zero.get_guild(late) is None
+        with pytest.raises(
+            RuntimeError, match=r"no gateway connection serves guild \d+ \(connected shards: \[\]"
+        ):
+            await fake.slash(first[0], first[0] + 1, BOB, "where")
+
+
+async def test_the_global_limit_is_one_budget_for_every_process_of_a_bot(fake: FakeDiscord) -> None:
+    """Discord's 50 requests per second are per bot token, whichever connection or process sends them."""
+    fake.rate_clock = ManualClock()
+    fake.global_limit = 4
+    statuses = []
+    async with aiohttp.ClientSession(headers=AUTH) as one, aiohttp.ClientSession(headers=AUTH) as two:
+        for session in (one, two, one, two, two, one):
+            async with session.get(f"{fake.api_base}/users/@me") as resp:
+                statuses.append(resp.status)
+    assert statuses == [200, 200, 200, 200, 429, 429] and fake.global_rate_limited == 2

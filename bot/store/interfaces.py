@@ -14,6 +14,9 @@ Two engines implement them: SQLite (`bot.store.sqlite`, the embedded default) an
 (`bot.store.postgres`). Nothing outside the engines sees SQL, a driver or an engine module: callers
 import `bot.store` and get a `Store` from `open_store`.
 
+A bot process also claims its database for as long as it runs (`ProcessClaim`, from
+`bot.store.claim_process`): SQLite serves one bot process per file, PostgreSQL any number.
+
 Invariants are the database's own, in both engines: a milestone is unique by (title, chart, date,
 kind, detail) and written with INSERT … ON CONFLICT; every id is assigned by the database; a watch
 starts at the high-water mark of milestone ids, taken when no history write is in flight.
@@ -364,6 +367,21 @@ class DeliveryQueue(Protocol):
     async def open_work(self) -> int:
         """Pending milestones and unfinished deliveries: zero when nothing is left to do."""
         ...
+
+
+class ProcessClaim(Protocol):
+    """What a bot process (`chartbot run`) holds on its database for as long as it runs.
+
+    Each engine has a `claim_process(location, *, shard_subset)` that `bot.store.claim_process` calls.
+    An engine that serves one bot process at a time (SQLite) refuses a second claim on the same database
+    with `StoreInUse`, and refuses a process that runs only some of the bot's shards (`shard_subset`: the
+    others would run in another process), each with one line that names PostgreSQL. The claim is not tied
+    to an open `Store` (the bot closes and reopens its store while it runs); it ends with `release()` or
+    with the process, however that ends (the operating system lets go of it, even after a SIGKILL).
+    Commands that may run beside the bot (import, rank, top, status, …) do not claim.
+    """
+
+    def release(self) -> None: ...
 
 
 class Store(Protocol):

@@ -15,6 +15,7 @@ from bot.store.interfaces import DatabaseUnavailable, StoreStatus
 from bot.store.sqlite.connection import MEMORY, Db
 from bot.store.sqlite.guilds import SqliteDeliveryQueue, SqliteGuildConfig
 from bot.store.sqlite.history import SqliteHistory
+from bot.store.sqlite.process import claim_process
 from bot.store.sqlite.queries import SqliteChartQueries
 from bot.store.sqlite.schema import SCHEMA_VERSION, migrate, user_version
 from bot.store.sqlite.sources import SqliteSourceBook
@@ -90,4 +91,4 @@ class SqliteStore:
         return await self._writer.fetch(sql, params)
 
 
-__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+__all__ = ["SCHEMA_VERSION", "SqliteStore", "claim_process"]
