@@ -61,7 +61,7 @@ _HEADERS = {
 
 def detect_format(first_line: str) -> str:
     """The format whose header this is (or `jsonl` when the line is a JSON object)."""
-    line = first_line.removeprefix("\ufeff").strip()
+    line = first_line.removeprefix("\ufeff").split("\r", 1)[0].strip()  # a lone CR ends a line too
     if line.startswith("{"):
         return "jsonl"
     reject_markup(line)
@@ -206,7 +206,7 @@ def parse_generic_csv(data: Data | Text, *, today: date | None = None) -> list[S
 
 
 def read_generic_csv(data: Data | Text, *, today: date | None = None) -> Charts:
-    return _read_generic(read_rows(Text.of(data), GENERIC_COLUMNS), today)
+    return _read_generic(read_rows(Text.of(data), GENERIC_COLUMNS), today, same_columns=True)
 
 
 def parse_jsonl(data: Data | Text, *, today: date | None = None) -> list[Snapshot]:
@@ -215,7 +215,7 @@ def parse_jsonl(data: Data | Text, *, today: date | None = None) -> list[Snapsho
 
 
 def read_jsonl(data: Data | Text, *, today: date | None = None) -> Charts:
-    return _read_generic(_json_rows(Text.of(data)), today)
+    return _read_generic(_json_rows(Text.of(data)), today, same_columns=False)
 
 
 def _json_rows(text: Text) -> Iterator[tuple[int, Row]]:
@@ -265,11 +265,20 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _read_generic(rows: Iterator[tuple[int, Row]], today: date | None) -> Charts:
+_FIGURES: tuple[tuple[str, Callable[[str, str], float]], ...] = (
+    ("points", decimal),
+    ("hours", whole),
+    ("views", whole),
+)
+
+
+def _read_generic(rows: Iterator[tuple[int, Row]], today: date | None, *, same_columns: bool) -> Charts:
+    """`same_columns`: every row has the same columns (a CSV's header; a JSON line has its own)."""
     today = today or utc_today()
     charts = Charts()
-    last: tuple[str, ...] = ()  # the chart columns of the row before: rows of a chart come together
+    last: tuple[str | None, ...] = ()  # the chart columns of the row before: a chart's rows come together
     chart = -1
+    given: tuple[tuple[str, Callable[[str, str], float]], ...] | None = None  # figure columns present
     for line, row in rows:
         try:
             columns = (row["date"], row["region"], row["category"], row.get("period"), row.get("service"))
@@ -278,11 +287,9 @@ def _read_generic(rows: Iterator[tuple[int, Row]], today: date | None) -> Charts
             rank = integer(_required(row, "rank"), "rank")
             title = _required(row, "title")
             season = row.get("season", "").strip() or None
-            figures = {
-                "points": optional(row, "points", decimal),
-                "hours": optional(row, "hours", whole),
-                "views": optional(row, "views", whole),
-            }
+            if given is None or not same_columns:
+                given = tuple((name, read) for name, read in _FIGURES if name in row)
+            figures = {name: optional(row, name, read) for name, read in given} if given else None
             charts.add(chart, rank, charts.title(title, season), line, figures)
         except InputError as exc:
             raise InputError(f"line {line}: {exc}") from None

@@ -159,7 +159,7 @@ def read_rows(
     try:
         for fields in reader:
             start, line = line + 1, reader.line_num
-            if not any(field.strip() for field in fields):
+            if not (fields and fields[0].strip()) and not any(field.strip() for field in fields):
                 continue  # a blank line, or a spreadsheet's empty row
             if len(fields) != len(header):
                 raise InputError(
@@ -282,7 +282,6 @@ def lookup(value: str, column: str, table: Mapping[str, str]) -> str:
 FIGURES = ("points", "hours", "views", "runtime", "weeks_reported", "window_days")
 _FLOAT_FIGURES = frozenset({"points", "runtime"})
 _NO_ENTRY = array("i", [-1]) * CHART_SIZE
-_NO_LINE = array("q", [0]) * CHART_SIZE
 
 
 class Charts:
@@ -296,16 +295,16 @@ class Charts:
     """
 
     def __init__(self) -> None:
-        self._index: dict[ChartKey, int] = {}
+        self._index: dict[ChartKey, int] | None = {}  # dropped once read (`checked()`), made again if need be
         self._keys: list[ChartKey] = []
+        self._by_day: dict[date, array[int]] = {}  # chart numbers by date
         self._titles: list[tuple[str, str | None, str]] = []  # (show, season, title key)
         self._title_ids: dict[tuple[str, str | None], int] = {}  # as written in the file -> number
         self._slots = array("i")  # title number per (chart, rank); -1: no entry at that rank
-        self._lines = array("q")  # the line of the row in each slot
+        self._lines = array("I")  # the line of the row in each slot (64-bit past 4 billion lines)
         self._figures: dict[str, _Column] = {}
         self._words: dict[object, object] = {}  # one copy of each region, category, … and date
         self._order: array[int] | None = None  # chart numbers in the order of `snapshots()`
-        self._days: dict[date, tuple[int, int]] | None = None  # a date's range in that order
         self.entries = 0
 
     def __len__(self) -> int:
@@ -327,6 +326,8 @@ class Charts:
 
     def chart(self, key: ChartKey) -> int:
         """The number of a chart, added when new."""
+        if self._index is None:
+            self._index = {key: number for number, key in enumerate(self._keys)}
         number = self._index.get(key)
         if number is None:
             words = self._words
@@ -334,11 +335,12 @@ class Charts:
             key = ChartKey(*(words.setdefault(v, v) for v in fields))  # type: ignore[arg-type]
             number = self._index[key] = len(self._keys)
             self._keys.append(key)
+            self._by_day.setdefault(key.date, array("i")).append(number)
             self._slots.extend(_NO_ENTRY)
-            self._lines.extend(_NO_LINE)
+            self._lines.frombytes(bytes(CHART_SIZE * self._lines.itemsize))
             for column in self._figures.values():
                 column.grow(CHART_SIZE)
-            self._order = self._days = None
+            self._order = None
         return number
 
     def add(
@@ -354,7 +356,11 @@ class Charts:
                 f"rank {rank} is repeated in chart {key.label()} (first on line {self._lines[slot]})"
             )
         self._slots[slot] = title
-        self._lines[slot] = line
+        try:
+            self._lines[slot] = line
+        except OverflowError:
+            self._lines = array("q", self._lines)
+            self._lines[slot] = line
         self.entries += 1
         if figures:
             for name, value in figures.items():
@@ -368,6 +374,7 @@ class Charts:
         """Itself, once it holds a chart (a file of no chart rows is bad input)."""
         if not self._keys:
             raise InputError("line 1: the file has no chart rows")
+        self._index = None  # only adding looks charts up: a large file's index is tens of MB
         return self
 
     def titles(self) -> Iterator[tuple[str, str]]:
@@ -391,28 +398,25 @@ class Charts:
             yield [self._snapshot(number, made) for number in order[start : start + size]]
 
     def dates(self) -> list[date]:
-        return list(self._by_date())
+        return sorted(self._by_day)
 
     def on(self, day: date) -> list[Snapshot]:
         """The charts of one date, in the order of `snapshots()`."""
-        start, end = self._by_date().get(day, (0, 0))
         made: dict[int, Entry] = {}
-        return [self._snapshot(number, made) for number in self._sorted()[start:end]]
+        return [self._snapshot(number, made) for number in self._on(day)]
 
-    def _by_date(self) -> dict[date, tuple[int, int]]:
-        if self._days is None:
-            order, keys = self._sorted(), self._keys
-            self._days = {}
-            for position, number in enumerate(order):
-                day = keys[number].date
-                start, _ = self._days.get(day, (position, 0))
-                self._days[day] = (start, position + 1)
-        return self._days
+    def _on(self, day: date) -> list[int]:
+        """Chart numbers of a date, by service, region, category and period."""
+        keys = self._keys
+        return sorted(self._by_day.get(day, ()), key=lambda n: _series_order(keys[n]))
 
     def _sorted(self) -> array[int]:
+        """Every chart number in the order of `snapshots()`: sorted a date at a time, so that no key
+        per chart is held at once."""
         if self._order is None:
-            keys = self._keys
-            self._order = array("i", sorted(range(len(keys)), key=lambda n: _key_order(keys[n])))
+            self._order = array("i")
+            for day in sorted(self._by_day):
+                self._order.extend(self._on(day))
         return self._order
 
     def _snapshot(self, chart: int, made: dict[int, Entry]) -> Snapshot:
@@ -470,5 +474,5 @@ class _Column:
         return value
 
 
-def _key_order(key: ChartKey) -> tuple[date, str, str, str, str]:
-    return (key.date, key.service, key.region, key.category, key.period)
+def _series_order(key: ChartKey) -> tuple[str, str, str, str]:
+    return (key.service, key.region, key.category, key.period)
