@@ -152,8 +152,8 @@ def write_csv(path: Path, megabytes: float, seed: int = 1) -> int:
     return rows
 
 
-def run_import(path: Path, db: Path) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in bytes, stdout) of `chartbot import` in a child process."""
+def run_import(path: Path, db: Path) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds, peak RSS in bytes, stdout) of `chartbot import` in a child process."""
     started = time.perf_counter()
     child = subprocess.Popen(
         [sys.executable, "-m", "bot", "import", str(path), "--db", str(db)],
@@ -167,8 +167,8 @@ def run_import(path: Path, db: Path) -> tuple[float, int, str]:
     # communicate() reaped the child: its own peak is the children's peak, as it is our only child
     import resource
 
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
-    return elapsed, peak, out.decode()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, out.decode()  # KiB on Linux
 
 
 def main() -> None:
@@ -184,12 +184,12 @@ def main() -> None:
             write_csv(path, args.mb)
             print(f"(written in {time.perf_counter() - started:.1f} s)")
         size = path.stat().st_size
-        elapsed, peak, out = run_import(path, Path(tmp) / "import.sqlite3")
+        elapsed, cpu, peak, out = run_import(path, Path(tmp) / "import.sqlite3")
     match = re.search(r"\(([\d,]+) entries stored\)", out)
     entries = int(match[1].replace(",", "")) if match else 0
     print(out.strip())
     print(f"file:       {size / 1e6:,.1f} MB")
-    print(f"wall time:  {elapsed:,.1f} s")
+    print(f"wall time:  {elapsed:,.1f} s (CPU {cpu:,.1f} s)")
     print(f"speed:      {entries / elapsed:,.0f} entries/s ({entries:,} entries)")
     print(f"peak RSS:   {peak / 1e6:,.0f} MB (target ≤ 500 MB)")
 
