@@ -1,7 +1,8 @@
 """The `chartbot` command (also `python -m bot`). A stable contract: scripts and tests rely on it.
 
 User errors print one line to stderr and exit 2; nothing is half-written (each import is one
-transaction, parsed in full before anything is stored).
+transaction, parsed in full before anything is stored). Long work (`import`, `replay`, `poll --once`)
+shows progress bars on stderr when it is a terminal, and nothing else anywhere.
 """
 
 from __future__ import annotations
@@ -15,19 +16,20 @@ import logging
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 from bot import terminal
 from bot.charts import top_charts
-from bot.ingest import Ingester
+from bot.ingest import Ingester, IngestReport
 from bot.milestones import KINDS
 from bot.model import CATEGORIES, PERIOD_NAMES, WORLD, InputError, Milestone, Snapshot, parse_date, title_key
 from bot.regions import resolve_region
 from bot.settings import Settings, load_dotenv, shard_selection
 from bot.sources import files
+from bot.sources.tables import Charts
 from bot.store import MEMORY, SchemaError, Store, StoreError, StoreInUse, is_postgres_url, open_store
 from bot.titles import TitleIndex
 
@@ -164,15 +166,38 @@ async def open_existing(args: argparse.Namespace) -> Store:
     return await open_store(path)
 
 
-def read_all(paths: Sequence[Path], fmt: str | None, day: date | None = None) -> list[list[Snapshot]]:
+def read_all(
+    paths: Sequence[Path], fmt: str | None, day: date | None = None, progress: terminal.Progress | None = None
+) -> list[Charts]:
     """Parse every file before storing anything: one bad file stops the whole command. `day` dates
-    the undated lists (most-popular.tsv); without it, they are dated today."""
+    the undated lists (most-popular.tsv); without it, they are dated today. Each file is read as it
+    comes into a compact table of charts (`files.read_charts`): a large file is never whole in memory."""
     parsed = []
     for path in paths:
         if not path.is_file():
             raise InputError(f"{path}: no such file")
-        parsed.append(files.read_file(path, fmt, day))
+        reading = None
+        if progress is not None:
+            reading = progress.tracker(f"{path.name}: reading", path.stat().st_size, unit="B")
+        parsed.append(files.read_charts(path, fmt, day, progress=reading))
     return parsed
+
+
+async def store_charts(
+    ingester: Ingester, charts: Charts, progress: Callable[[int], None] | None = None
+) -> IngestReport:
+    """One file's charts in one transaction, oldest first, a chunk at a time (no news: history only).
+    A failure at any chunk stores nothing of the file. `progress(done)`: charts stored so far."""
+    stored = 0
+    async with ingester.batch() as batch:
+        for chunk in charts.chunks():
+            await batch.add(chunk, news=False, progress=_counted_from(stored, progress))
+            stored += len(chunk)
+    return batch.report
+
+
+def _counted_from(base: int, progress: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    return None if progress is None else lambda done: progress(base + done)
 
 
 def milestone_json(m: Milestone) -> str:
@@ -196,29 +221,61 @@ async def resolve_title(store: Store, text: str) -> tuple[str, str]:
 
 @command("import")
 async def import_files(args: argparse.Namespace, out: TextIO) -> int:
-    parsed = read_all(args.files, args.format, args.date)
-    async with await open_store(db_path(args)) as store:
-        ingester = Ingester(store)
-        for path, snapshots in zip(args.files, parsed, strict=True):
-            report = await ingester.ingest(snapshots, news=False)
-            out.write(
-                f"{path.name}: {len(snapshots):,} charts ({report.entries:,} entries stored) — "
-                f"{report.added:,} new, {report.replaced:,} revised, {report.unchanged:,} unchanged\n"
-            )
+    with terminal.Progress() as progress:
+        parsed = read_all(args.files, args.format, args.date, progress)
+        async with await open_store(db_path(args)) as store:
+            ingester = Ingester(store)
+            for path, charts in zip(args.files, parsed, strict=True):
+                report = await store_charts(ingester, charts, progress.tracker(path.name, len(charts)))
+                progress.write(
+                    out,
+                    f"{path.name}: {len(charts):,} charts ({report.entries:,} entries stored) — "
+                    f"{report.added:,} new, {report.replaced:,} revised, {report.unchanged:,} unchanged\n",
+                )
     return 0
 
 
-def periods_in_order(parsed: list[list[Snapshot]]) -> list[list[Snapshot]]:
-    """All charts of one date together, dates in order: how the history unfolded."""
-    by_date: dict[date, list[Snapshot]] = defaultdict(list)
-    for snapshots in parsed:
+class Periods:
+    """All charts of one date together, dates in order: how the history unfolded. Each period's
+    charts are made when it comes (from tables of charts, or from lists of snapshots)."""
+
+    def __init__(self, parsed: Sequence[Charts | Sequence[Snapshot]]) -> None:
+        self.tables = [p if isinstance(p, Charts) else _Listed(p) for p in parsed]
+        self.dates = sorted({day for table in self.tables for day in table.dates()})
+
+    def __len__(self) -> int:
+        return len(self.dates)
+
+    def __iter__(self) -> Iterator[list[Snapshot]]:
+        for day in self.dates:
+            yield [snapshot for table in self.tables for snapshot in table.on(day)]
+
+
+class _Listed:
+    def __init__(self, snapshots: Sequence[Snapshot]) -> None:
+        self.by_date: dict[date, list[Snapshot]] = defaultdict(list)
         for snapshot in snapshots:
-            by_date[snapshot.key.date].append(snapshot)
-    return [by_date[day] for day in sorted(by_date)]
+            self.by_date[snapshot.key.date].append(snapshot)
+
+    def dates(self) -> Iterable[date]:
+        return self.by_date.keys()
+
+    def on(self, day: date) -> list[Snapshot]:
+        return self.by_date.get(day, [])
 
 
-async def replay_into(store: Store, parsed: list[list[Snapshot]], emit: Callable[[Milestone], None]) -> int:
-    """Ingest period by period with detection on; `emit` each milestone. Returns how many."""
+def periods_in_order(parsed: Sequence[Charts | Sequence[Snapshot]]) -> Periods:
+    return Periods(parsed)
+
+
+async def replay_into(
+    store: Store,
+    parsed: Sequence[Charts | Sequence[Snapshot]],
+    emit: Callable[[Milestone], None],
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Ingest period by period with detection on; `emit` each milestone. Returns how many.
+    `progress(done, total)`: periods stored so far."""
     count = 0
     # A replay is a batch: it allocates in bulk, and almost nothing it makes is cyclic garbage. So the
     # parsed files it holds to the end are frozen (left out of every full pass of the collector), and
@@ -228,12 +285,15 @@ async def replay_into(store: Store, parsed: list[list[Snapshot]], emit: Callable
     gc.freeze()
     gc.set_threshold(50_000, *thresholds[1:])
     ingester = Ingester(store)
+    periods = periods_in_order(parsed)
     try:
-        for period in periods_in_order(parsed):
+        for done, period in enumerate(periods, start=1):
             report = await ingester.ingest(period, news=True)
             for milestone in report.milestones:
                 emit(milestone)
                 count += 1
+            if progress is not None:
+                progress(done, len(periods))
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
@@ -242,21 +302,25 @@ async def replay_into(store: Store, parsed: list[list[Snapshot]], emit: Callable
 
 @command("replay")
 async def replay(args: argparse.Namespace, out: TextIO) -> int:
-    parsed = read_all(args.files, args.format)
-    wanted_title = None
-    if args.title:
-        rows = {(e.title_key, e.title) for snaps in parsed for s in snaps for e in s.entries}
-        wanted_title = TitleIndex((key, name, 0) for key, name in rows).resolve(args.title)[0]
+    with terminal.Progress() as progress:
+        parsed = read_all(args.files, args.format, progress=progress)
+        wanted_title = None
+        if args.title:
+            rows = {pair for charts in parsed for pair in charts.titles()}
+            wanted_title = TitleIndex((key, name, 0) for key, name in rows).resolve(args.title)[0]
 
-    def emit(m: Milestone) -> None:
-        if args.kinds and m.kind not in args.kinds:
-            return
-        if wanted_title and m.title_key != wanted_title:
-            return
-        out.write((milestone_json(m) if args.json else milestone_line(m)) + "\n")
+        def emit(m: Milestone) -> None:
+            if args.kinds and m.kind not in args.kinds:
+                return
+            if wanted_title and m.title_key != wanted_title:
+                return
+            progress.write(out, (milestone_json(m) if args.json else milestone_line(m)) + "\n")
 
-    async with await open_store(args.db or MEMORY) as store:
-        await replay_into(store, parsed, emit)
+        def shown(done: int, total: int) -> None:
+            progress.update("replay", done, total, unit="periods")
+
+        async with await open_store(args.db or MEMORY) as store:
+            await replay_into(store, parsed, emit, shown)
     return 0
 
 
@@ -389,17 +453,21 @@ async def poll_main(settings: Settings, *, once: bool, out: TextIO, err: TextIO 
     With --once: 0 when every read worked, 1 when some failed (they are listed)."""
     from bot.poller import Poller, make_http_client
 
+    progress = terminal.Progress(err)  # bars for a long catch-up, when `err` is a terminal
+
     def show(found: list[Milestone]) -> None:
         for m in found:
-            out.write(milestone_line(m) + "\n")
+            progress.write(out, milestone_line(m) + "\n")
         out.flush()
 
     async with await open_store(settings.db_path) as store, make_http_client(settings, store) as http:
-        poller = Poller(store, http, settings, on_milestones=show)
+        bars = progress.update if once and progress.shown else None  # else the log's progress line
+        poller = Poller(store, http, settings, on_milestones=show, progress=bars)
         if not once:
             await poller.run_forever()
             return 0
-        report = await poller.run_once()
+        with progress:
+            report = await poller.run_once()
     if err is not None:
         for error in report.errors:
             err.write(f"chartbot poll: {error.message}\n")
