@@ -27,7 +27,7 @@ from ingest import scratch
 from synthetic import history
 
 from bot.cli import periods_in_order, replay_into
-from bot.ingest import ingest
+from bot.ingest import Ingester
 from bot.model import Milestone, Snapshot
 from bot.sources import files
 from bot.store import open_store
@@ -37,9 +37,10 @@ REAL_DAILY = Path(__file__).parent.parent / "tests" / "data" / "netflix_us_daily
 
 async def ingest_alone(days: list[list[Snapshot]], path: Path | str) -> float:
     async with await open_store(path) as store:
+        ingester = Ingester(store)  # as replay_into: one ingester keeps each series' state between days
         start = time.perf_counter()
         for charts in periods_in_order(days):
-            await ingest(store, charts, news=False)
+            await ingester.ingest(charts, news=False)
         return time.perf_counter() - start
 
 

@@ -1,7 +1,8 @@
 """The `chartbot` command (also `python -m bot`). A stable contract: scripts and tests rely on it.
 
 User errors print one line to stderr and exit 2; nothing is half-written (each import is one
-transaction, parsed in full before anything is stored).
+transaction, parsed in full before anything is stored). Long work (`import`, `replay`, `poll --once`)
+shows progress bars on stderr when it is a terminal, and nothing else anywhere.
 """
 
 from __future__ import annotations
@@ -15,21 +16,22 @@ import logging
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 from bot import terminal
-from bot.ingest import Ingester
+from bot.charts import top_charts
+from bot.ingest import Ingester, IngestReport
 from bot.milestones import KINDS
-from bot.model import CATEGORIES, PERIODS, WORLD, InputError, Milestone, Snapshot, parse_date, title_key
+from bot.model import CATEGORIES, PERIOD_NAMES, WORLD, InputError, Milestone, Snapshot, parse_date, title_key
 from bot.regions import resolve_region
-from bot.settings import Settings, load_dotenv
+from bot.settings import Settings, load_dotenv, shard_selection
 from bot.sources import files
-from bot.store import MEMORY, SchemaError, Store, StoreError, is_postgres_url, open_store
+from bot.sources.tables import Charts
+from bot.store import MEMORY, SchemaError, Store, StoreError, StoreInUse, is_postgres_url, open_store
 from bot.titles import TitleIndex
-from bot.views import Series
 
 EXIT_USAGE = 2
 Command = Callable[[argparse.Namespace, TextIO], Awaitable[int]]
@@ -100,7 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=date_argument, metavar="YYYY-MM-DD")
     p.add_argument("--kinds", type=kinds_argument, help="comma list of kinds")
     p.add_argument("--json", action="store_true")
-    add("run", "the Discord bot (needs DISCORD_TOKEN; polls the sources too unless CHARTBOT_POLL=off)")
+    p = add("run", "the Discord bot (needs DISCORD_TOKEN; polls the sources too unless CHARTBOT_POLL=off)")
+    p.add_argument(
+        "--shards",
+        metavar="IDS",
+        help="run only these shards, e.g. 0-3 or 0,2,4 (default: $CHARTBOT_SHARDS, else all; "
+        "needs CHARTBOT_SHARD_COUNT and PostgreSQL)",
+    )
     add("sync", "publish the slash commands to every server (Discord limits how often: not on every start)")
     p = add("poll", "poll the enabled sources without Discord; milestones are printed as they are found")
     p.add_argument("--once", action="store_true", help="one cycle of each source, then exit")
@@ -118,7 +126,9 @@ def chart_filters(p: argparse.ArgumentParser, *, service: bool) -> None:
     p.add_argument("--category", choices=CATEGORIES)
     if service:
         p.add_argument("--service", help="netflix (default), disney, hbo-max, …")
-        p.add_argument("--period", choices=PERIODS)
+        p.add_argument(
+            "--period", choices=PERIOD_NAMES, help="day, week, or all-time (Netflix's most-watched lists)"
+        )
     p.add_argument(
         "--date", type=date_argument, metavar="YYYY-MM-DD", help="as of this date (default: latest)"
     )
@@ -163,15 +173,38 @@ async def open_existing(args: argparse.Namespace) -> Store:
     return await open_store(path)
 
 
-def read_all(paths: Sequence[Path], fmt: str | None, day: date | None = None) -> list[list[Snapshot]]:
+def read_all(
+    paths: Sequence[Path], fmt: str | None, day: date | None = None, progress: terminal.Progress | None = None
+) -> list[Charts]:
     """Parse every file before storing anything: one bad file stops the whole command. `day` dates
-    the undated lists (most-popular.tsv); without it, they are dated today."""
+    the undated lists (most-popular.tsv); without it, they are dated today. Each file is read as it
+    comes into a compact table of charts (`files.read_charts`): a large file is never whole in memory."""
     parsed = []
     for path in paths:
         if not path.is_file():
             raise InputError(f"{path}: no such file")
-        parsed.append(files.read_file(path, fmt, day))
+        reading = None
+        if progress is not None:
+            reading = progress.tracker(f"{path.name}: reading", path.stat().st_size, unit="B")
+        parsed.append(files.read_charts(path, fmt, day, progress=reading))
     return parsed
+
+
+async def store_charts(
+    ingester: Ingester, charts: Charts, progress: Callable[[int], None] | None = None
+) -> IngestReport:
+    """One file's charts in one transaction, oldest first, a chunk at a time (no news: history only).
+    A failure at any chunk stores nothing of the file. `progress(done)`: charts stored so far."""
+    stored = 0
+    async with ingester.batch() as batch:
+        for chunk in charts.chunks():
+            await batch.add(chunk, news=False, progress=_counted_from(stored, progress))
+            stored += len(chunk)
+    return batch.report
+
+
+def _counted_from(base: int, progress: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    return None if progress is None else lambda done: progress(base + done)
 
 
 def milestone_json(m: Milestone) -> str:
@@ -195,29 +228,61 @@ async def resolve_title(store: Store, text: str) -> tuple[str, str]:
 
 @command("import")
 async def import_files(args: argparse.Namespace, out: TextIO) -> int:
-    parsed = read_all(args.files, args.format, args.date)
-    async with await open_store(db_path(args)) as store:
-        ingester = Ingester(store)
-        for path, snapshots in zip(args.files, parsed, strict=True):
-            report = await ingester.ingest(snapshots, news=False)
-            out.write(
-                f"{path.name}: {len(snapshots):,} charts ({report.entries:,} entries stored) — "
-                f"{report.added:,} new, {report.replaced:,} revised, {report.unchanged:,} unchanged\n"
-            )
+    with terminal.Progress() as progress:
+        parsed = read_all(args.files, args.format, args.date, progress)
+        async with await open_store(db_path(args)) as store:
+            ingester = Ingester(store)
+            for path, charts in zip(args.files, parsed, strict=True):
+                report = await store_charts(ingester, charts, progress.tracker(path.name, len(charts)))
+                progress.write(
+                    out,
+                    f"{path.name}: {len(charts):,} charts ({report.entries:,} entries stored) — "
+                    f"{report.added:,} new, {report.replaced:,} revised, {report.unchanged:,} unchanged\n",
+                )
     return 0
 
 
-def periods_in_order(parsed: list[list[Snapshot]]) -> list[list[Snapshot]]:
-    """All charts of one date together, dates in order: how the history unfolded."""
-    by_date: dict[date, list[Snapshot]] = defaultdict(list)
-    for snapshots in parsed:
+class Periods:
+    """All charts of one date together, dates in order: how the history unfolded. Each period's
+    charts are made when it comes (from tables of charts, or from lists of snapshots)."""
+
+    def __init__(self, parsed: Sequence[Charts | Sequence[Snapshot]]) -> None:
+        self.tables = [p if isinstance(p, Charts) else _Listed(p) for p in parsed]
+        self.dates = sorted({day for table in self.tables for day in table.dates()})
+
+    def __len__(self) -> int:
+        return len(self.dates)
+
+    def __iter__(self) -> Iterator[list[Snapshot]]:
+        for day in self.dates:
+            yield [snapshot for table in self.tables for snapshot in table.on(day)]
+
+
+class _Listed:
+    def __init__(self, snapshots: Sequence[Snapshot]) -> None:
+        self.by_date: dict[date, list[Snapshot]] = defaultdict(list)
         for snapshot in snapshots:
-            by_date[snapshot.key.date].append(snapshot)
-    return [by_date[day] for day in sorted(by_date)]
+            self.by_date[snapshot.key.date].append(snapshot)
+
+    def dates(self) -> Iterable[date]:
+        return self.by_date.keys()
+
+    def on(self, day: date) -> list[Snapshot]:
+        return self.by_date.get(day, [])
 
 
-async def replay_into(store: Store, parsed: list[list[Snapshot]], emit: Callable[[Milestone], None]) -> int:
-    """Ingest period by period with detection on; `emit` each milestone. Returns how many."""
+def periods_in_order(parsed: Sequence[Charts | Sequence[Snapshot]]) -> Periods:
+    return Periods(parsed)
+
+
+async def replay_into(
+    store: Store,
+    parsed: Sequence[Charts | Sequence[Snapshot]],
+    emit: Callable[[Milestone], None],
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Ingest period by period with detection on; `emit` each milestone. Returns how many.
+    `progress(done, total)`: periods stored so far."""
     count = 0
     # A replay is a batch: it allocates in bulk, and almost nothing it makes is cyclic garbage. So the
     # parsed files it holds to the end are frozen (left out of every full pass of the collector), and
@@ -227,12 +292,15 @@ async def replay_into(store: Store, parsed: list[list[Snapshot]], emit: Callable
     gc.freeze()
     gc.set_threshold(50_000, *thresholds[1:])
     ingester = Ingester(store)
+    periods = periods_in_order(parsed)
     try:
-        for period in periods_in_order(parsed):
+        for done, period in enumerate(periods, start=1):
             report = await ingester.ingest(period, news=True)
             for milestone in report.milestones:
                 emit(milestone)
                 count += 1
+            if progress is not None:
+                progress(done, len(periods))
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
@@ -241,21 +309,25 @@ async def replay_into(store: Store, parsed: list[list[Snapshot]], emit: Callable
 
 @command("replay")
 async def replay(args: argparse.Namespace, out: TextIO) -> int:
-    parsed = read_all(args.files, args.format)
-    wanted_title = None
-    if args.title:
-        rows = {(e.title_key, e.title) for snaps in parsed for s in snaps for e in s.entries}
-        wanted_title = TitleIndex((key, name, 0) for key, name in rows).resolve(args.title)[0]
+    with terminal.Progress() as progress:
+        parsed = read_all(args.files, args.format, progress=progress)
+        wanted_title = None
+        if args.title:
+            rows = {pair for charts in parsed for pair in charts.titles()}
+            wanted_title = TitleIndex((key, name, 0) for key, name in rows).resolve(args.title)[0]
 
-    def emit(m: Milestone) -> None:
-        if args.kinds and m.kind not in args.kinds:
-            return
-        if wanted_title and m.title_key != wanted_title:
-            return
-        out.write((milestone_json(m) if args.json else milestone_line(m)) + "\n")
+        def emit(m: Milestone) -> None:
+            if args.kinds and m.kind not in args.kinds:
+                return
+            if wanted_title and m.title_key != wanted_title:
+                return
+            progress.write(out, (milestone_json(m) if args.json else milestone_line(m)) + "\n")
 
-    async with await open_store(args.db or MEMORY) as store:
-        await replay_into(store, parsed, emit)
+        def shown(done: int, total: int) -> None:
+            progress.update("replay", done, total, unit="periods")
+
+        async with await open_store(args.db or MEMORY) as store:
+            await replay_into(store, parsed, emit, shown)
     return 0
 
 
@@ -282,46 +354,22 @@ async def rank(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def pick_series(candidates: list[Series], args: argparse.Namespace) -> Series:
-    """The chart `top` means when the user left parts out: prefer overall, then TV; daily over weekly."""
-    if not candidates:
-        asked = ", ".join(
-            f"{name} {value}"
-            for name, value in (
-                ("service", args.service),
-                ("region", args.region),
-                ("category", args.category),
-                ("period", args.period),
-            )
-            if value
-        )
-        raise InputError(f"no chart stored for {asked or 'any chart'}; see `chartbot import`")
-    order = list(CATEGORIES)
-    return min(candidates, key=lambda s: (order.index(s.category), s.period != "day", s.service != "netflix"))
-
-
 @command("top")
 async def top(args: argparse.Namespace, out: TextIO) -> int:
     async with await open_existing(args) as store:
-        region = args.region or WORLD
-        candidates = await store.charts.find_series(
-            service=args.service, region=region, category=args.category, period=args.period
+        views = await top_charts(
+            store.charts,
+            region=args.region,
+            category=args.category,
+            service=args.service,
+            period=args.period,
+            on=args.date,
         )
-        if not candidates and args.category is None and args.region is None:
-            candidates = await store.charts.find_series(service=args.service, period=args.period)
-        if not candidates and args.category:
-            others = await store.charts.find_series(service=args.service, region=region)
-            if others:
-                choices = ", ".join(sorted({s.category for s in others}))
-                raise InputError(f"no {args.category} chart for {region}; it has: {choices}")
-        series = pick_series(candidates, args)
-        view = await store.charts.chart_view(series, args.date)
-    if view is None:
-        raise InputError(f"no {series.region} {series.category} chart on or just before {args.date}")
-    if args.json:
-        out.write(json.dumps(view.as_json(), ensure_ascii=False) + "\n")
-    else:
-        out.write(terminal.format_chart(view) + "\n")
+    for view in views:
+        out.write(
+            (json.dumps(view.as_json(), ensure_ascii=False) if args.json else terminal.format_chart(view))
+            + "\n"
+        )
     return 0
 
 
@@ -382,6 +430,9 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
     from bot.client import serve, setup_logging
 
     settings = poller_settings(args)
+    if args.shards is not None:
+        shards = shard_selection(args.shards, settings.shard_count, "--shards")
+        settings = dataclasses.replace(settings, shards=shards)
     setup_logging(settings)
     await serve(settings)
     return 0
@@ -409,17 +460,21 @@ async def poll_main(settings: Settings, *, once: bool, out: TextIO, err: TextIO 
     With --once: 0 when every read worked, 1 when some failed (they are listed)."""
     from bot.poller import Poller, make_http_client
 
+    progress = terminal.Progress(err)  # bars for a long catch-up, when `err` is a terminal
+
     def show(found: list[Milestone]) -> None:
         for m in found:
-            out.write(milestone_line(m) + "\n")
+            progress.write(out, milestone_line(m) + "\n")
         out.flush()
 
     async with await open_store(settings.db_path) as store, make_http_client(settings, store) as http:
-        poller = Poller(store, http, settings, on_milestones=show)
+        bars = progress.update if once and progress.shown else None  # else the log's progress line
+        poller = Poller(store, http, settings, on_milestones=show, progress=bars)
         if not once:
             await poller.run_forever()
             return 0
-        report = await poller.run_once()
+        with progress:
+            report = await poller.run_once()
     if err is not None:
         for error in report.errors:
             err.write(f"chartbot poll: {error.message}\n")
@@ -467,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(f"chartbot {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except SchemaError as error:
+    except (SchemaError, StoreInUse) as error:
         print(f"chartbot {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
     except StoreError as error:

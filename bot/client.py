@@ -31,13 +31,25 @@ from bot.model import InputError
 from bot.poller import Poller
 from bot.render import CONTENT, clip
 from bot.settings import Settings
+from bot.shards import IDENTIFY_WINDOW, IdentifyPacer, describe_shards
 from bot.sources.http import DEFAULT_USER_AGENT
-from bot.store import DatabaseUnavailable, SchemaError, Store, StoreBusy, StoreError, open_store, redact
+from bot.store import (
+    DatabaseUnavailable,
+    SchemaError,
+    Store,
+    StoreBusy,
+    StoreError,
+    claim_process,
+    open_store,
+    redact,
+)
 from bot.titles import TitleIndex
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.rank", "cogs.watch", "cogs.announce", "cogs.poll")
+CLOSE_INVALID_SHARD = 4010  # the gateway's close codes for a shard it will not take
+CLOSE_SHARDING_REQUIRED = 4011
 DB_UNAVAILABLE = "The chart database is unavailable right now; try again in a minute."
 UNEXPECTED = "Something went wrong on our side (it has been logged); try again in a minute."
 
@@ -73,9 +85,14 @@ class ChartTree(app_commands.CommandTree):
         await self.client.on_app_command_error(interaction, error)  # type: ignore[attr-defined]
 
 
-class ChartBot(commands.Bot):
+class ChartBot(commands.AutoShardedBot):
     """The bot. `setup_hook` opens the DB, builds the title index, loads the cogs and syncs to the dev
-    guild (never globally on start: Discord limits command creation per day)."""
+    guild (never globally on start: Discord limits command creation per day).
+
+    Sharded: `connect` asks Discord for its recommended shard count (unless `CHARTBOT_SHARD_COUNT` sets
+    it) and how many shards may IDENTIFY at once; the process runs every shard, or those
+    `CHARTBOT_SHARDS` names. `identify_window` is Discord's 5 s between IDENTIFYs of one rate-limit key
+    (tests shorten it, with the fake Discord's window)."""
 
     def __init__(
         self,
@@ -87,6 +104,7 @@ class ChartBot(commands.Bot):
         defer_after: float = 2.0,
         cache_kib: int = 16 * 1024,
         freeze_gc: bool = False,
+        identify_window: float = IDENTIFY_WINDOW,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -95,8 +113,12 @@ class ChartBot(commands.Bot):
             help_command=None,
             tree_cls=ChartTree,
             guild_ready_timeout=guild_ready_timeout,
+            shard_count=settings.shard_count,
+            shard_ids=list(settings.shards) if settings.shards is not None else None,
         )
         self.settings = settings
+        self.identify_pacer = IdentifyPacer(window=identify_window)
+        self.recommended_shards: int | None = None  # what Discord recommended at the last connect
         self.extensions_wanted = tuple(extensions)
         self.sync_dev_guild = sync_dev_guild
         self.defer_after = defer_after  # commands that may take longer defer their answer
@@ -108,6 +130,7 @@ class ChartBot(commands.Bot):
         self.announce_config = AnnouncerConfig(
             rate=settings.announce_rate,
             workers=settings.announce_workers,
+            hold=settings.announce_hold,
         )
         self.announcer: Announcer = Announcer(self, self.announce_config)
         self.poller: Poller | None = None  # set by cogs/poll.py when the bot polls its sources
@@ -162,11 +185,57 @@ class ChartBot(commands.Bot):
             synced = await self.tree.sync(guild=guild)
             log.info("synced %d commands to the dev guild %s", len(synced), self.settings.dev_guild)
 
+    # --- shards ---------------------------------------------------------------------------------------
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        """Ask Discord (`GET /gateway/bot`) for the recommended shard count and the IDENTIFY concurrency,
+        then connect this process's shards. The shards connect to `DISCORD_GATEWAY_URL` when it is set
+        (discord.py, left to ask for the count itself, would take the gateway URL Discord names)."""
+        gateway = await compat.bot_gateway(self)
+        self.recommended_shards = gateway.shards
+        self.identify_pacer.max_concurrency = gateway.max_concurrency
+        if self.settings.shard_count is None and gateway.shards is not None:
+            self.shard_count = gateway.shards
+        configured = self.settings.shard_count
+        if configured is not None and gateway.shards is not None and configured < gateway.shards:
+            log.warning(
+                "CHARTBOT_SHARD_COUNT=%d is below the %d shards Discord recommends: a shard with more "
+                "than 2,500 servers is refused (close code 4011)",
+                configured,
+                gateway.shards,
+            )
+        if self.shard_count is not None:
+            log.info(
+                "running %s (Discord recommends %s; IDENTIFY concurrency %d per %g s)",
+                describe_shards(self.shard_ids or range(self.shard_count), self.shard_count),
+                gateway.shards if gateway.shards is not None else "?",
+                gateway.max_concurrency,
+                self.identify_pacer.window,
+            )
+        await super().connect(reconnect=reconnect)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Wait until this shard's rate-limit key may IDENTIFY (discord.py's own hook waits 5 s before
+        every shard but the first, whatever `max_concurrency` allows)."""
+        waited = await self.identify_pacer.wait(shard_id or 0)
+        log.debug("shard %s identifies (waited %.2f s)", shard_id, waited)
+
+    def shard_description(self) -> str:
+        """``"shards 0-3 of 6"``: the shards this process runs."""
+        count = self.shard_count or 1
+        return describe_shards(self.shard_ids or range(count), count)
+
     async def on_ready(self) -> None:
         if self.freeze_gc:
             freeze_long_lived()
         user = self.user
-        log.info("ready as %s (id %s) in %d servers", user, user.id if user else "?", len(self.guilds))
+        log.info(
+            "ready as %s (id %s) in %d servers on %s",
+            user,
+            user.id if user else "?",
+            len(self.guilds),
+            self.shard_description(),
+        )
 
     async def close(self) -> None:
         """Close Discord, then the HTTP session and the DB; idempotent (SIGTERM and `async with` both call it)."""
@@ -474,17 +543,50 @@ async def start_when_reachable(bot: ChartBot, token: str, backoff: Backoff) -> N
             await bot.connect()  # once connected, discord.py reconnects by itself
             return
         except Exception as exc:
-            first_connection_failed = bot.ws is None and not bot.is_closed()
+            first_connection_failed = not bot.shards and not bot.is_closed()
             if not (first_connection_failed and (is_unreachable(exc) or isinstance(exc, AttributeError))):
                 raise
             await asyncio.sleep(_wait_to_retry(f"Discord's gateway at {gateway}", exc, backoff))
 
 
+def _shard_refused(exc: discord.ConnectionClosed, bot: ChartBot) -> InputError:
+    """One line for a shard Discord will not take: too many servers on it (4011) or an invalid one (4010)."""
+    shard = f"shard {exc.shard_id} of {bot.shard_count}"
+    if exc.code == CLOSE_SHARDING_REQUIRED:
+        if bot.settings.shard_count is None:
+            advice = "start again to use Discord's new recommendation"
+        else:
+            advice = (
+                f"raise CHARTBOT_SHARD_COUNT (Discord recommends {bot.recommended_shards or 'more'}), "
+                "or leave it empty to use Discord's recommendation"
+            )
+        return InputError(
+            f"Discord refused {shard}: it would hold more servers than a shard may (close code 4011, "
+            f"sharding required); {advice}"
+        )
+    return InputError(
+        f"Discord refused {shard} as invalid (close code 4010): check CHARTBOT_SHARD_COUNT and CHARTBOT_SHARDS"
+    )
+
+
 async def serve(settings: Settings, *, bot: ChartBot | None = None, backoff: Backoff | None = None) -> None:
     """Run the bot until SIGTERM, Ctrl-C or a fatal error; close bot, session and DB cleanly.
 
-    While Discord cannot be reached at start, wait and try again (`backoff`: 5 s doubling to 5 min)."""
+    The database is claimed for this process first (`bot.store.claim_process`): a second bot process
+    on one SQLite file, or a subset of shards on SQLite, is refused with StoreInUse before anything
+    starts. While Discord cannot be reached at start, wait and try again (`backoff`: 5 s doubling to
+    5 min)."""
     token = _require_token(settings)
+    claim = await claim_process(settings.db_path, shard_subset=settings.shards is not None)
+    try:
+        await _serve_claimed(settings, token, bot, backoff)
+    finally:
+        claim.release()
+
+
+async def _serve_claimed(
+    settings: Settings, token: str, bot: ChartBot | None, backoff: Backoff | None
+) -> None:
     bot = bot or ChartBot(settings, freeze_gc=True)
     backoff = backoff or Backoff()
     loop = asyncio.get_running_loop()
@@ -513,6 +615,10 @@ async def serve(settings: Settings, *, bot: ChartBot | None = None, backoff: Bac
                     raise
             except discord.LoginFailure as exc:
                 raise _login_failed(exc) from None
+            except discord.ConnectionClosed as exc:
+                if exc.code in (CLOSE_INVALID_SHARD, CLOSE_SHARDING_REQUIRED):
+                    raise _shard_refused(exc, bot) from None
+                raise
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)

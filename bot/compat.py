@@ -16,6 +16,9 @@ The canary tests (tests/test_compat.py) fail as soon as a release changes what i
 - **Endpoints** (`discord.http.Route.BASE`, `DiscordWebSocket.DEFAULT_GATEWAY`): where a REST or gateway
   proxy (or the tests' fake Discord) stands in for discord.com (`point_at` / `restore_endpoints`). No
   fallback: a setting that cannot be applied is a start-up error, never a silent switch to discord.com.
+- **The bot's gateway** (`HTTPClient.get_bot_gateway`): Discord's recommended shard count and the
+  IDENTIFY concurrency in one request, before the shards connect (`bot_gateway`). Without it: the
+  concurrency from the public `fetch_session_start_limits`, and discord.py asks for the count itself.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Shortcuts:
     bucket_sweep: bool
     prepared_send: bool
     endpoints: bool
+    bot_gateway: bool
 
 
 _FALLBACKS = {
@@ -53,6 +57,8 @@ _FALLBACKS = {
     "changed: posts go through Messageable.send (a Message is built from every answer)",
     "endpoints": "Route.BASE / DiscordWebSocket.DEFAULT_GATEWAY are gone: DISCORD_API_BASE and "
     "DISCORD_GATEWAY_URL cannot be applied",
+    "bot_gateway": "HTTPClient.get_bot_gateway is gone: without CHARTBOT_SHARD_COUNT, discord.py asks for "
+    "the shard count itself and connects to the gateway Discord names (DISCORD_GATEWAY_URL is not used)",
 }
 
 _found: Shortcuts | None = None
@@ -66,11 +72,13 @@ def check_discord_version() -> Shortcuts:
         bucket_sweep=_bucket_sweep_works(),
         prepared_send=_prepared_send_works(),
         endpoints=_endpoints_work(),
+        bot_gateway=_bot_gateway_works(),
     )
     for name, works in (
         ("bucket_sweep", found.bucket_sweep),
         ("prepared_send", found.prepared_send),
         ("endpoints", found.endpoints),
+        ("bot_gateway", found.bot_gateway),
     ):
         if not works:
             log.warning(
@@ -133,6 +141,10 @@ def _endpoints_work() -> bool:
     return isinstance(getattr(discord.http.Route, "BASE", None), str) and isinstance(
         getattr(DiscordWebSocket, "DEFAULT_GATEWAY", None), yarl.URL
     )
+
+
+def _bot_gateway_works() -> bool:
+    return inspect.iscoroutinefunction(getattr(discord.http.HTTPClient, "get_bot_gateway", None))
 
 
 # --- the bucket sweep ---------------------------------------------------------------------------------
@@ -279,3 +291,25 @@ def restore_endpoints(saved: Endpoints) -> None:
     """Undo `point_at`."""
     discord.http.Route.BASE = saved.api_base
     DiscordWebSocket.DEFAULT_GATEWAY = saved.gateway
+
+
+# --- the bot's gateway ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BotGateway:
+    """What `GET /gateway/bot` says: the recommended shard count (``None``: not asked, discord.py will)
+    and how many shards may IDENTIFY at once (`max_concurrency`, per 5 seconds)."""
+
+    shards: int | None
+    max_concurrency: int
+
+
+async def bot_gateway(client: discord.AutoShardedClient) -> BotGateway:
+    """Discord's shard recommendation and IDENTIFY concurrency for this bot (one REST call; the client
+    must be logged in). Raises `discord.GatewayNotFound` when Discord does not answer."""
+    if shortcuts().bot_gateway:
+        shards, _url, limits = await client.http.get_bot_gateway()
+        return BotGateway(int(shards), max(1, int(limits["max_concurrency"])))
+    limits = await client.fetch_session_start_limits()
+    return BotGateway(None, max(1, limits.max_concurrency))

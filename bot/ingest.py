@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from bot import milestones as detector
-from bot.model import PERIODS, WORLD, ChartKey, Milestone, Snapshot
+from bot.model import ALL_TIME, PERIODS, WORLD, ChartKey, Milestone, Snapshot
 from bot.model import chart_digest as digest
 from bot.stats import TitleStats, advance, fold
 from bot.store import GroupKey, HistoryWrite, RunRecord, SeriesState, SeriesUpdate, Store
@@ -89,10 +89,11 @@ class Ingester:
             return await batch.detect_countries((service, category, period), day, source)
 
     @asynccontextmanager
-    async def batch(self) -> AsyncIterator[Batch]:
-        """One history transaction for several steps (charts, aggregates, validators): all or nothing."""
+    async def batch(self, read: int | None = None) -> AsyncIterator[Batch]:
+        """One history transaction for several steps (charts, aggregates, validators): all or nothing.
+        `read`: the read whose data it stores (`SourceBook.begin_read`; None: a read begun now)."""
         try:
-            async with self.store.history.write() as tx:
+            async with self.store.history.write(read) as tx:
                 yield Batch(tx, self._memos)
         except BaseException:
             self._memos.clear()  # they may hold the state of what was just rolled back
@@ -143,6 +144,70 @@ class Batch:
         return step
 
     async def _add(self, snapshots: Sequence[Snapshot], *, news: bool) -> IngestReport:
+        lists = [s for s in snapshots if s.key.period == ALL_TIME]
+        if lists:
+            step = await self._add_all_time(lists, news=news)
+            charts = [s for s in snapshots if s.key.period != ALL_TIME]
+            if charts:
+                step.merge(await self._add_charts(charts, news=news))
+            return step
+        return await self._add_charts(snapshots, news=news)
+
+    async def _add_all_time(self, snapshots: Sequence[Snapshot], *, news: bool) -> IngestReport:
+        """Netflix's all-time lists: versions of a list, dated by when they were read. No running
+        stats (a list has no periods to count); news compares a version with the one before it."""
+        step = IngestReport()
+        latest: dict[tuple[SeriesKey, date], Snapshot] = {}
+        for snapshot in snapshots:
+            latest[(snapshot.key.series, snapshot.key.date)] = snapshot  # type: ignore[index]
+        wanted = {e.title_key: e.title for s in latest.values() for e in s.entries}
+        await self.tx.resolve_titles(wanted)
+        by_series: dict[SeriesKey, list[Snapshot]] = defaultdict(list)
+        for snapshot in sorted(latest.values(), key=lambda s: s.key.date):
+            by_series[snapshot.key.series].append(snapshot)  # type: ignore[index]
+        states = await self.tx.series_states(list(by_series))
+        since = {
+            key: charts[0].key.date for key, charts in by_series.items() if states[key].latest is not None
+        }
+        stored = await self.tx.chart_digests(since) if since else {}
+        for key, charts in by_series.items():
+            newest = states[key].latest
+            for snapshot in charts:
+                known = stored.get(key, {}).get(snapshot.key.date)
+                if known == digest(snapshot):
+                    step.unchanged += 1
+                    continue
+                day = snapshot.key.date
+                before = await self.tx.chart_before(key, day)
+                if known is None and before is not None and digest(before) == digest(snapshot):
+                    step.unchanged += 1  # the list as it was: not a new version
+                    continue
+                is_news = news and (newest is None or day >= newest)
+                if known is None:
+                    await self.tx.add_charts([(snapshot, digest(snapshot))])
+                    step.added += 1
+                else:
+                    await self.tx.replace_chart(snapshot, digest(snapshot))
+                    step.replaced += 1
+                step.entries += len(snapshot.entries)
+                if newest is not None and day < newest:
+                    step.backfilled += 1
+                newest = day if newest is None or day > newest else newest
+                if is_news and before is not None:
+                    change = detector.AllTimeChange(
+                        snapshot.key, detector.listings(snapshot), detector.listings(before)
+                    )
+                    found = detector.detect_all_time(change)
+                    written = await self.tx.add_milestones(found, scope="chart") if found else []
+                    step.milestones.extend(written)
+                    if known is not None:  # a corrected version: news it no longer supports is withdrawn
+                        titles = {e.title_key for e in (*before.entries, *snapshot.entries)}
+                        await self.tx.retract_milestones(key, day, titles, found)
+            await self.tx.update_series([SeriesUpdate(key, newest, None)])
+        self.report.merge(step)
+        return step
+
+    async def _add_charts(self, snapshots: Sequence[Snapshot], *, news: bool) -> IngestReport:
         step = IngestReport()
         latest: dict[tuple[SeriesKey, date], Snapshot] = {}
         for snapshot in snapshots:  # the last copy of a chart in a batch wins

@@ -195,11 +195,14 @@ def make_snapshot(key: ChartKey, entries: list[Entry]) -> Snapshot:
 
 
 def chart_digest(snapshot: Snapshot) -> str:
-    """A chart's content: an identical chart stored again changes nothing."""
-    rows = [
+    """A chart's content: an identical chart stored again changes nothing. (An all-time list's window
+    counts too; charts without one keep the digest they always had.)"""
+    rows: list[tuple] = [
         (e.rank, e.title_key, e.title, e.season, e.points, e.hours, e.views, e.runtime, e.weeks_reported)
         for e in snapshot.entries
     ]
+    if any(e.window_days is not None for e in snapshot.entries):
+        rows = [(*row, e.window_days) for row, e in zip(rows, snapshot.entries, strict=True)]
     return hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()
 
 

@@ -212,22 +212,28 @@ def _on_service(service: str) -> str:
     return "" if service == "netflix" else f" on {service_name(service)}"
 
 
-def _where(m: Milestone) -> str:
-    """Where a rank is: "in the 🇺🇸 U.S.", "worldwide", "on Netflix's global TV (Non-English) list"."""
+def _where(m: Milestone, *, when: bool = True) -> str:
+    """Where a rank is, telling a daily chart from a weekly list: "on the 🇺🇸 U.S. daily Top 10",
+    "in the 🇺🇸 U.S. this week" (`when`: say "this week"; a sentence counting weeks needs not),
+    "on Netflix's global TV (Non-English) list"."""
     key = m.chart
     if key.region == WORLD and key.category in GLOBAL_LISTS:
         return f"on {service_name(key.service)}'s global {category_word(key.category)} list"
+    if key.period == "day":
+        return f"on {_top10(m)}"
     place = "worldwide" if key.region == WORLD else f"in {_region(key.region)}"
-    return place + _on_service(key.service)
+    return place + _on_service(key.service) + (" this week" if when and key.period == "week" else "")
 
 
 def _top10(m: Milestone) -> str:
-    """Which Top 10: "the 🇺🇸 U.S. Top 10", "the global Top 10", "Netflix's global TV (Non-English) Top 10"."""
+    """Which Top 10: "the 🇺🇸 U.S. daily Top 10", "the 🇺🇸 U.S. weekly Top 10", "the global daily Top 10",
+    "Netflix's global TV (Non-English) Top 10"."""
     key = m.chart
     if key.region == WORLD and key.category in GLOBAL_LISTS:
         return f"{service_name(key.service)}'s global {category_word(key.category)} Top 10"
     place = "global" if key.region == WORLD else _region(key.region).removeprefix("the ")
-    return f"the {place} Top 10{_on_service(key.service)}"
+    every = {"day": "daily ", "week": "weekly "}.get(key.period, "")
+    return f"the {place} {every}Top 10{_on_service(key.service)}"
 
 
 def _beating(m: Milestone, escape: bool) -> str:
@@ -257,7 +263,7 @@ def milestone_text(m: Milestone, *, escape: bool = False) -> str:
             return f"{t} is No. 1 {_where(m)} for the first time"
         return f"{t} is back at No. 1 {_where(m)}"
     if kind == "no1_streak":
-        return f"{t} has been No. 1 {_where(m)} for {value} consecutive {period}s"
+        return f"{t} has been No. 1 {_where(m, when=False)} for {value} consecutive {period}s"
     if kind == "lost_no1":
         run = units(int(m.context.get("run") or 1), period)
         if value is None:
@@ -298,7 +304,7 @@ def milestone_text(m: Milestone, *, escape: bool = False) -> str:
                 f"{t} sets a record: No. 1 in {_n_countries(value)}{_on_service(m.chart.service)} in a single {period}, "
                 f"{_beating(m, escape)}"
             )
-        where = _where(m) if m.chart.region == WORLD else f"in {_top10(m)}"
+        where = _where(m, when=False) if m.chart.region == WORLD else f"in {_top10(m)}"
         return (
             f"{t} sets the record for the longest No. 1 run {where}: {units(value or 0, period)} "
             f"in a row, {_beating(m, escape)}"
@@ -320,9 +326,7 @@ def _record_near_text(m: Milestone, escape: bool) -> str:
         whose = f"its own {run}"
     else:
         whose = f"{_title(holder, escape)}'s {run}"
-    where = _where(m) if m.chart.region == WORLD else f"in {_top10(m)}"
-    if period == "day" and m.chart.region != WORLD:
-        where = where.replace(" Top 10", " daily Top 10", 1)
+    where = _where(m, when=False) if m.chart.region == WORLD else f"in {_top10(m)}"
     return f"{_title(m.title, escape)} is {units(m.value or 1, period)} from tying {whose} {where}"
 
 
@@ -443,14 +447,17 @@ def _standing_summary(s: Standing) -> str:
 
 
 def _standing_headline(s: Standing) -> str:
+    word = category_word(s.category)
     if s.region == WORLD and s.category in GLOBAL_LISTS:
-        where = f"on {service_name(s.service)}'s global {category_word(s.category)} list"
+        where = f"on {service_name(s.service)}'s global {word} list"
+    elif s.period == "day":
+        place = "global" if s.region == WORLD else _region(s.region).removeprefix("the ")
+        where = f"on the {place} daily Top 10" + (f" ({word})" if word else "") + _on_service(s.service)
     else:
-        word = category_word(s.category)
         where = ("worldwide" if s.region == WORLD else f"in {_region(s.region)}") + (
             f" ({word})" if word else ""
         )
-        where += _on_service(s.service)
+        where += _on_service(s.service) + " this week"
     line = f"{_flag(s.region)} **No. {s.rank}** {where}"
     if s.rank == 1 and s.no1_streak > 1:
         line += f" · {ordinal(s.no1_streak)} {s.period} at No. 1"
@@ -550,8 +557,14 @@ def _chart_row(row: ChartRow, has_previous: bool) -> str:
     return f"`{row.rank:>2}.`{move} **{safe(row.title, 150)}**{season}{' · ' + extra if extra else ''}"
 
 
-def chart_embed(view: ChartView) -> discord.Embed:
-    """A Top 10 with movement since the previous period and the figures the source gives."""
+def page_text(page: int, pages: int) -> str:
+    """A page's place among its pages: "Page 2 of 7"."""
+    return f"Page {page:,} of {pages:,}"
+
+
+def chart_embed(view: ChartView, *, page: tuple[int, int] | None = None) -> discord.Embed:
+    """A Top 10 with movement since the previous period and the figures the source gives; `page`: the
+    period's place among the stored ones, when the chart is paged."""
     series = view.series
     embed = discord.Embed(
         title=chart_name(series.service, series.region, series.category, series.period), colour=COLOUR
@@ -564,6 +577,8 @@ def chart_embed(view: ChartView) -> discord.Embed:
         footer.append("no chart for the period before: no movement shown")
     if not view.complete:
         footer.append("incomplete chart")
+    if page is not None:
+        footer.append(page_text(*page))
     embed.set_footer(text=" · ".join(footer))
     return fit_embed(embed)
 
@@ -640,12 +655,23 @@ def milestone_lines(items: Iterable[Milestone | StoredMilestone]) -> list[str]:
     return lines
 
 
+NO_MILESTONES = "No milestones yet."
+
+
 def milestones_embed(
     items: Iterable[Milestone | StoredMilestone], *, title: str = "Latest milestones"
 ) -> discord.Embed:
-    lines = milestone_lines(items)
+    return milestone_page_embed(milestone_lines(items), title=title)
+
+
+def milestone_page_embed(
+    lines: Sequence[str], *, title: str, page: tuple[int, int] | None = None
+) -> discord.Embed:
+    """Lines of `milestone_lines` (one page of them, when `page` says which of how many)."""
     embed = discord.Embed(title=safe(title, EMBED_TITLE), colour=COLOUR)
-    embed.description = join_lines(lines, EMBED_DESCRIPTION) if lines else "No milestones yet."
+    embed.description = join_lines(lines, EMBED_DESCRIPTION) if lines else NO_MILESTONES
+    if page is not None:
+        embed.set_footer(text=page_text(*page))
     return fit_embed(embed)
 
 

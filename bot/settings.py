@@ -18,6 +18,7 @@ import dotenv
 from yarl import URL
 
 from bot.model import InputError
+from bot.shards import parse_shard_ranges
 
 NETFLIX_TOP10_URL = "https://www.netflix.com/tudum/top10/data/"
 FLIXPATROL_URL = "https://flixpatrol.com/"
@@ -50,7 +51,10 @@ class Settings:
     poll_interval: float = 3600.0
     announce_rate: float = 48.0  # the announcer's requests per second (Discord allows 50 in all)
     announce_workers: int = 24  # channels the announcer serves at once
+    announce_hold: float = 30.0  # seconds a post waits after its latest news for more of the same
     max_download_mb: float = 200.0  # a downloaded file's size cap, after decompression
+    shard_count: int | None = None  # None: the count Discord recommends (GET /gateway/bot)
+    shards: tuple[int, ...] | None = None  # the shards this process runs (None: all of them)
 
     @property
     def max_download_bytes(self) -> int:
@@ -60,6 +64,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and check every setting; raise InputError naming the first bad one."""
         read = _Reader(os.environ if env is None else env)
+        shard_count = read.whole("CHARTBOT_SHARD_COUNT", 0, low=1) or None
         return cls(
             db_path=read.text("CHARTBOT_DB") or cls.db_path,
             log_level=read.choice("CHARTBOT_LOG_LEVEL", LOG_LEVELS, cls.log_level),
@@ -86,6 +91,14 @@ class Settings:
                 what=f"more than 0 and at most {MAX_ANNOUNCE_RATE:g} (Discord's limit)",
             ),
             announce_workers=read.whole("CHARTBOT_ANNOUNCE_WORKERS", cls.announce_workers, low=1),
+            announce_hold=read.number(
+                "CHARTBOT_ANNOUNCE_HOLD",
+                cls.announce_hold,
+                low=0.0,
+                high=3600.0,
+                unit="seconds",
+                what="0 to 3600",
+            ),
             max_download_mb=read.number(
                 "CHARTBOT_MAX_DOWNLOAD_MB",
                 cls.max_download_mb,
@@ -94,6 +107,8 @@ class Settings:
                 unit="megabytes",
                 what="more than 0",
             ),
+            shard_count=shard_count,
+            shards=shard_selection(read.text("CHARTBOT_SHARDS"), shard_count, "CHARTBOT_SHARDS"),
         )
 
 
@@ -202,6 +217,42 @@ class _Reader:
                 f"{name}: {bad[0]!r} is not a service slug like 'netflix' or 'hbo-max' (comma separated)"
             )
         return slugs
+
+
+def shard_selection(text: str | None, shard_count: int | None, name: str) -> tuple[int, ...] | None:
+    """The shards `text` names (``"0-3"``, ``"0,2,4"``, ``"4-7"``), each below `shard_count`; `name` is
+    what the user wrote it as (``CHARTBOT_SHARDS`` or ``--shards``), for the one-line error.
+
+    A selection needs the count: every process of one bot must use the same count, so it is never taken
+    from Discord's recommendation, which can change between one process's start and the next's.
+    """
+    if text is None or not text.strip():
+        return None
+    try:
+        ranges = parse_shard_ranges(text)
+    except ValueError:
+        raise InputError(
+            f"{name} must be shard numbers or ranges like 0-3 or 0,2,4 (numbered from 0), not {text!r}"
+        ) from None
+    if shard_count is None:
+        raise InputError(
+            f"{name} {text.strip()} needs CHARTBOT_SHARD_COUNT, the bot's total number of shards, the same "
+            "in every process (e.g. CHARTBOT_SHARD_COUNT=8, then shards 0-3 in one process and 4-7 in another)"
+        )
+    highest = max(high for _, high in ranges)
+    if highest >= shard_count:
+        raise InputError(
+            f"{name} names shard {highest}, but CHARTBOT_SHARD_COUNT={shard_count} numbers them 0 to "
+            f"{shard_count - 1}"
+        )
+    shards: set[int] = set()
+    for low, high in ranges:
+        named = range(low, high + 1)
+        twice = next((shard for shard in named if shard in shards), None)
+        if twice is not None:
+            raise InputError(f"{name} names shard {twice} twice: {text!r}")
+        shards.update(named)
+    return tuple(sorted(shards))
 
 
 def load_dotenv(path: Path = Path(".env")) -> None:

@@ -1,11 +1,14 @@
-"""Human output for the command line: aligned tables, flags, "No. 1 in 63 of 94 countries"."""
+"""Human output for the command line: aligned tables, flags, "No. 1 in 63 of 94 countries", progress bars."""
 
 from __future__ import annotations
 
+import sys
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
+from typing import Any, TextIO
 
+from bot.model import ALL_TIME
 from bot.render import category_word, chart_name, movement, place_name, service_name
 from bot.views import SOURCE_ROW, ChartView, HealthRow, TitleReport
 
@@ -24,7 +27,9 @@ def periods(count: int, period: str) -> str:
 
 
 def period_label(period: str, day: date) -> str:
-    return f"week of {day:%b %-d, %Y}" if period == "week" else f"{day:%b %-d, %Y}"
+    if period == ALL_TIME:
+        return f"as of {day:%b %-d, %Y}"
+    return f"week of {day:%b %-d, %Y}" if period == "week" else f"day of {day:%b %-d, %Y}"
 
 
 def width(text: str) -> int:
@@ -114,10 +119,14 @@ def format_chart(view: ChartView) -> str:
     series = view.series
     title = chart_name(series.service, series.region, series.category, series.period)
     lines = [f"{title} — {period_label(series.period, view.date)}", ""]
-    has_hours = any(r.hours for r in view.entries)
+    listed = series.period == ALL_TIME  # a list of the most watched ever: versions, not periods
+    has_views = listed and any(r.views for r in view.entries)
+    has_hours = not has_views and any(r.hours for r in view.entries)
     has_points = any(r.points for r in view.entries)
-    headers = ["#", "Move", "Title", "Season", f"{series.period.title()}s in top 10"]
-    if has_hours:
+    headers = ["#", "Move", "Title", "Season"] + ([] if listed else [f"{series.period.title()}s in top 10"])
+    if has_views:
+        headers.append("Views")
+    elif has_hours:
         headers.append("Hours")
     elif has_points:
         headers.append("Points")
@@ -128,14 +137,17 @@ def format_chart(view: ChartView) -> str:
             move(r.rank, r.previous_rank, r.periods_in_top10, view.has_previous),
             r.title,
             r.season or "",
-            str(r.periods_in_top10),
         ]
-        if has_hours:
+        if not listed:
+            row.append(str(r.periods_in_top10))
+        if has_views:
+            row.append(number(r.views))
+        elif has_hours:
             row.append(number(r.hours))
         elif has_points:
             row.append(number(r.points))
         rows.append(row)
-    lines.extend("  " + line for line in table(headers, rows, right=(0, 4, 5)))
+    lines.extend("  " + line for line in table(headers, rows, right=(0, 4, 5) if not listed else (0, 4)))
     if not view.complete:
         lines.append("  (incomplete chart: fewer than 10 entries were published)")
     return "\n".join(lines)
@@ -185,3 +197,71 @@ def format_status(
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+# --- progress -----------------------------------------------------------------------------------------
+
+
+class Progress:
+    """Progress bars (tqdm) for long work on the command line, on `stream` (default: stderr), only when
+    it is a terminal: in a pipe, a file or a test nothing at all is written. One bar per piece of work
+    (`update(what, done, total)`, the poller's progress callback too), closed when it is done.
+
+    Use as a context manager: bars still open at the end (an error) are closed."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.shown = is_terminal(self.stream)
+        self._bars: dict[str, Any] = {}
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def update(self, what: str, done: int, total: int, unit: str = "charts") -> None:
+        if not self.shown:
+            return
+        bar = self._bars.get(what)
+        if bar is None:
+            from tqdm import tqdm
+
+            scale = unit == "B"  # bytes read: kB, MB
+            bar = tqdm(total=total, desc=what, unit=unit, unit_scale=scale, file=self.stream, leave=True)
+            self._bars[what] = bar
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            del self._bars[what]
+
+    def tracker(self, what: str, total: int, unit: str = "charts") -> Callable[[int], None] | None:
+        """`update` of one piece of work, told only how much is done; None when nothing is shown."""
+        if not self.shown:
+            return None
+
+        def done(count: int) -> None:
+            self.update(what, count, total, unit)
+
+        return done
+
+    def write(self, out: TextIO, text: str) -> None:
+        """Text to `out` that does not run into a bar drawn on the same terminal."""
+        if self._bars and is_terminal(out):
+            from tqdm import tqdm
+
+            tqdm.write(text, file=out, end="")
+        else:
+            out.write(text)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
+
+
+def is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False

@@ -1,7 +1,13 @@
 """Fans' commands: /rank, /top, /milestones. Thin: read the options, ask the store, hand to bot.render.
 
 The plain functions above the cog (parsing options, choosing charts, filtering a report) hold the
-decisions and are tested on their own; the cog methods only sequence them around Discord calls.
+decisions and are tested on their own, as do bot.pages' (which page comes next); the cog methods only
+sequence them around Discord calls.
+
+Fans may install these commands for themselves and run them anywhere: in any server (with or without
+the bot), in DMs with the bot and in group DMs. So they answer through the interaction only: no channel
+reads, nothing assumed of `interaction.guild`. /top and /milestones answer with pages whose buttons
+(bot.buttons) only the user who ran the command may press.
 """
 
 from __future__ import annotations
@@ -11,15 +17,51 @@ import io
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import date
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import discord
 from discord import app_commands
 from discord.app_commands import Choice
 from discord.ext import commands
 
+from bot.buttons import Page, PageButton, Pages
+from bot.charts import top_charts
 from bot.client import ChartBot, collect_garbage
 from bot.model import CATEGORIES, WORLD, InputError, parse_date
+from bot.pages import (
+    KIND,
+    MILESTONES,
+    NEXT,
+    NEXT_LABEL,
+    PAGE_SIZE,
+    PREVIOUS,
+    PREVIOUS_LABEL,
+    TOP,
+    ChartKind,
+    ChartPage,
+    PageExpired,
+    Press,
+    chart_button,
+    chart_kinds,
+    clamp_page,
+    kind_label,
+    kind_of,
+    merged_dates,
+    milestones_button,
+    nearest,
+    no_chart,
+    page_count,
+    page_series,
+    page_slice,
+    parse_chart,
+    parse_numbered,
+    position,
+    step,
+    title_ref,
+    turn,
+    whole_dates,
+    with_day,
+)
 from bot.regions import REGIONS, region_name, region_phrase, resolve_region
 from bot.render import (
     MAJOR_MARKETS,
@@ -29,20 +71,21 @@ from bot.render import (
     clean_user_text,
     clip,
     date_text,
-    milestones_embed,
+    milestone_lines,
+    milestone_page_embed,
     rank_history_png,
     safe,
     service_name,
     standing_embed,
 )
-from bot.titles import TitleIndex, TitleNotFound
-from bot.views import RankHistory, Series, TitleReport
+from bot.titles import Title, TitleIndex, TitleNotFound
+from bot.views import ChartView, RankHistory, Series, StoredMilestone, TitleReport
 
 T = TypeVar("T")
 
 PICTURE = "rank-history.png"
 MAX_CHOICES = 25
-MILESTONES_READ = 300  # newest milestones read for /milestones; render folds and trims them
+MILESTONES_READ = 3000  # newest milestones read for /milestones (a week of the Netflix files holds ~2,600)
 CATEGORY_CHOICES = [
     Choice(name="TV", value="tv"),
     Choice(name="Films", value="movies"),
@@ -143,39 +186,6 @@ def select_report(report: TitleReport, region: str | None, category: str | None)
     return replace(report, standings=standings, countries=countries)
 
 
-def pick_series(
-    available: Sequence[Series], *, region: str, category: str | None, service: str | None
-) -> list[Series]:
-    """The chart(s) for /top: the service asked (else Netflix), the category (TV at the world level
-    means both TV global lists), the freshest period."""
-    place = "worldwide" if region == WORLD else f"in {region_phrase(region)}"
-    if service is not None:
-        available = [s for s in available if s.service == service]
-        if not available:
-            raise InputError(f"No {service_name(service)} chart {place} is stored.")
-    elif available:
-        services = {s.service for s in available}
-        chosen = "netflix" if "netflix" in services else sorted(services)[0]
-        available = [s for s in available if s.service == chosen]
-    if not available:
-        raise InputError(f"No chart {place} is stored yet.")
-    wanted = category or "tv"
-    matches = [s for s in available if s.category == wanted]
-    if not matches:
-        matches = [s for s in available if s.category.startswith(wanted + "-")]
-    if not matches and category is None:
-        first = min(available, key=lambda s: _CATEGORY_ORDER.get(s.category, 99))
-        matches = [s for s in available if s.category == first.category]
-    if not matches:
-        have = sorted({s.category for s in available}, key=lambda c: _CATEGORY_ORDER.get(c, 99))
-        words = ", ".join(category_word(c) or c for c in have)
-        raise InputError(f"No {category_word(wanted) or wanted} chart {place}; available: {words}.")
-    by_category: dict[str, Series] = {}
-    for s in sorted(matches, key=lambda s: (s.latest_date, s.period == "day")):
-        by_category[s.category] = s  # the freshest period wins
-    return sorted(by_category.values(), key=lambda s: _CATEGORY_ORDER.get(s.category, 99))
-
-
 def history_label(h: RankHistory) -> str:
     """Legend text, no emoji (the picture's font has no flags)."""
     word = category_word(h.category)
@@ -198,6 +208,98 @@ def draw_history(points: list[tuple[str, list[tuple[date, int]]]], title: str) -
         collect_garbage()
 
 
+def first_page(views: Sequence[ChartView], category: str | None) -> ChartPage:
+    """The page /top opens on: the charts bot.charts chose, as a kind (the one asked, else the kind of
+    the chart chosen) of chart in a period, on their date."""
+    first = views[0].series
+    kind = category or kind_of(first.category)
+    return ChartPage(first.service, first.region, kind, first.period, max(v.date for v in views))
+
+
+def chart_title(page: ChartPage) -> str:
+    return chart_name(page.service, page.region, page.kind, page.period)
+
+
+def milestones_heading(title: str | None) -> str:
+    return f"Milestones · {title}" if title else "Latest milestones"
+
+
+def _milestone_day(item: StoredMilestone) -> date:
+    return item.milestone.chart.date
+
+
+# --- page buttons ---------------------------------------------------------------------------------
+
+
+class TopButton(PageButton, template=r"cb:t:.*"):
+    cog_name = "Rank"
+
+
+class MilestonesButton(PageButton, template=r"cb:m:.*"):
+    cog_name = "Rank"
+
+
+def chart_buttons(
+    owner: int, page: ChartPage, dates: Sequence[date], kinds: Sequence[ChartKind]
+) -> list[PageButton]:
+    """Previous and next period (disabled at either end); the region's kinds of chart when it has
+    several (the one shown is highlighted). None at all when there is nothing to turn to."""
+    buttons: list[PageButton] = []
+    if len(dates) > 1:
+        buttons += [
+            TopButton(
+                chart_button(owner, PREVIOUS, page),
+                label=PREVIOUS_LABEL,
+                disabled=page.day <= dates[0],
+                row=0,
+            ),
+            TopButton(
+                chart_button(owner, NEXT, page), label=NEXT_LABEL, disabled=page.day >= dates[-1], row=0
+            ),
+        ]
+    if len(kinds) > 1:
+        for i, kind in enumerate(kinds):
+            target = ChartPage(page.service, page.region, kind.kind, kind.period, page.day)
+            current = (kind.kind, kind.period) == (page.kind, page.period)
+            buttons.append(
+                TopButton(
+                    chart_button(owner, KIND, target),
+                    label=kind_label(kind, kinds),
+                    current=current,
+                    row=1 + i // 5,
+                )
+            )
+    return buttons
+
+
+def chart_page(
+    owner: int,
+    views: Sequence[ChartView],
+    page: ChartPage,
+    dates: Sequence[date],
+    available: Sequence[Series],
+) -> Page:
+    """A page of /top: its charts (each with its place among the stored periods) and its buttons."""
+    shown = with_day(page, max(v.date for v in views))
+    embeds = [chart_embed(v, page=position(dates, shown.day)) for v in views]
+    return Page(
+        embeds=embeds, buttons=chart_buttons(owner, shown, dates, chart_kinds(available, page.service))
+    )
+
+
+def milestone_buttons(owner: int, page: int, pages: int, title_key: str | None) -> list[PageButton]:
+    if pages <= 1:
+        return []
+    return [
+        MilestonesButton(
+            milestones_button(owner, PREVIOUS, page, title_key), label=PREVIOUS_LABEL, disabled=page <= 0
+        ),
+        MilestonesButton(
+            milestones_button(owner, NEXT, page, title_key), label=NEXT_LABEL, disabled=page >= pages - 1
+        ),
+    ]
+
+
 # --- answering ------------------------------------------------------------------------------------
 
 
@@ -214,23 +316,24 @@ async def within(interaction: discord.Interaction, work: Awaitable[T], budget: f
     return await task
 
 
-async def reply(interaction: discord.Interaction, **message: Any) -> None:
-    """Answer; when the interaction was deferred, by editing the "thinking…" message (a first followup
-    would only do that through behaviour Discord deprecated)."""
-    if interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
-        await interaction.edit_original_response(**message)
-    elif interaction.response.is_done():
-        await interaction.followup.send(**message)
-    else:
-        await interaction.response.send_message(**message)
-
-
 class Rank(commands.Cog):
     """/rank, /top and /milestones."""
 
     def __init__(self, bot: ChartBot) -> None:
         self.bot = bot
+        self.pages = Pages(
+            bot, (TopButton, MilestonesButton), self.turn_page, defer_after=lambda: self.bot.defer_after
+        )
+        self._refs: tuple[TitleIndex, dict[str, Title]] | None = None
 
+    async def cog_load(self) -> None:
+        self.pages.register()  # buttons of earlier runs work again
+
+    async def cog_unload(self) -> None:
+        self.pages.unregister()
+
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.command(name="rank", description="A title's chart standing, with its rank history")
     @app_commands.describe(
         title="The show or film (pick from the list as you type)",
@@ -278,6 +381,8 @@ class Rank(commands.Cog):
     async def _rank_region(self, interaction: discord.Interaction, current: str) -> list[Choice[str]]:
         return region_choices(current)
 
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.command(name="top", description="A Top 10 chart, with movement since the last one")
     @app_commands.describe(
         region="A country (code or name) or world (default: world)",
@@ -295,48 +400,111 @@ class Rank(commands.Cog):
         service: str | None = None,
         on: str | None = None,
     ) -> None:
-        region_code = parse_region(region) or WORLD
+        region_code = parse_region(region)
         category_name, service_slug, day = parse_category(category), parse_service(service), parse_day(on)
 
-        async def work() -> list[discord.Embed]:
+        async def work() -> Page:
             store = await self.bot.get_store()
-            available = await store.charts.find_series(service=service_slug, region=region_code)
-            chosen = pick_series(available, region=region_code, category=category_name, service=service_slug)
-            embeds = []
-            for series in chosen:
-                view = await store.charts.chart_view(series, day)
-                if view is not None:
-                    embeds.append(chart_embed(view))
-            if not embeds:
-                name = chart_name(chosen[0].service, region_code, chosen[0].category, chosen[0].period)
-                when = date_text(day) if day else "the latest period"
-                raise InputError(f"No {name} chart for {when}.")
-            return embeds
+            views = await top_charts(
+                store.charts, region=region_code, category=category_name, service=service_slug, on=day
+            )
+            page = first_page(views, category_name)
+            available = await store.charts.find_series(service=page.service, region=page.region)
+            dates = merged_dates([await store.charts.chart_dates(v.series) for v in views])
+            return chart_page(interaction.user.id, views, page, dates, available)
 
-        embeds = await within(interaction, work(), self.bot.defer_after)
-        await reply(interaction, embeds=embeds)
+        page = await within(interaction, work(), self.bot.defer_after)
+        await self.pages.send(interaction, page, TOP)
 
     @top.autocomplete("region")
     async def _top_region(self, interaction: discord.Interaction, current: str) -> list[Choice[str]]:
         return region_choices(current)
 
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.command(name="milestones", description="The latest milestones, newest first")
     @app_commands.describe(title="Only this show or film (pick from the list as you type)")
     async def milestones(self, interaction: discord.Interaction, title: str | None = None) -> None:
-        store = await within(interaction, self.bot.get_store(), self.bot.defer_after)  # before the index
+        await within(interaction, self.bot.get_store(), self.bot.defer_after)  # before the index
         key, name = resolve_title(self.bot.titles, title) if title else (None, None)
 
-        async def work() -> discord.Embed:
-            items = await store.charts.milestones(title_key=key, newest_first=True, limit=MILESTONES_READ)
-            heading = f"Milestones · {name}" if name else "Latest milestones"
-            return milestones_embed(items, title=heading)
+        async def work() -> Page:
+            return self.milestones_page(interaction.user.id, await self.milestone_lines(key), key, name, 0)
 
-        embed = await within(interaction, work(), self.bot.defer_after)
-        await reply(interaction, embed=embed)
+        page = await within(interaction, work(), self.bot.defer_after)
+        await self.pages.send(interaction, page, MILESTONES)
 
     @milestones.autocomplete("title")
     async def _milestones_title(self, interaction: discord.Interaction, current: str) -> list[Choice[str]]:
         return title_choices(self.bot.titles, current)
+
+    # --- pages --------------------------------------------------------------------------------------
+
+    async def milestone_lines(self, title_key: str | None) -> list[str]:
+        """The newest milestones (of one title) as lines, newest first, the same news in many countries
+        folded into one line (whole dates only: see bot.pages.whole_dates)."""
+        store = await self.bot.get_store()
+        items = await store.charts.milestones(title_key=title_key, newest_first=True, limit=MILESTONES_READ)
+        return milestone_lines(whole_dates(items, MILESTONES_READ, _milestone_day))
+
+    @staticmethod
+    def milestones_page(
+        owner: int, lines: Sequence[str], title_key: str | None, title: str | None, page: int
+    ) -> Page:
+        """One page of milestone lines (PAGE_SIZE of them) with its buttons."""
+        pages = page_count(len(lines), PAGE_SIZE)
+        embed = milestone_page_embed(
+            page_slice(lines, page, PAGE_SIZE),
+            title=milestones_heading(title),
+            page=(page + 1, pages) if pages > 1 else None,
+        )
+        return Page(embeds=[embed], buttons=milestone_buttons(owner, page, pages, title_key))
+
+    async def turn_page(self, interaction: discord.Interaction, press: Press) -> Page:
+        """The page a button asks for (see bot.pages for what each action means)."""
+        if press.book == TOP:
+            return await self._turn_chart(press)
+        if press.book == MILESTONES:
+            return await self._turn_milestones(press)
+        raise PageExpired(press.book)
+
+    async def _turn_chart(self, press: Press) -> Page:
+        page = parse_chart(press)
+        store = await self.bot.get_store()
+        available = await store.charts.find_series(service=page.service, region=page.region)
+        series = page_series(available, page)
+        dates = merged_dates([await store.charts.chart_dates(s) for s in series])
+        if press.action in (PREVIOUS, NEXT):
+            day = step(dates, page.day, -1 if press.action == PREVIOUS else 1, chart_title(page))
+        elif press.action == KIND:
+            day = nearest(dates, page.day, chart_title(page))
+        else:
+            raise PageExpired(press.action)
+        views = [view for s in series if (view := await store.charts.chart_view(s, day)) is not None]
+        if not views:  # the dates were read a moment ago: the charts went away in between
+            raise InputError(no_chart(chart_title(page)))
+        return chart_page(press.owner, views, page, dates, available)
+
+    async def _turn_milestones(self, press: Press) -> Page:
+        """Previous or next page; from a page past the end (the list shrank since), the last page's."""
+        page, fields = parse_numbered(press)
+        ref = fields[0] if fields else ""
+        await self.bot.get_store()  # opens the DB and the title index if they were not open yet
+        title = self._title_for(ref) if ref else None
+        if ref and title is None:
+            raise PageExpired(ref)  # that title is no longer stored
+        key, name = (title.key, title.title) if title else (None, None)
+        lines = await self.milestone_lines(key)
+        pages = page_count(len(lines), PAGE_SIZE)
+        target = turn(clamp_page(page, pages), press.action, pages)
+        return self.milestones_page(press.owner, lines, key, name, target)
+
+    def _title_for(self, ref: str) -> Title | None:
+        """The title a button's reference stands for (a digest of its key: see bot.pages.title_ref)."""
+        index = self.bot.titles
+        if self._refs is None or self._refs[0] is not index:
+            self._refs = (index, {title_ref(t.key): t for t in index.titles})
+        return self._refs[1].get(ref)
 
 
 async def setup(bot: ChartBot) -> None:

@@ -20,8 +20,24 @@ from discord.ext import commands
 from bot.announcer import pacing, posts
 from bot.announcer import policy as rules
 from bot.announcer.policy import ALL, Policy, Watch
+from bot.buttons import Page, PageButton, Pages
 from bot.model import InputError, split_season, title_key
-from bot.render import CONTENT, clean_user_text, clip, join_lines, safe
+from bot.pages import (
+    LIST_PAGE_SIZE,
+    NEXT,
+    NEXT_LABEL,
+    PREVIOUS,
+    PREVIOUS_LABEL,
+    WATCH_LIST,
+    PageExpired,
+    Press,
+    clamp_page,
+    list_button,
+    pack,
+    parse_numbered,
+    turn,
+)
+from bot.render import CONTENT, clean_user_text, clip, join_lines, page_text, safe
 from bot.titles import AmbiguousTitle, TitleIndex, TitleNotFound, UnchartedTitle
 
 if TYPE_CHECKING:
@@ -82,6 +98,42 @@ def settings_text(policy: Policy) -> str:
             f"**Mention:** {role}",
         ]
     )
+
+
+NOTHING_WATCHED = "This server watches nothing yet: `/watch add` a title, or `/watch all` for the headlines."
+NOT_ADMIN = "You need Manage Server to use these buttons."
+
+
+def list_heading(count: int) -> str:
+    return f"**Watched in this server ({count})**"
+
+
+def watch_list_pages(lines: Sequence[str], settings: str) -> list[str]:
+    """The texts of /watch list, page by page: the heading, at most LIST_PAGE_SIZE watches, the
+    server's settings and, when there are several pages, which page it is; each within a message."""
+    heading = list_heading(len(lines))
+    room = CONTENT - len(heading) - len(settings) - len(page_text(999, 999)) - 4  # newlines between parts
+    chunks = pack(lines, room, LIST_PAGE_SIZE)
+    texts = []
+    for number, chunk in enumerate(chunks, start=1):
+        parts = [heading, join_lines(chunk, max(room, 1)), "", settings]
+        if len(chunks) > 1:
+            parts.append(page_text(number, len(chunks)))
+        texts.append(clip("\n".join(parts), CONTENT))
+    return texts
+
+
+class WatchListButton(PageButton, template=r"cb:w:.*"):
+    cog_name = "Watch"
+
+
+def list_buttons(owner: int, page: int, pages: int) -> list[PageButton]:
+    if pages <= 1:
+        return []
+    return [
+        WatchListButton(list_button(owner, PREVIOUS, page), label=PREVIOUS_LABEL, disabled=page <= 0),
+        WatchListButton(list_button(owner, NEXT, page), label=NEXT_LABEL, disabled=page >= pages - 1),
+    ]
 
 
 def title_choices(index: TitleIndex, current: str) -> list[Choice[str]]:
@@ -154,6 +206,18 @@ class WatchCog(commands.Cog, name="Watch"):
     def __init__(self, bot: commands.Bot) -> None:
         self.bot = bot
         self._watched: dict[int, list[tuple[str, str]]] = {}  # per server, for autocomplete from memory
+        self.pages = Pages(
+            bot,
+            (WatchListButton,),
+            self._turn_list,
+            defer_after=lambda: getattr(self.bot, "defer_after", 2.0),
+        )
+
+    async def cog_load(self) -> None:
+        self.pages.register()
+
+    async def cog_unload(self) -> None:
+        self.pages.unregister()
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -288,6 +352,15 @@ class WatchCog(commands.Cog, name="Watch"):
     @watch.command(name="list", description="What this server watches, and whether the bot can post there")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def watch_list(self, interaction: discord.Interaction) -> None:
+        texts = await self._list_texts(interaction)
+        if texts is None:
+            await interaction.response.send_message(NOTHING_WATCHED, ephemeral=True)
+            return
+        page = Page(content=texts[0], buttons=list_buttons(interaction.user.id, 0, len(texts)))
+        await self.pages.send(interaction, page, WATCH_LIST, ephemeral=True)
+
+    async def _list_texts(self, interaction: discord.Interaction) -> list[str] | None:
+        """The pages of /watch list (None: nothing is watched)."""
         guild_id = self._guild_id(interaction)
         store = await self._store()
         watches = await store.guilds.watches(guild_id)
@@ -295,10 +368,8 @@ class WatchCog(commands.Cog, name="Watch"):
         broken = await store.guilds.broken_channels(guild_id)
         errors = await store.guilds.last_errors(guild_id)
         if not watches:
-            text = "This server watches nothing yet: `/watch add` a title, or `/watch all` for the headlines."
-            await interaction.response.send_message(text, ephemeral=True)
-            return
-        lines = [f"**Watched in this server ({len(watches)})**"]
+            return None
+        lines = []
         for watch in watches:
             channel = watch.channel(policy)
             problem = self._problem(interaction, channel, broken.get(channel)) if channel else None
@@ -306,8 +377,20 @@ class WatchCog(commands.Cog, name="Watch"):
             if channel and not problem and channel in errors:
                 line += f"\n  ⏳ last attempt failed ({clip(errors[channel], 80)}); retrying"
             lines.append(line)
-        lines += ["", settings_text(policy)]
-        await interaction.response.send_message(join_lines(lines, CONTENT), ephemeral=True)
+        return watch_list_pages(lines, settings_text(policy))
+
+    async def _turn_list(self, interaction: discord.Interaction, press: Press) -> Page:
+        """Previous or next page of /watch list, read again (the admin check too: a role may be gone)."""
+        if press.book != WATCH_LIST:
+            raise PageExpired(press.book)
+        page, _ = parse_numbered(press)
+        if not interaction.permissions.manage_guild:
+            raise InputError(NOT_ADMIN)
+        texts = await self._list_texts(interaction)
+        if texts is None:
+            return Page(content=NOTHING_WATCHED)
+        target = turn(clamp_page(page, len(texts)), press.action, len(texts))
+        return Page(content=texts[target], buttons=list_buttons(press.owner, target, len(texts)))
 
     # --- /settings -------------------------------------------------------------------------------
 

@@ -27,8 +27,11 @@ restored when the context manager exits.
 
 What the fake records (all public attributes): ``requests`` (every REST call, with status),
 ``unhandled`` (REST calls it has no route for), ``interactions`` (one :class:`InteractionRecord` per
-push), ``messages`` (every message the bot created, by id), ``sync_calls`` (every bulk command sync),
-``identify_payloads`` (every IDENTIFY, e.g. to check intents), ``gateway_connects``, ``resumes``,
+push: a command, an autocomplete or a press, with its ``context``, ``install`` and, for a press, the
+``message`` and the ``edits`` made to it), ``private_channels`` and ``users`` (DMs and their people),
+``messages`` (every message the bot created, by id), ``sync_calls`` (every bulk command sync),
+``identify_payloads`` (every IDENTIFY, e.g. to check intents), ``identifies`` (each IDENTIFY's shard
+and outcome), ``shard_close_codes``, ``gateway_connects``, ``resumes``,
 ``global_rate_limited`` / ``route_rate_limited`` (429s answered), ``invalid_requests`` (401/403/429 in
 the last 10 minutes) and ``peak_invalid_requests()``, ``cloudflare_answers``, ``outage_answers``.
 A :class:`Reply` holds the live :class:`SentMessage`: edits made after ``response()`` returned show up.
@@ -41,6 +44,21 @@ answer 400 (50035); a second callback answers 400 (40060); a callback later than
 ``interaction_deadline`` answers 404 Unknown interaction (10062); the first followup after a deferral
 edits the "thinking…" original, as Discord still does (``InteractionRecord.followup_edited_original``).
 
+Buttons and pages: messages may carry components (action rows of buttons), validated as Discord does
+(at most 5 rows of 5 buttons, ``custom_id`` 1-100 characters and unique in the message, labels at most
+80: else 400 50035). :meth:`FakeDiscord.press` presses a button (a component interaction, type 3, with
+``data.custom_id``, ``component_type`` and the message) and refuses what a client could not press (a button
+not shown, disabled, or an ephemeral message not shown to that user) unless ``force=True``; the bot answers
+with ``UPDATE_MESSAGE`` (7: the message is edited at once) or ``DEFERRED_UPDATE_MESSAGE`` (6, then
+``PATCH …/@original`` edits that message). Messages made by an interaction carry ``interaction_metadata``.
+
+Commands anywhere: a DM with the bot (:meth:`FakeDiscord.add_dm`, context 1), a group DM
+(:meth:`FakeDiscord.add_group_dm`, context 2) and a server the bot is not in (``add_guild(...,
+bot_member=False)``: no READY entry, no cached guild, its channels 403 Missing Access over REST), each with
+``authorizing_integration_owners`` as Discord writes them (``{"0": guild_id}`` server install, ``{"0": "0"}``
+a server install answering in its DM, ``{"1": user_id}`` user install) and ``app_permissions`` of a user
+install there. A synced command is pushed only where its ``contexts`` / ``integration_types`` offer it.
+
 Rate limits as Discord's: every answer carries ``X-RateLimit-Limit/-Remaining/-Reset/-Reset-After/-Bucket``
 of a per-route bucket (one per major parameter, e.g. 5 posts per 5 s per channel; see
 :data:`DEFAULT_ROUTE_LIMITS`), and a bucket overrun answers 429 (``Via``, ``retry_after``, ``global:
@@ -52,6 +70,15 @@ them start a Cloudflare ban. A bad or revoked token (:meth:`FakeDiscord.revoke_t
 every route. :meth:`FakeDiscord.start_cloudflare_ban` (429 without ``Via``, an HTML page) and
 :meth:`FakeDiscord.start_outage` (503/502) answer every request for a while, on ``fake.clock``.
 
+Shards as Discord's: ``GET /gateway/bot`` recommends a shard count (one per 1,000 servers, at least one;
+``recommended_shards`` sets it) with a ``session_start_limit``; an IDENTIFY with ``shard: [id, count]``
+gets READY and GUILD_CREATE only for its servers (``(guild_id >> 22) % count``, see :func:`shard_of`); a
+shard that would hold more than ``max_guilds_per_shard`` servers (2,500) is closed with 4011, a bad shard
+id with 4010; IDENTIFYs of one rate-limit key (``shard_id % max_concurrency``) closer than
+``identify_window`` seconds (Discord: 5; 0, off, by default here) are answered INVALID_SESSION and recorded (``identify_violations``).
+Interactions and guild events go out on the connection of the shard that owns the server, so several
+bot processes (or clients) may connect at once, each with its own shards (``connected_shards()``).
+
 Gotchas (beyond the shared note):
 - Start the bot with :meth:`FakeDiscord.run_bot` (or close it before the fake exits): a bot left running
   retries its connection forever against a dead port.
@@ -60,7 +87,7 @@ Gotchas (beyond the shared note):
 - ``@app_commands.default_permissions`` on a subcommand is silently dropped: put it on the ``Group``.
   discord.py sends it as an int (Discord echoes a string).
 - ``AutoShardedBot`` with several shards sleeps 5 s before each further IDENTIFY
-  (``before_identify_hook``): override that hook in tests.
+  (``before_identify_hook``): override that hook in tests, and shorten ``identify_window`` to match.
 """
 
 # ruff: noqa: ASYNC109 -- waiting helpers take `timeout=` on purpose: it reads better in tests.
@@ -144,6 +171,20 @@ OPT_CHANNEL = 7
 OPT_ROLE = 8
 OPT_MENTIONABLE = 9
 OPT_NUMBER = 10
+
+# Interaction types, where an interaction happens (``context``) and who installed the app (``integration_types``).
+INTERACTION_COMMAND = 2
+INTERACTION_COMPONENT = 3
+INTERACTION_AUTOCOMPLETE = 4
+CONTEXT_GUILD = 0
+CONTEXT_BOT_DM = 1
+CONTEXT_PRIVATE_CHANNEL = 2
+INSTALL_GUILD = 0
+INSTALL_USER = 1
+USER_APP_PERMISSIONS = ATTACH_FILES | EMBED_LINKS | MENTION_EVERYONE
+"""``app_permissions`` where the bot is not a member (a user-installed command in a server without the bot, a
+DM, a group DM): what Discord grants an app's interaction answers there."""
+USE_EXTERNAL_EMOJIS = 0x40000
 
 OWNER_ID = 100_000_000_000_000_009
 """Default guild and application owner: a user who is not a member of any fake guild."""
@@ -494,6 +535,33 @@ class FakeGuild:
         }
 
 
+@dataclass
+class FakePrivateChannel:
+    """A channel outside any server: a DM (``type`` 1) or a group DM (``type`` 3).
+
+    A DM whose recipients include the bot is the bot's own DM (interaction context 1); every other private
+    channel (a group DM, a DM between two users) is context 2, where only a user-installed app runs.
+    """
+
+    id: int
+    recipients: list[int]
+    type: int = 1
+    name: str | None = None
+    owner_id: int | None = None
+
+    def payload(self, users: Mapping[int, Json], *, bot_id: int) -> Json:
+        data: Json = {
+            "id": str(self.id),
+            "type": self.type,
+            "last_message_id": None,
+            "flags": 0,
+            "recipients": [users[u] for u in self.recipients if u != bot_id],
+        }
+        if self.type == 3:
+            data |= {"name": self.name, "icon": None, "owner_id": str(self.owner_id or self.recipients[0])}
+        return data
+
+
 # --------------------------------------------------------------------------------------------------
 # Records
 # --------------------------------------------------------------------------------------------------
@@ -541,6 +609,29 @@ class SentMessage:
     def allowed_mentions(self) -> Json | None:
         """``allowed_mentions`` as sent (``None`` when the bot sent none: Discord then parses everything)."""
         return self.payload.get("allowed_mentions")
+
+    @property
+    def components(self) -> list[Json]:
+        """The action rows the message carries now (``[]`` once an edit removed them)."""
+        return self.payload.get("components") or []
+
+    @property
+    def buttons(self) -> list[Json]:
+        """Every button of every row, in reading order."""
+        return buttons_of(self.components)
+
+    def button(self, custom_id: str) -> Json | None:
+        """The button with this ``custom_id``, or ``None``."""
+        return next((b for b in self.buttons if b.get("custom_id") == custom_id), None)
+
+    def button_labelled(self, label: str) -> Json:
+        """The button with this label (an AssertionError naming the labels there if there is none)."""
+        found = next((b for b in self.buttons if b.get("label") == label), None)
+        if found is None:
+            raise AssertionError(
+                f"no button {label!r} on message {self.id}: {[b.get('label') for b in self.buttons]}"
+            )
+        return found
 
     @property
     def ephemeral(self) -> bool:
@@ -612,6 +703,14 @@ class Reply:
     def allowed_mentions(self) -> Json | None:
         return self.message.allowed_mentions if self.message else None
 
+    @property
+    def components(self) -> list[Json]:
+        return self.message.components if self.message else []
+
+    @property
+    def buttons(self) -> list[Json]:
+        return buttons_of(self.components)
+
 
 @dataclass
 class InteractionRecord:
@@ -619,11 +718,11 @@ class InteractionRecord:
 
     id: int
     token: str
-    type: int  # 2 = slash command, 4 = autocomplete
-    guild_id: int
+    type: int  # 2 = slash command, 3 = component (a button press), 4 = autocomplete
+    guild_id: int | None  # None in a DM or group DM
     channel_id: int
     user_id: int
-    command: str  # full name, e.g. "watch add"
+    command: str  # full name, e.g. "watch add"; for a press "button <custom_id>"
     payload: Json  # as dispatched in INTERACTION_CREATE
     pushed_at: float
     fake: FakeDiscord = field(repr=False)
@@ -635,6 +734,16 @@ class InteractionRecord:
     """A first followup after a deferral (callback type 5) edited the "thinking…" original instead of
     posting a new message: Discord's deprecated behaviour, which a bot should not rely on (it should
     call ``edit_original_response``)."""
+    context: int = CONTEXT_GUILD
+    """Where it happened: 0 a server, 1 the bot's DM, 2 a group DM or another private channel."""
+    install: int = INSTALL_GUILD
+    """Which installation authorized it: 0 the server's, 1 the user's (``authorizing_integration_owners``)."""
+    message: SentMessage | None = None
+    """For a press: the message the button is on (``UPDATE_MESSAGE`` edits it)."""
+    custom_id: str | None = None
+    edits: list[Json] = field(default_factory=list)
+    """Edits of the original made through this interaction: an ``UPDATE_MESSAGE`` body, then every
+    ``PATCH …/messages/@original``."""
 
     @property
     def callback(self) -> Json | None:
@@ -666,7 +775,9 @@ class InteractionRecord:
     def _settled(self, followups: int) -> bool:
         if not self.callbacks or len(self.followups) < followups:
             return False
-        if self.callback_type in (CALLBACK_DEFERRED_MESSAGE, CALLBACK_DEFERRED_UPDATE):
+        if self.callback_type == CALLBACK_DEFERRED_UPDATE:  # settled by an edit of the message, or a followup
+            return bool(self.edits) or bool(self.followups)
+        if self.callback_type == CALLBACK_DEFERRED_MESSAGE:
             return self._visible_message() is not self.original or (
                 self.original is not None and self.original.edited
             )
@@ -833,6 +944,141 @@ _BAD_GATEWAY_PAGE = (
 
 
 # --------------------------------------------------------------------------------------------------
+# Message components: buttons in action rows, validated as Discord does
+# --------------------------------------------------------------------------------------------------
+
+COMPONENT_ACTION_ROW = 1
+COMPONENT_BUTTON = 2
+_SELECT_MENUS = frozenset({3, 5, 6, 7, 8})
+BUTTON_LINK, BUTTON_PREMIUM = 5, 6
+MAX_ACTION_ROWS = 5
+MAX_ROW_BUTTONS = 5
+MAX_CUSTOM_ID = 100
+MAX_BUTTON_LABEL = 80
+
+
+def _embed_size(embed: Json) -> int:
+    """The characters Discord counts towards 6000 per message: title, description, fields, footer, author."""
+    fields = embed.get("fields") or []
+    return (
+        sum(len(embed.get(k) or "") for k in ("title", "description"))
+        + len((embed.get("footer") or {}).get("text") or "")
+        + len((embed.get("author") or {}).get("name") or "")
+        + sum(len(f.get("name") or "") + len(f.get("value") or "") for f in fields)
+    )
+
+
+def buttons_of(components: Iterable[Json]) -> list[Json]:
+    """Every button in these action rows, in reading order."""
+    return [
+        item
+        for row in components
+        for item in row.get("components") or []
+        if item.get("type") == COMPONENT_BUTTON
+    ]
+
+
+def component_problems(components: Any) -> list[str]:
+    """Why Discord would refuse these components with 400 Invalid Form Body (50035): at most 5 action rows
+    of 1-5 buttons (a select menu fills a row alone), every button but a link or premium one with a
+    ``custom_id`` of 1-100 characters, unique in the message; labels at most 80 characters."""
+    if not isinstance(components, list):
+        return ["components: must be a list"]
+    problems = [] if len(components) <= MAX_ACTION_ROWS else [f"components: {len(components)} rows > 5"]
+    seen: set[str] = set()
+    for i, row in enumerate(components):
+        where = f"components.{i}"
+        if not isinstance(row, dict) or row.get("type") != COMPONENT_ACTION_ROW:
+            problems.append(f"{where}: a top-level component must be an action row (type 1)")
+            continue
+        items = row.get("components") or []
+        if not 1 <= len(items) <= MAX_ROW_BUTTONS:
+            problems.append(f"{where}.components: {len(items)} items, must be 1 to 5")
+        if len(items) > 1 and any(item.get("type") in _SELECT_MENUS for item in items):
+            problems.append(f"{where}: a select menu must be alone in its row")
+        for j, item in enumerate(items):
+            problems += _item_problems(item, f"{where}.components.{j}", seen)
+    return problems
+
+
+def _item_problems(item: Json, where: str, seen: set[str]) -> list[str]:
+    kind = item.get("type")
+    if kind not in (COMPONENT_BUTTON, *_SELECT_MENUS):
+        return [f"{where}.type: {kind!r} is not a button or a select menu"]
+    problems = []
+    custom_id = item.get("custom_id")
+    needs_id = kind != COMPONENT_BUTTON or item.get("style") not in (BUTTON_LINK, BUTTON_PREMIUM)
+    if kind == COMPONENT_BUTTON:
+        style, label = item.get("style"), item.get("label")
+        if style not in range(1, 7):
+            problems.append(f"{where}.style: {style!r} is not a button style (1-6)")
+        if style == BUTTON_LINK and not item.get("url"):
+            problems.append(f"{where}.url: a link button needs a url")
+        if label is not None and len(label) > MAX_BUTTON_LABEL:
+            problems.append(f"{where}.label: {len(label)} characters > 80")
+        if style != BUTTON_PREMIUM and not label and not item.get("emoji"):
+            problems.append(f"{where}: a button needs a label or an emoji")
+        if not needs_id and custom_id is not None:
+            problems.append(f"{where}.custom_id: a link or premium button has none")
+    if needs_id:
+        if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= MAX_CUSTOM_ID:
+            problems.append(f"{where}.custom_id: must be 1 to 100 characters, not {custom_id!r}")
+        elif custom_id in seen:
+            problems.append(
+                f"{where}.custom_id: {custom_id!r} is duplicated (COMPONENT_CUSTOM_ID_DUPLICATED)"
+            )
+        else:
+            seen.add(custom_id)
+    return problems
+
+
+class FakeDiscordRefusal(AssertionError):
+    """What a test asked for cannot happen on Discord (a press on a button the message does not show,
+    a command where its ``contexts`` or ``integration_types`` do not offer it): a test error."""
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where an interaction happens and who acts there, as the payload fields that say so."""
+
+    guild: FakeGuild | None
+    context: int
+    install: int
+    fields: Json
+
+
+# Shards
+# --------------------------------------------------------------------------------------------------
+
+CLOSE_INVALID_SHARD = 4010
+CLOSE_SHARDING_REQUIRED = 4011
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard that serves a server: ``(guild_id >> 22) % shard_count``, as Discord routes it."""
+    return (guild_id >> 22) % shard_count
+
+
+@dataclass
+class IdentifyRecord:
+    """One IDENTIFY and what the fake did with it.
+
+    ``outcome``: ``"ready"`` (READY and the shard's GUILD_CREATEs sent), ``"too-soon"`` (another
+    IDENTIFY of the same rate-limit key ``shard_id % max_concurrency`` came within ``identify_window``:
+    answered INVALID_SESSION, as Discord does), ``"invalid-shard"`` (closed 4010), ``"sharding-required"``
+    (closed 4011). ``at`` is on the fake's ``rate_clock``. (A bad token is closed 4004 before this.)
+    """
+
+    shard_id: int
+    shard_count: int
+    token: str | None
+    at: float
+    outcome: str = "ready"
+    since_last: float | None = None
+    """Seconds since the last accepted IDENTIFY of the same rate-limit key (``None``: the first)."""
+
+
+# --------------------------------------------------------------------------------------------------
 # The fake
 # --------------------------------------------------------------------------------------------------
 
@@ -856,6 +1102,9 @@ class FakeDiscord:
       (``time.monotonic``, or a :class:`ManualClock`); ``rate_clock``: the same for rate limits.
     - ``cloudflare_ban_threshold`` / ``cloudflare_ban_seconds``: that many invalid requests within 10
       minutes start a Cloudflare ban, as on Discord (default 10,000 and an hour; ``None``: never).
+    - Shards: ``recommended_shards`` / ``guilds_per_recommended_shard`` (what ``GET /gateway/bot``
+      recommends), ``max_guilds_per_shard`` (4011 above it), ``max_concurrency`` and ``identify_window``
+      (IDENTIFYs per rate-limit key), ``session_start_total``.
     """
 
     _patched_by: ClassVar[FakeDiscord | None] = None
@@ -903,6 +1152,10 @@ class FakeDiscord:
         self._invalid_at: list[float] = []
 
         self.guilds: dict[int, FakeGuild] = {}
+        self.private_channels: dict[int, FakePrivateChannel] = {}
+        """DMs and group DMs (see :meth:`add_dm`, :meth:`add_group_dm`)."""
+        self.users: dict[int, FakeMember] = {}
+        """Users known outside any guild (the recipients of private channels)."""
         self.requests: list[RecordedRequest] = []
         self.unhandled: list[RecordedRequest] = []
         self.interactions: list[InteractionRecord] = []
@@ -934,6 +1187,7 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._routes = self._route_table()
+        self._init_shards()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -1059,12 +1313,17 @@ class FakeDiscord:
         everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
         locale: str = "en-US",
+        bot_member: bool = True,
     ) -> FakeGuild:
         """Add a guild the bot is in (before starting the bot; later use :meth:`send_guild_create`).
 
         ``channels``/``members`` accept plain ids as shorthand. The @everyone role (id = guild id) gets
         ``everyone_permissions``; the bot joins as a member with a managed role of ``bot_permissions``.
         The owner (default :data:`OWNER_ID`, not a member) has every permission.
+
+        ``bot_member=False``: a server the bot is not in, where only a user-installed command runs: the bot
+        gets no READY entry or GUILD_CREATE for it, and its channels, members and roles answer 403 Missing
+        Access (50001) over REST.
         """
         guild = FakeGuild(id=id, name=name, owner_id=self.owner_id if owner_id is None else owner_id)
         guild.locale = locale
@@ -1074,11 +1333,15 @@ class FakeDiscord:
         bot_role = FakeRole(
             self.new_id(), self.bot_name, permissions=bot_permissions, bot_id=self.bot_user_id
         )
-        guild.roles[bot_role.id] = bot_role
+        if bot_member:
+            guild.roles[bot_role.id] = bot_role
         for channel in channels:
             ch = channel if isinstance(channel, FakeChannel) else FakeChannel(channel)
             guild.channels[ch.id] = ch
-        guild.members[self.bot_user_id] = FakeMember(self.bot_user_id, self.bot_name, [bot_role.id], bot=True)
+        if bot_member:
+            guild.members[self.bot_user_id] = FakeMember(
+                self.bot_user_id, self.bot_name, [bot_role.id], bot=True
+            )
         for member in members:
             m = member if isinstance(member, FakeMember) else FakeMember(member)
             guild.members[m.id] = m
@@ -1324,7 +1587,7 @@ class FakeDiscord:
 
     async def slash(
         self,
-        guild_id: int,
+        guild_id: int | None,
         channel_id: int,
         user_id: int,
         command: str,
@@ -1333,6 +1596,7 @@ class FakeDiscord:
         subcommand: str | None = None,
         guild_command: bool | None = None,
         locale: str = "en-US",
+        install: str | None = None,
     ) -> InteractionRecord:
         """Push a slash command (INTERACTION_CREATE type 2) and return its record.
 
@@ -1341,14 +1605,31 @@ class FakeDiscord:
         Python values (str, int, float, bool). User/channel/role options take ids and are resolved.
         ``guild_command``: whether the command is a guild command (default: it is if it was synced
         to that guild).
+
+        Anywhere, as Discord allows it: ``guild_id`` ``None`` for a DM or group DM (:meth:`add_dm`,
+        :meth:`add_group_dm`); a guild added with ``bot_member=False`` for a server without the bot.
+        ``install``: ``"guild"`` (the server's installation; the default where the bot is) or ``"user"``
+        (the user's own: the default elsewhere), giving ``authorizing_integration_owners`` and
+        ``context``. A synced command is pushed only where its ``contexts`` and ``integration_types``
+        offer it (else :class:`FakeDiscordRefusal`).
         """
         return await self._push(
-            2, guild_id, channel_id, user_id, command, options or {}, subcommand, None, guild_command, locale
+            2,
+            guild_id,
+            channel_id,
+            user_id,
+            command,
+            options or {},
+            subcommand,
+            None,
+            guild_command,
+            locale,
+            install,
         )
 
     async def push_autocomplete(
         self,
-        guild_id: int,
+        guild_id: int | None,
         channel_id: int,
         user_id: int,
         command: str,
@@ -1359,16 +1640,27 @@ class FakeDiscord:
         subcommand: str | None = None,
         guild_command: bool | None = None,
         locale: str = "en-US",
+        install: str | None = None,
     ) -> InteractionRecord:
         """Push an autocomplete interaction (type 4) with ``focused`` holding ``value``; return its record."""
         opts = {**(options or {}), focused: value}
         return await self._push(
-            4, guild_id, channel_id, user_id, command, opts, subcommand, focused, guild_command, locale
+            4,
+            guild_id,
+            channel_id,
+            user_id,
+            command,
+            opts,
+            subcommand,
+            focused,
+            guild_command,
+            locale,
+            install,
         )
 
     async def autocomplete(
         self,
-        guild_id: int,
+        guild_id: int | None,
         channel_id: int,
         user_id: int,
         command: str,
@@ -1401,7 +1693,7 @@ class FakeDiscord:
     async def _push(
         self,
         itype: int,
-        guild_id: int,
+        guild_id: int | None,
         channel_id: int,
         user_id: int,
         command: str,
@@ -1410,12 +1702,15 @@ class FakeDiscord:
         focused: str | None,
         guild_command: bool | None,
         locale: str,
+        install: str | None = None,
     ) -> InteractionRecord:
-        guild = self.guilds[guild_id]
-        channel = guild.channels[channel_id]
-        member = guild.members[user_id]
+        where = self._where(channel_id, user_id, install)
+        guild = where.guild
+        if guild_id is not None and (guild is None or guild.id != guild_id):
+            raise ValueError(f"channel {channel_id} is not in guild {guild_id}")
         path = command.split() + (subcommand.split() if subcommand else [])
         schema, scope = self._find_command(guild_id, path[0], guild_command)
+        self._check_offered(schema, scope, where, path[0])
         resolved: Json = {}
         data: Json = {
             "id": str(schema["id"] if schema else self._command_id(scope, path[0], 1)),
@@ -1427,6 +1722,22 @@ class FakeDiscord:
             data["guild_id"] = str(scope)
         if resolved:
             data["resolved"] = resolved
+        return await self._dispatch_interaction(
+            itype, where, channel_id, user_id, " ".join(path), data, locale=locale
+        )
+
+    async def _dispatch_interaction(
+        self,
+        itype: int,
+        where: _Where,
+        channel_id: int,
+        user_id: int,
+        command: str,
+        data: Json,
+        *,
+        locale: str,
+        message: SentMessage | None = None,
+    ) -> InteractionRecord:
         iid, token = self.new_id(), f"tok-{secrets.token_urlsafe(24)}"
         payload: Json = {
             "id": str(iid),
@@ -1435,20 +1746,15 @@ class FakeDiscord:
             "token": token,
             "version": 1,
             "data": data,
-            "guild_id": str(guild_id),
-            "guild": {"id": str(guild_id), "locale": guild.locale, "features": []},
-            "channel_id": str(channel_id),
-            "channel": channel.payload(guild_id),
-            "member": {**member.payload(), "permissions": str(guild.permissions_in(user_id, channel_id))},
-            "app_permissions": str(guild.permissions_in(self.bot_user_id, channel_id)),
+            **where.fields,
             "locale": locale,
-            "guild_locale": guild.locale,
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(guild_id)},
-            "context": 0,
             "attachment_size_limit": 10 * 1024 * 1024,
         }
-        conn = self._connection_for(guild_id)
+        if message is not None:
+            payload["message"] = self._message_payload(message)
+        guild_id = where.guild.id if where.guild else None
+        conn = self._connection_for(guild_id or 0)  # DMs arrive on shard 0
         rec = InteractionRecord(
             id=iid,
             token=token,
@@ -1456,10 +1762,14 @@ class FakeDiscord:
             guild_id=guild_id,
             channel_id=channel_id,
             user_id=user_id,
-            command=" ".join(path),
+            command=command,
             payload=payload,
             pushed_at=time.monotonic(),
             fake=self,
+            context=where.context,
+            install=where.install,
+            message=message,
+            custom_id=data.get("custom_id"),
         )
         self.interactions.append(rec)
         self._by_token[token] = rec
@@ -1467,9 +1777,11 @@ class FakeDiscord:
         return rec
 
     def _find_command(
-        self, guild_id: int, name: str, guild_command: bool | None
+        self, guild_id: int | None, name: str, guild_command: bool | None
     ) -> tuple[Json | None, int | None]:
         scopes: list[int | None] = {None: [guild_id, None], True: [guild_id], False: [None]}[guild_command]
+        if guild_id is None:
+            scopes = [None]  # a DM or a server without the bot: only global commands exist there
         for scope in scopes:
             for cmd in self._commands.get(scope, []):
                 if cmd["name"] == name and cmd.get("type", 1) == 1:
@@ -1478,7 +1790,7 @@ class FakeDiscord:
 
     def _build_options(
         self,
-        guild: FakeGuild,
+        guild: FakeGuild | None,
         channel_id: int,
         schema: Json | None,
         subpath: list[str],
@@ -1522,7 +1834,13 @@ class FakeDiscord:
             return OPT_NUMBER
         return OPT_STRING
 
-    def _resolve(self, guild: FakeGuild, channel_id: int, kind: int, target: int, resolved: Json) -> None:
+    def _resolve(
+        self, guild: FakeGuild | None, channel_id: int, kind: int, target: int, resolved: Json
+    ) -> None:
+        if guild is None:  # a private channel: users only, without member data
+            if kind in (OPT_USER, OPT_MENTIONABLE) and target in self.users:
+                resolved.setdefault("users", {})[str(target)] = self.users[target].user_payload()
+            return
         if kind in (OPT_USER, OPT_MENTIONABLE) and target in guild.members:
             member = guild.members[target]
             resolved.setdefault("users", {})[str(target)] = member.user_payload()
@@ -1541,13 +1859,277 @@ class FakeDiscord:
     def _identified(self) -> list[_Connection]:
         return [c for c in self._connections if c.identified]
 
+    # -- shards ------------------------------------------------------------------------------------
+
+    def _init_shards(self) -> None:
+        self.recommended_shards: int | None = None
+        """What ``GET /gateway/bot`` recommends (``None``: one shard per ``guilds_per_recommended_shard``
+        servers, at least one, as Discord does)."""
+        self.guilds_per_recommended_shard = 1000
+        self.max_guilds_per_shard: int | None = 2500
+        """An IDENTIFY whose shard would hold more servers is closed with 4011 (``None``: no limit)."""
+        self.max_concurrency = 1
+        """``session_start_limit.max_concurrency``: IDENTIFYs of one rate-limit key (``shard_id %
+        max_concurrency``) are allowed once per ``identify_window`` seconds (on ``rate_clock``)."""
+        self.identify_window = 0.0  # Discord: 5 s; off by default here, so a test may restart a bot at once
+        self.session_start_total = 1000
+        self.identifies: list[IdentifyRecord] = []
+        """Every IDENTIFY with its shard and outcome (``identify_payloads`` holds the raw payloads)."""
+        self.shard_close_codes: list[int] = []
+        """The close codes of the shards the fake refused (4010 invalid shard, 4011 sharding required)."""
+        self._last_identify: dict[tuple[str, int], float] = {}
+
+    def recommended_shard_count(self) -> int:
+        """The shard count ``GET /gateway/bot`` answers now."""
+        if self.recommended_shards is not None:
+            return self.recommended_shards
+        return max(1, math.ceil(len(self.guilds) / self.guilds_per_recommended_shard))
+
+    def guilds_on_shard(self, shard_id: int, shard_count: int) -> list[int]:
+        """The ids of the servers a shard serves (in the order they were added)."""
+        return [g for g in self.guilds if shard_of(g, shard_count) == shard_id]
+
+    @property
+    def identify_violations(self) -> list[IdentifyRecord]:
+        """IDENTIFYs that came too soon after another of the same rate-limit key (``max_concurrency``)."""
+        return [r for r in self.identifies if r.outcome == "too-soon"]
+
+    def connected_shards(self) -> list[tuple[int, int]]:
+        """``(shard_id, shard_count)`` of every identified gateway connection, sorted."""
+        return sorted((c.shard_id, c.shard_count) for c in self._identified())
+
     def _connection_for(self, guild_id: int) -> _Connection:
+        """The connection of the shard that serves ``guild_id`` (the newest, if a shard is connected
+        twice): interactions and guild events go out there, never on another bot process's shard."""
         for conn in reversed(self._identified()):
-            if (guild_id >> 22) % conn.shard_count == conn.shard_id:
+            if shard_of(guild_id, conn.shard_count) == conn.shard_id:
                 return conn
         raise RuntimeError(
-            f"no gateway connection serves guild {guild_id}: is the bot running (fake.run_bot)?"
+            f"no gateway connection serves guild {guild_id} (connected shards: {self.connected_shards()}): "
+            "is the bot running (fake.run_bot), with the shard that holds this guild?"
         )
+
+    # -- anywhere: DMs, group DMs, servers without the bot; button presses ----------------------------
+
+    def in_guild(self, guild_id: int) -> bool:
+        """Whether the bot is a member of this fake guild."""
+        guild = self.guilds.get(guild_id)
+        return guild is not None and self.bot_user_id in guild.members
+
+    def add_user(self, user: FakeMember | int) -> FakeMember:
+        """A user known outside any guild (for DMs and group DMs)."""
+        found = user if isinstance(user, FakeMember) else FakeMember(user)
+        self.users[found.id] = found
+        return found
+
+    def add_dm(self, user: FakeMember | int, channel_id: int | None = None) -> FakePrivateChannel:
+        """The bot's DM with a user: interactions there have context 1 (a guild install answers there too)."""
+        person = self._known_user(user)
+        dm = FakePrivateChannel(channel_id or self.new_id(), [person.id, self.bot_user_id], type=1)
+        self.private_channels[dm.id] = dm
+        return dm
+
+    def add_group_dm(
+        self, users: Iterable[FakeMember | int], name: str | None = None, channel_id: int | None = None
+    ) -> FakePrivateChannel:
+        """A group DM of users, without the bot: context 2, where only a user-installed command runs."""
+        people = [self._known_user(u) for u in users]
+        group = FakePrivateChannel(
+            channel_id or self.new_id(), [p.id for p in people], type=3, name=name, owner_id=people[0].id
+        )
+        self.private_channels[group.id] = group
+        return group
+
+    def _known_user(self, user: FakeMember | int) -> FakeMember:
+        if isinstance(user, FakeMember):
+            return self.add_user(user)
+        for guild in self.guilds.values():
+            if user in guild.members:
+                return guild.members[user]
+        return self.users.get(user) or self.add_user(user)
+
+    def _where(self, channel_id: int, user_id: int, install: str | None) -> _Where:
+        """The fields of an interaction that say where it happens and who acts, as Discord fills them."""
+        if install not in (None, "guild", "user"):
+            raise ValueError(f"install must be 'guild' or 'user', not {install!r}")
+        found = self.channel(channel_id)
+        if found is not None:
+            guild, channel = found
+            bot_in = self.in_guild(guild.id)
+            install = install or ("guild" if bot_in else "user")
+            if install == "guild" and not bot_in:
+                raise FakeDiscordRefusal(
+                    f"the bot is not in guild {guild.id}: only a user-installed command runs there (install='user')"
+                )
+            member = guild.members.get(user_id)
+            if member is None:
+                raise FakeDiscordRefusal(f"user {user_id} is not a member of guild {guild.id}")
+            owner = {"0": str(guild.id)} if install == "guild" else {"1": str(user_id)}
+            app_permissions = (
+                guild.permissions_in(self.bot_user_id, channel_id) if bot_in else USER_APP_PERMISSIONS
+            )
+            fields: Json = {
+                "guild_id": str(guild.id),
+                "guild": {"id": str(guild.id), "locale": guild.locale, "features": []},
+                "channel_id": str(channel_id),
+                "channel": channel.payload(guild.id),
+                "member": {**member.payload(), "permissions": str(guild.permissions_in(user_id, channel_id))},
+                "app_permissions": str(app_permissions),
+                "guild_locale": guild.locale,
+                "authorizing_integration_owners": owner,
+                "context": CONTEXT_GUILD,
+            }
+            return _Where(guild, CONTEXT_GUILD, INSTALL_GUILD if install == "guild" else INSTALL_USER, fields)
+        private = self.private_channels.get(channel_id)
+        if private is None:
+            raise ValueError(f"unknown channel {channel_id}: add it with add_guild, add_dm or add_group_dm")
+        if user_id not in private.recipients:
+            raise FakeDiscordRefusal(f"user {user_id} is not in the private channel {channel_id}")
+        bot_dm = private.type == 1 and self.bot_user_id in private.recipients
+        context = CONTEXT_BOT_DM if bot_dm else CONTEXT_PRIVATE_CHANNEL
+        install = install or ("guild" if bot_dm else "user")
+        if install == "guild" and not bot_dm:
+            raise FakeDiscordRefusal("only a user-installed command runs in a group DM (install='user')")
+        users = {u: self._known_user(u).user_payload() for u in private.recipients if u != self.bot_user_id}
+        app_permissions = USER_APP_PERMISSIONS | (USE_EXTERNAL_EMOJIS if bot_dm else 0)
+        fields = {
+            "channel_id": str(channel_id),
+            "channel": private.payload(users, bot_id=self.bot_user_id),
+            "user": users[user_id],
+            "app_permissions": str(app_permissions),
+            # A guild install answering in the bot's DM is authorized by "guild 0", as Discord writes it.
+            "authorizing_integration_owners": {"0": "0"} if install == "guild" else {"1": str(user_id)},
+            "context": context,
+        }
+        return _Where(None, context, INSTALL_GUILD if install == "guild" else INSTALL_USER, fields)
+
+    @staticmethod
+    def _check_offered(schema: Json | None, scope: int | None, where: _Where, name: str) -> None:
+        """Discord offers a command only where it may run: a guild command in its guild (server install);
+        a global one where its ``integration_types`` (default: server install) and ``contexts`` (default:
+        all three) allow. An unsynced command is not checked."""
+        if schema is None:
+            return
+        if scope is not None:
+            if where.guild is None or where.guild.id != scope or where.install != INSTALL_GUILD:
+                raise FakeDiscordRefusal(f"/{name} is a command of guild {scope} only")
+            return
+        installs = schema.get("integration_types") or [INSTALL_GUILD]
+        contexts = schema.get("contexts")
+        contexts = [CONTEXT_GUILD, CONTEXT_BOT_DM, CONTEXT_PRIVATE_CHANNEL] if contexts is None else contexts
+        if where.install not in installs:
+            kind = "a user" if where.install == INSTALL_USER else "a server"
+            raise FakeDiscordRefusal(
+                f"/{name} cannot be run from {kind} install (integration_types {installs})"
+            )
+        if where.context not in contexts:
+            raise FakeDiscordRefusal(
+                f"/{name} is not offered in context {where.context} (contexts {contexts})"
+            )
+
+    async def press(
+        self,
+        message: SentMessage | int,
+        custom_id: str,
+        user_id: int,
+        *,
+        locale: str = "en-US",
+        force: bool = False,
+    ) -> InteractionRecord:
+        """Press a button of a message the bot sent: push a component interaction (type 3) carrying the
+        ``custom_id``, ``component_type`` and the message as it is now; return its record (``response()``
+        waits for the answer: ``UPDATE_MESSAGE`` edits ``rec.message``).
+
+        Like a Discord client, it refuses (:class:`FakeDiscordRefusal`) a button the message does not show
+        or shows disabled, and an ephemeral message pressed by someone it was not shown to; ``force=True``
+        presses anyway, as a client showing an older version of the message would (discord.py itself
+        ignores a press whose button the message no longer carries). The press happens where the message
+        is, authorized by the installation that sent the message.
+        """
+        msg = message if isinstance(message, SentMessage) else self.messages[message]
+        button = msg.button(custom_id)
+        if not force and (msg.deleted or button is None or button.get("disabled")):
+            state = "not on" if button is None else "disabled on"
+            raise FakeDiscordRefusal(f"button {custom_id!r} is {state} message {msg.id}")
+        origin = self._interaction_by_id(msg.interaction_id)
+        if msg.ephemeral and origin is not None and user_id != origin.user_id and not force:
+            raise FakeDiscordRefusal(f"message {msg.id} is ephemeral: only user {origin.user_id} sees it")
+        install = None if origin is None else ("user" if origin.install == INSTALL_USER else "guild")
+        where = self._where(msg.channel_id, user_id, install)
+        if origin is not None:  # authorized by the installation that made the message, whoever presses
+            owners = origin.payload["authorizing_integration_owners"]
+            where = _Where(
+                where.guild,
+                where.context,
+                where.install,
+                {**where.fields, "authorizing_integration_owners": owners},
+            )
+        data = {"custom_id": custom_id, "component_type": (button or {}).get("type", COMPONENT_BUTTON)}
+        return await self._dispatch_interaction(
+            INTERACTION_COMPONENT,
+            where,
+            msg.channel_id,
+            user_id,
+            f"button {custom_id}",
+            data,
+            locale=locale,
+            message=msg,
+        )
+
+    def _interaction_by_id(self, interaction_id: int | None) -> InteractionRecord | None:
+        if interaction_id is None:
+            return None
+        return next((r for r in self.interactions if r.id == interaction_id), None)
+
+    async def _close_gateway_connection(self, conn: _Connection, code: int, reason: str) -> None:
+        self.shard_close_codes.append(code)
+        await conn.ws.close(code=code, message=reason.encode())
+
+    async def _admit_shard(self, conn: _Connection, data: Json) -> list[FakeGuild] | None:
+        """Check an IDENTIFY's ``shard`` as Discord does; return the shard's servers, or ``None`` when it
+        was refused (closed 4010 or 4011, or answered INVALID_SESSION for breaking ``max_concurrency``)."""
+        token = data.get("token")
+        shard = data.get("shard") or [0, 1]
+        whole = isinstance(shard, list) and len(shard) == 2
+        whole = whole and all(isinstance(n, int) and not isinstance(n, bool) for n in shard)
+        shard_id, shard_count = shard if whole else (-1, 0)
+        now = self.rate_clock()
+        record = IdentifyRecord(shard_id, shard_count, token=token, at=now)
+        self.identifies.append(record)
+        if not 0 <= shard_id < shard_count:
+            record.outcome = "invalid-shard"
+            await self._close_gateway_connection(conn, CLOSE_INVALID_SHARD, "Invalid shard.")
+            return None
+        key = (token or "", shard_id % max(1, self.max_concurrency))
+        last = self._last_identify.get(key)
+        record.since_last = None if last is None else now - last
+        if record.since_last is not None and record.since_last < self.identify_window:
+            record.outcome = "too-soon"
+            await conn.send(9, False)  # INVALID_SESSION, not resumable: the client identifies again
+            return None
+        guilds = [
+            g for g in self.guilds.values() if self.in_guild(g.id) and shard_of(g.id, shard_count) == shard_id
+        ]
+        if self.max_guilds_per_shard is not None and len(guilds) > self.max_guilds_per_shard:
+            record.outcome = "sharding-required"
+            await self._close_gateway_connection(conn, CLOSE_SHARDING_REQUIRED, "Sharding required.")
+            return None
+        self._last_identify[key] = now
+        conn.shard_id, conn.shard_count = shard_id, shard_count
+        return guilds
+
+    async def _get_gateway_bot(self, rec: RecordedRequest) -> Json:
+        used = sum(1 for r in self.identifies if r.outcome == "ready" and r.token == rec.token)
+        return {
+            "url": self.gateway_url,
+            "shards": self.recommended_shard_count(),
+            "session_start_limit": {
+                "total": self.session_start_total,
+                "remaining": max(0, self.session_start_total - used),
+                "reset_after": 86_400_000 if used else 0,
+                "max_concurrency": self.max_concurrency,
+            },
+        }
 
     # -- gateway -----------------------------------------------------------------------------------
 
@@ -1608,10 +2190,11 @@ class FakeDiscord:
         if not self.token_valid(data.get("token")):
             await conn.ws.close(code=4004, message=b"Authentication failed.")
             return
-        conn.shard_id, conn.shard_count = data.get("shard") or [0, 1]
+        guilds = await self._admit_shard(conn, data)
+        if guilds is None:  # refused: closed (4010, 4011) or told to identify again later (op 9)
+            return
         conn.session_id = secrets.token_hex(16)
         self._sessions[conn.session_id] = (conn.shard_id, conn.shard_count)
-        guilds = [g for g in self.guilds.values() if (g.id >> 22) % conn.shard_count == conn.shard_id]
         ready = {
             "v": API_VERSION,
             "user": self._bot_user(),
@@ -1640,7 +2223,8 @@ class FakeDiscord:
             ("GET", r"/users/@me", self._get_me),
             ("GET", r"/users/(?P<user_id>\d+)", self._get_user),
             ("GET", r"/(?:oauth2/)?applications/@me", self._get_application),
-            ("GET", r"/gateway(?:/bot)?", self._get_gateway),
+            ("GET", r"/gateway", self._get_gateway),
+            ("GET", r"/gateway/bot", self._get_gateway_bot),
             ("PUT", r"/applications/(?P<app>\d+)(?:/guilds/(?P<guild_id>\d+))?/commands", self._put_commands),
             ("GET", r"/applications/(?P<app>\d+)(?:/guilds/(?P<guild_id>\d+))?/commands", self._get_commands),
             ("POST", r"/interactions/(?P<iid>\d+)/(?P<token>[^/]+)/callback", self._callback),
@@ -1838,6 +2422,8 @@ class FakeDiscord:
         for guild in self.guilds.values():
             if int(user_id) in guild.members:
                 return guild.members[int(user_id)].user_payload()
+        if int(user_id) in self.users:
+            return self.users[int(user_id)].user_payload()
         raise _HTTPError(404, 10013, "Unknown User")
 
     async def _get_application(self, rec: RecordedRequest) -> Json:
@@ -1860,11 +2446,7 @@ class FakeDiscord:
         }
 
     async def _get_gateway(self, rec: RecordedRequest) -> Json:
-        return {
-            "url": self.gateway_url,
-            "shards": 1,
-            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1},
-        }
+        return {"url": self.gateway_url}
 
     def _check_app(self, app: str) -> None:
         if int(app) != self.application_id:
@@ -1876,7 +2458,7 @@ class FakeDiscord:
     async def _put_commands(self, rec: RecordedRequest, app: str, guild_id: str | None) -> list[Json]:
         self._check_app(app)
         scope = int(guild_id) if guild_id else None
-        if scope is not None and scope not in self.guilds:
+        if scope is not None and not self.in_guild(scope):
             raise _HTTPError(403, 50001, "Missing Access")
         commands = rec.json or []
         self.sync_calls.append(SyncCall(scope, commands, rec.at))
@@ -1929,8 +2511,12 @@ class FakeDiscord:
             self._validate_choices(data.get("choices", []))
         elif kind == CALLBACK_MESSAGE:
             self._validate_message(data)
+        elif kind in (CALLBACK_UPDATE_MESSAGE, CALLBACK_DEFERRED_UPDATE):
+            self._check_update(interaction, kind, data)
         interaction.callbacks.append(body)
         interaction.answered_at = rec.at
+        if kind in (CALLBACK_UPDATE_MESSAGE, CALLBACK_DEFERRED_UPDATE):
+            self._update_pressed(interaction, kind, data, rec.files)
         flags = int(data.get("flags", 0))
         if kind in (CALLBACK_MESSAGE, CALLBACK_DEFERRED_MESSAGE):
             if kind == CALLBACK_DEFERRED_MESSAGE:
@@ -1986,7 +2572,10 @@ class FakeDiscord:
             msg = next((m for m in interaction.followups if m.id == int(mid)), None)
         if msg is None or msg.deleted:
             raise _HTTPError(404, 10008, "Unknown Message")
-        return self._message_op(rec, msg)
+        answer = self._message_op(rec, msg)
+        if rec.method == "PATCH" and mid == "@original":
+            interaction.edits.append(rec.json or {})
+        return answer
 
     def _message_op(self, rec: RecordedRequest, msg: SentMessage, body: Json | None = None) -> Json | None:
         if rec.method == "GET":
@@ -2007,9 +2596,11 @@ class FakeDiscord:
             raise _HTTPError(*error)
         found = self.channel(int(cid))
         if found is None:
+            if int(cid) in self.private_channels:  # a DM or group DM: reached through interactions only
+                raise _HTTPError(403, 50001, "Missing Access")
             raise _HTTPError(404, 10003, "Unknown Channel")
         guild, _ = found
-        if not guild.permissions_in(self.bot_user_id, int(cid)) & VIEW_CHANNEL:
+        if not self.in_guild(guild.id) or not guild.permissions_in(self.bot_user_id, int(cid)) & VIEW_CHANNEL:
             raise _HTTPError(403, 50001, "Missing Access")
         return found
 
@@ -2081,6 +2672,8 @@ class FakeDiscord:
         guild = self.guilds.get(int(guild_id))
         if guild is None:
             raise _HTTPError(404, 10004, "Unknown Guild")
+        if not self.in_guild(guild.id):
+            raise _HTTPError(403, 50001, "Missing Access")
         return guild
 
     async def _get_guild(self, rec: RecordedRequest, guild_id: str) -> Json:
@@ -2112,6 +2705,42 @@ class FakeDiscord:
         return web.Response(
             body=msg_file.data, content_type=msg_file.content_type or "application/octet-stream"
         )
+
+    # -- component answers -------------------------------------------------------------------------
+
+    def _check_update(self, interaction: InteractionRecord, kind: int, data: Json) -> None:
+        """``UPDATE_MESSAGE`` (7) and ``DEFERRED_UPDATE_MESSAGE`` (6) answer a press only, and edit a message
+        that still exists, within Discord's limits."""
+        if interaction.type != INTERACTION_COMPONENT or interaction.message is None:
+            raise _HTTPError(
+                400, 50035, "Invalid Form Body", {"type": [f"callback type {kind} answers a component only"]}
+            )
+        if interaction.message.deleted:
+            raise _HTTPError(404, 10008, "Unknown Message")
+        if kind == CALLBACK_UPDATE_MESSAGE:
+            self._validate_message(data, partial=True)
+
+    def _update_pressed(
+        self, interaction: InteractionRecord, kind: int, data: Json, files: list[SentFile]
+    ) -> None:
+        """The pressed message becomes the interaction's original; ``UPDATE_MESSAGE`` edits it now."""
+        target = interaction.message
+        assert target is not None
+        if kind == CALLBACK_UPDATE_MESSAGE:
+            self._apply_edit(target, data, files)
+            interaction.edits.append(data)
+        interaction.original = target
+
+    def _interaction_metadata(self, origin: InteractionRecord) -> Json:
+        """A message's ``interaction_metadata``: who ran the command (or pressed) that made it, and which
+        installation authorized it."""
+        user = origin.payload.get("user") or origin.payload["member"]["user"]
+        return {
+            "id": str(origin.id),
+            "type": origin.type,
+            "user": user,
+            "authorizing_integration_owners": origin.payload["authorizing_integration_owners"],
+        }
 
     # -- messages ----------------------------------------------------------------------------------
 
@@ -2148,6 +2777,11 @@ class FakeDiscord:
             total += sum(len(f.get("name") or "") + len(f.get("value") or "") for f in fields)
             if total > 6000:
                 problems.append(f"embeds.{i}: {total} characters > 6000")
+        every_embed = sum(_embed_size(embed) for embed in embeds)
+        if len(embeds) > 1 and every_embed > 6000:
+            problems.append(f"embeds: {every_embed} characters in all > 6000")
+        if body.get("components") is not None:
+            problems += component_problems(body["components"])
         if problems:
             raise _HTTPError(400, 50035, "Invalid Form Body", {"_errors": problems})
         other_parts = ("components", "attachments", "sticker_ids", "poll")
@@ -2235,4 +2869,7 @@ class FakeDiscord:
         if msg.kind != "channel":
             payload["webhook_id"] = str(self.application_id)
             payload["application_id"] = str(self.application_id)
+            origin = self._interaction_by_id(msg.interaction_id)
+            if origin is not None:
+                payload["interaction_metadata"] = self._interaction_metadata(origin)
         return payload

@@ -4,6 +4,7 @@ replayed over every real version of the file, 2021-11-17 … 2026-07-22 (tests/d
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import date
 from pathlib import Path
 
@@ -421,3 +422,23 @@ def test_all_time_chart_names() -> None:
     )
     assert period_text(date(2025, 8, 27), ALL_TIME) == "as of Aug 27, 2025"
     assert period_text(date(2022, 2, 27), "week") == "week ending Feb 27, 2022"
+
+
+def test_replaying_the_real_versions_through_the_store(capsys: pytest.CaptureFixture[str]) -> None:
+    """`chartbot replay` of every real version, each dated by its file name: the news the store keeps."""
+    from bot.cli import main
+
+    readable = [str(p) for p in VERSIONS if p != HTML]
+    assert main(["replay", *readable, "--json"]) == 0
+    found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    no1 = [(m["date"], m["title"], m["category"]) for m in found if m["kind"] == "all_time_no1"]
+    assert ("2021-12-01", "Red Notice", "movies-english") in no1
+    assert ("2025-08-27", "KPop Demon Hunters", "movies-english") in no1
+    kpop = next(m for m in found if m["kind"] == "all_time_no1" and m["title"] == "KPop Demon Hunters")
+    assert kpop["text"] == (
+        "KPop Demon Hunters is now Netflix's most-watched English film ever: 236.0M views in its first "
+        "91 days, passing Red Notice (230.9M)"
+    )
+    rebasing = [m for m in found if m["date"] == "2023-07-26"]
+    assert rebasing == []  # Netflix restated its lists: no flood of "entered"
+    assert len({m["key"] for m in found}) == len(found)

@@ -39,15 +39,15 @@ ROOT = Path(__file__).resolve().parent.parent
 AOUAD_JAN30 = [
     "All of Us Are Dead is No. 1 in 29 countries this week (of 94 reporting)",
     "All of Us Are Dead is No. 1 on Netflix's global TV (Non-English) list for the first time",
-    "All of Us Are Dead is No. 1 in 🇰🇷 South Korea for the first time",
+    "All of Us Are Dead is No. 1 in 🇰🇷 South Korea this week for the first time",
     "All of Us Are Dead is in the Top 10 in 91 countries this week (of 94 reporting)",
     "All of Us Are Dead enters Netflix's global TV (Non-English) Top 10 at No. 1",
     "All of Us Are Dead entered the Top 10 in 3 countries 🇬🇧 🇰🇷 🇺🇸",
 ]
 AOUAD_FEB6 = [
     "All of Us Are Dead is No. 1 in 63 countries this week (of 94 reporting) — up from 29",
-    "All of Us Are Dead is No. 1 in the 🇬🇧 U.K. for the first time",
-    "All of Us Are Dead is No. 1 in the 🇺🇸 U.S. for the first time",
+    "All of Us Are Dead is No. 1 in the 🇬🇧 U.K. this week for the first time",
+    "All of Us Are Dead is No. 1 in the 🇺🇸 U.S. this week for the first time",
     "All of Us Are Dead has been No. 1 on Netflix's global TV (Non-English) list for 2 consecutive weeks",
     "All of Us Are Dead has been No. 1 in 🇰🇷 South Korea for 2 consecutive weeks",
     "All of Us Are Dead is in the Top 10 in every reporting country (94 of 94) this week",
@@ -501,9 +501,9 @@ def test_a_post_folds_countries_and_marks_itself() -> None:
     post = announcements.render(items, digest=False, nonce="cbnonce", mention_role_id=None)
     assert post.embed.title == r"All of Us Are \*Dead\*"
     assert post.embed.description.split("\n") == [
-        r"All of Us Are \*Dead\* is back at No. 1 worldwide",
+        r"All of Us Are \*Dead\* is back at No. 1 worldwide this week",
         r"All of Us Are \*Dead\* reached No. 1 in 4 countries 🇫🇷 🇬🇧 🇰🇷 🇺🇸",
-        r"~~All of Us Are \*Dead\* enters the 🇧🇷 Brazil Top 10 at No. 1~~ (withdrawn: the chart was corrected)",
+        r"~~All of Us Are \*Dead\* enters the 🇧🇷 Brazil weekly Top 10 at No. 1~~ (withdrawn: the chart was corrected)",
     ]
     assert post.embed.url == "https://www.netflix.com/tudum/top10#cbnonce"
     assert post.content is None and post.allowed_mentions.to_dict() == {"parse": []}

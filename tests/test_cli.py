@@ -163,7 +163,9 @@ def test_replay_us_daily_json(capsys):
         "key",
         "text",
     }
-    assert lost["text"].startswith("All of Us Are Dead slipped to No. 2 in the 🇺🇸 U.S. after 1 day at No. 1;")
+    assert lost["text"].startswith(
+        "All of Us Are Dead slipped to No. 2 on the 🇺🇸 U.S. daily Top 10 after 1 day at No. 1;"
+    )
 
 
 @both_engines
@@ -181,7 +183,7 @@ def test_demo_runs_offline(capsys):
     code, out, _ = run(capsys, "demo")
     assert code == 0
     assert "All of Us Are Dead is No. 1 in 63 countries this week (of 94 reporting) — up from 29" in out
-    assert "All of Us Are Dead slipped to No. 2 in the 🇺🇸 U.S." in out
+    assert "All of Us Are Dead slipped to No. 2 on the 🇺🇸 U.S. daily Top 10" in out
 
 
 BAD_FILES = {
@@ -231,7 +233,7 @@ async def count_charts(db: str) -> int:
         (["rank", "all of us are dead", "--region", "Atlantis"], "Atlantis"),
         (
             ["top", "--region", "kr", "--category", "tv-english"],
-            "no tv-english chart for kr; it has: movies, tv",
+            "No TV (English) chart in 🇰🇷 South Korea; available: TV, film.",
         ),
     ],
 )

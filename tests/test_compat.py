@@ -61,7 +61,7 @@ def test_the_installed_discord_py_is_the_pinned_one() -> None:
 def test_every_shortcut_works_on_the_installed_discord_py(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="bot.compat"):
         found = compat.check_discord_version()
-    assert found == compat.Shortcuts(bucket_sweep=True, prepared_send=True, endpoints=True)
+    assert found == compat.Shortcuts(bucket_sweep=True, prepared_send=True, endpoints=True, bot_gateway=True)
     assert caplog.records == []
 
 
@@ -298,3 +298,31 @@ async def test_the_bot_checks_discord_py_when_it_logs_in(
 def _endpoints(fake: FakeDiscord) -> dict[str, str]:
     env = fake.settings_env()
     return {"api_base": env["DISCORD_API_BASE"], "gateway_url": env["DISCORD_GATEWAY_URL"]}
+
+
+# --- the bot's gateway ----------------------------------------------------------------------------------
+
+
+async def test_canary_get_bot_gateway_gives_the_count_url_and_limits(fake: FakeDiscord) -> None:
+    fake.recommended_shards, fake.max_concurrency = 3, 2
+    async with fake.run_bot(plain_client()) as client:
+        shards, url, limits = await client.http.get_bot_gateway()
+        assert (shards, url, limits["max_concurrency"]) == (3, fake.gateway_url, 2)
+        sharded = discord.AutoShardedClient(intents=discord.Intents(guilds=True))
+        sharded.http = client.http  # logged in: what ChartBot.connect has before its shards connect
+        assert await compat.bot_gateway(sharded) == compat.BotGateway(shards=3, max_concurrency=2)
+
+
+async def test_without_get_bot_gateway_discord_py_picks_the_count(
+    fake: FakeDiscord, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(compat, "_bot_gateway_works", lambda: False)
+    fake.max_concurrency = 2
+    settings = Settings(db_path=str(tmp_path / "charts.sqlite3"), poll_in_bot=False, **_endpoints(fake))
+    bot = ChartBot(settings, guild_ready_timeout=0.05, extensions=())
+    with caplog.at_level(logging.WARNING, logger="bot.compat"):
+        async with fake.run_bot(bot):
+            assert bot.shard_count == 1 and bot.recommended_shards is None
+            assert bot.identify_pacer.max_concurrency == 2  # from the public fetch_session_start_limits
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "bot.compat"]
+    assert "HTTPClient.get_bot_gateway is gone" in warning

@@ -29,6 +29,7 @@ AOUAD = "all of us are dead"
 SQUID = "squid game"
 WEEK = date(2022, 2, 6)
 START = 100  # the newest milestone id when the watches started
+READ = 7  # the newest read begun when the watches started
 _ids = iter(range(START + 1000, 100_000))  # ids of milestones stored after the watches started
 
 
@@ -54,12 +55,13 @@ def watch(target: str = AOUAD, guild: int = 1, channel: int = 10, **extra: objec
         title=target,
         channel_id=channel,
         since_id=int(extra.get("since_id", START)),  # type: ignore[call-overload]
+        since_read=READ,
     )
 
 
 def news(m: Milestone) -> Pending:
-    """A milestone stored after the watches started."""
-    return Pending(m, outbox_id=next(_ids))
+    """A milestone stored after the watches started, by a read begun after them."""
+    return Pending(m, outbox_id=next(_ids), read_id=READ + 1)
 
 
 def test_streak_posts_thin_out_for_days_and_not_for_weeks() -> None:
@@ -97,9 +99,9 @@ def test_watch_all_follows_headlines_of_every_title() -> None:
 
 def test_route_posts_once_per_channel_and_only_news() -> None:
     fresh = news(ms("reached_no1", "us"))
-    old = Pending(ms("reached_no1", "gb"), outbox_id=START - 5)
-    at_the_mark = Pending(ms("reached_no1", "kr"), outbox_id=START)  # stored when the watch was made
-    later = Pending(ms("reached_no1", "world"), outbox_id=START + 50)
+    old = Pending(ms("reached_no1", "gb"), outbox_id=START - 5, read_id=READ + 1)
+    at_the_mark = Pending(ms("reached_no1", "kr"), outbox_id=START, read_id=READ + 1)  # stored when made
+    later = Pending(ms("reached_no1", "world"), outbox_id=START + 50, read_id=READ + 1)
     watches = [
         watch(AOUAD, channel=10, since_id=START + 50),  # a watch made after `later` was stored
         watch(ALL, channel=10, since_id=START + 50),  # one post per channel
@@ -112,6 +114,8 @@ def test_route_posts_once_per_channel_and_only_news() -> None:
         (20, "us"),
         (20, "world"),  # guild 2's watch is older than that milestone; guild 1's is not
     ]
+    caught_up = Pending(ms("reached_no1", "jp"), outbox_id=START + 60, read_id=READ)  # read already under way
+    assert route([caught_up], watches, {1: Policy(1, regions=None), 2: Policy(2, regions=None)}) == []
     newer = news(ms("reached_no1", "fr"))
     routes = route([newer], watches, {1: Policy(1, regions=None), 2: Policy(2)})
     assert [r.channel_id for r in routes] == [10]  # guild 1 follows every region

@@ -5,7 +5,9 @@ Cloudflare bans, outages and error answers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -19,13 +21,22 @@ from discord.http import Route
 from fake_discord import (
     ATTACH_FILES,
     CALLBACK_DEFERRED_MESSAGE,
+    CALLBACK_DEFERRED_UPDATE,
     CALLBACK_MESSAGE,
+    CALLBACK_UPDATE_MESSAGE,
+    CONTEXT_BOT_DM,
+    CONTEXT_GUILD,
+    CONTEXT_PRIVATE_CHANNEL,
     DEFAULT_ROUTE_LIMITS,
     EMBED_LINKS,
+    INSTALL_USER,
     MANAGE_GUILD,
     READ_MESSAGE_HISTORY,
+    USER_APP_PERMISSIONS,
     FakeChannel,
     FakeDiscord,
+    FakeDiscordRefusal,
+    FakeDiscordTimeout,
     FakeMember,
     FakeRole,
     ManualClock,
@@ -705,3 +716,487 @@ async def test_a_followup_after_the_original_was_deleted_is_a_new_message(
     reply = await rec.response()
     assert reply.content == "only you see this" and reply.ephemeral
     assert rec.original is not None and rec.original.deleted and not rec.followup_edited_original
+
+
+# --- components, presses and commands anywhere -------------------------------------------------------
+
+FOREIGN = (
+    810_000_000_000_000_500  # a server where a fan installed the app for themselves; the bot is not in it
+)
+FOREIGN_CHANNEL = 810_000_000_000_000_510
+CAROL = 810_000_000_000_003_000  # a member of FOREIGN only
+
+
+class Pager(discord.ui.View):
+    """Buttons answered in every way a page can be: an update, a deferred update, a private line."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=60)
+
+    @discord.ui.button(label="Next", custom_id="pager:next")
+    async def next_page(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        assert interaction.message is not None and interaction.message.interaction_metadata is not None
+        ran_by = interaction.message.interaction_metadata.user.id
+        await interaction.response.edit_message(content=f"page 2 for {interaction.user.id} (ran by {ran_by})")
+
+    @discord.ui.button(label="Slow", custom_id="pager:slow")
+    async def slow(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.defer()  # DEFERRED_UPDATE_MESSAGE for a press
+        await interaction.edit_original_response(content="page 3")
+
+    @discord.ui.button(label="Whisper", custom_id="pager:whisper")
+    async def whisper(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.send_message("only you", ephemeral=True)
+
+    @discord.ui.button(label="Off", custom_id="pager:off", disabled=True)
+    async def off(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.edit_message(content="pressed a disabled button")
+
+    @discord.ui.button(label="Done", custom_id="pager:done", row=1)
+    async def done(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.edit_message(view=None)
+
+
+class AnywhereBot(commands.Bot):
+    """Commands synced globally: one a user may install and run anywhere, one for servers only."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents(guilds=True),
+            guild_ready_timeout=0.05,
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+        )
+        self.release = asyncio.Event()
+
+    async def setup_hook(self) -> None:
+        @self.tree.command(description="Where am I?")
+        @app_commands.allowed_installs(guilds=True, users=True)
+        @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+        async def hello(interaction: discord.Interaction, private: bool = False) -> None:
+            cached = interaction.guild_id is not None and self.get_guild(interaction.guild_id) is not None
+            text = (
+                f"context {interaction.context.value if hasattr(interaction.context, 'value') else ''}"
+                f"guild={interaction.guild_id} cached={cached} user_install={interaction.is_user_integration()}"
+            )
+            await interaction.response.send_message(text, view=Pager(), ephemeral=private)
+
+        @self.tree.command(description="Servers that installed the bot only")
+        @app_commands.allowed_installs(guilds=True, users=False)
+        @app_commands.allowed_contexts(guilds=True)
+        async def admin(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("admin")
+
+        @self.tree.command(description="Answer when the test says so")
+        async def hold(interaction: discord.Interaction) -> None:
+            await asyncio.wait_for(self.release.wait(), 2)
+            await interaction.response.send_message("released")
+
+        await self.tree.sync()
+
+
+@pytest.fixture
+async def anywhere(fake: FakeDiscord) -> AsyncIterator[discord.Client]:
+    fake.add_guild(
+        FOREIGN,
+        "Someone else's server",
+        channels=[FOREIGN_CHANNEL],
+        members=[FakeMember(CAROL, "carol"), FakeMember(BOB, "bob")],
+        bot_member=False,
+    )
+    async with fake.run_bot(AnywhereBot()) as bot:
+        yield bot
+
+
+async def post_raw(fake: FakeDiscord, body: dict) -> tuple[int, dict]:
+    async with (
+        aiohttp.ClientSession(headers=AUTH) as session,
+        session.post(f"{fake.api_base}/channels/{CHANNEL}/messages", json=body) as resp,
+    ):
+        return resp.status, await resp.json()
+
+
+def row(*buttons: dict) -> dict:
+    return {"type": 1, "components": list(buttons)}
+
+
+def button(custom_id: str | None, label: str = "Next", **extra: object) -> dict:
+    data: dict = {"type": 2, "style": 1, "label": label, **extra}
+    if custom_id is not None:
+        data["custom_id"] = custom_id
+    return data
+
+
+@pytest.mark.parametrize(
+    ("components", "problem"),
+    [
+        ([row(button(f"b{i}")) for i in range(6)], "6 rows > 5"),
+        ([row(*(button(f"b{i}") for i in range(6)))], "6 items, must be 1 to 5"),
+        ([row()], "0 items"),
+        ([row(button("x" * 101))], "custom_id: must be 1 to 100"),
+        ([row(button(None))], "custom_id: must be 1 to 100"),
+        ([row(button("a", label="y" * 81))], "label: 81 characters > 80"),
+        ([row(button("a"), button("a"))], "COMPONENT_CUSTOM_ID_DUPLICATED"),
+        ([row(button("a")), row(button("a"))], "COMPONENT_CUSTOM_ID_DUPLICATED"),
+        ([button("a")], "must be an action row"),
+        ([row(button("a", style=5))], "a link button needs a url"),
+        ([row(button("a", label=""))], "needs a label or an emoji"),
+        ([row({"type": 3, "custom_id": "menu", "options": []}, button("a"))], "a select menu must be alone"),
+    ],
+)
+async def test_components_are_validated_like_discord(
+    fake: FakeDiscord, components: list, problem: str
+) -> None:
+    status, body = await post_raw(fake, {"content": "page", "components": components})
+    assert status == 400 and body["code"] == 50035
+    assert any(problem in p for p in body["errors"]["_errors"]), body
+    assert fake.sent_messages(CHANNEL) == []
+
+
+async def test_the_largest_valid_components_are_accepted(fake: FakeDiscord) -> None:
+    components = [row(*(button(f"{r}-{i}-" + "x" * 95, label="y" * 80) for i in range(5))) for r in range(5)]
+    status, body = await post_raw(fake, {"components": components})  # components alone are a message
+    assert status == 200 and len(body["components"]) == 5
+    (post,) = fake.sent_messages(CHANNEL)
+    assert len(post.buttons) == 25 and post.button("4-4-" + "x" * 95) is not None
+    assert post.button_labelled("y" * 80)["custom_id"] == "0-0-" + "x" * 95
+    with pytest.raises(AssertionError, match="no button 'Back'"):
+        post.button_labelled("Back")
+
+
+async def test_a_press_updates_the_message_it_was_on(fake: FakeDiscord, anywhere: discord.Client) -> None:
+    reply = await (await fake.slash(GUILD, CHANNEL, BOB, "hello")).response()
+    assert [b["label"] for b in reply.buttons] == ["Next", "Slow", "Whisper", "Off", "Done"]
+    assert len(reply.components) == 2 and reply.message is not None
+    page = reply.message
+    rec = await fake.press(page, "pager:next", ALICE)
+    pressed = await rec.response()
+    assert pressed.type == CALLBACK_UPDATE_MESSAGE and rec.message is page and pressed.message is page
+    assert page.content == f"page 2 for {ALICE} (ran by {BOB})" and page.edited
+    assert rec.type == 3 and rec.payload["data"] == {"custom_id": "pager:next", "component_type": 2}
+    assert rec.payload["message"]["id"] == str(page.id) and rec.edits == [rec.callback["data"]]
+    assert pressed.buttons == reply.buttons  # an update without components keeps them
+
+
+async def test_a_deferred_update_then_an_edit_of_the_original(
+    fake: FakeDiscord, anywhere: discord.Client
+) -> None:
+    reply = await (await fake.slash(GUILD, CHANNEL, BOB, "hello")).response()
+    rec = await fake.press(reply.message, "pager:slow", BOB)
+    pressed = await rec.response()
+    assert pressed.type == CALLBACK_DEFERRED_UPDATE and pressed.deferred
+    assert pressed.message is reply.message and pressed.content == "page 3"
+    assert len(rec.edits) == 1 and rec.followups == []
+    whisper = await (await fake.press(reply.message, "pager:whisper", BOB)).response()
+    assert whisper.type == CALLBACK_MESSAGE and whisper.ephemeral and whisper.content == "only you"
+    assert whisper.message is not reply.message and reply.message.content == "page 3"
+    done = await (await fake.press(reply.message, "pager:done", BOB)).response()
+    assert done.components == [] and reply.message.buttons == []
+
+
+async def test_presses_a_client_could_not_make_are_refused(
+    fake: FakeDiscord, anywhere: discord.Client
+) -> None:
+    reply = await (await fake.slash(GUILD, CHANNEL, BOB, "hello")).response()
+    with pytest.raises(FakeDiscordRefusal, match="'pager:nope' is not on"):
+        await fake.press(reply.message, "pager:nope", BOB)
+    with pytest.raises(FakeDiscordRefusal, match="'pager:off' is disabled"):
+        await fake.press(reply.message, "pager:off", BOB)
+    stale = await (await fake.press(reply.message, "pager:off", BOB, force=True)).response()
+    assert stale.content == "pressed a disabled button"  # a stale client: the bot must cope
+    private = await (await fake.slash(GUILD, CHANNEL, BOB, "hello", {"private": True})).response()
+    assert private.ephemeral
+    with pytest.raises(FakeDiscordRefusal, match="ephemeral"):
+        await fake.press(private.message, "pager:next", ALICE)
+    assert (await (await fake.press(private.message, "pager:next", BOB)).response()).ephemeral
+
+
+async def test_update_callbacks_answer_presses_only(fake: FakeDiscord, anywhere: AnywhereBot) -> None:
+    rec = await fake.slash(GUILD, CHANNEL, BOB, "hold")
+    for kind in (CALLBACK_UPDATE_MESSAGE, CALLBACK_DEFERRED_UPDATE):
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{fake.api_base}/interactions/{rec.id}/{rec.token}/callback",
+                json={"type": kind, "data": {"content": "x"}},
+            ) as resp,
+        ):
+            assert resp.status == 400 and (await resp.json())["code"] == 50035
+    assert rec.callbacks == []
+    anywhere.release.set()
+    assert (await rec.response()).content == "released"
+
+
+async def test_the_sync_payload_says_where_commands_run(fake: FakeDiscord, anywhere: discord.Client) -> None:
+    synced = {c["name"]: c for c in fake.synced_commands()}
+    assert synced["hello"]["integration_types"] == [0, 1] and synced["hello"]["contexts"] == [0, 1, 2]
+    assert synced["admin"]["integration_types"] == [0] and synced["admin"]["contexts"] == [0]
+
+
+async def test_a_user_install_runs_in_a_server_without_the_bot(
+    fake: FakeDiscord, anywhere: discord.Client
+) -> None:
+    assert anywhere.get_guild(FOREIGN) is None and [g.id for g in anywhere.guilds] == [GUILD]
+    rec = await fake.slash(FOREIGN, FOREIGN_CHANNEL, CAROL, "hello")
+    reply = await rec.response()
+    assert f"guild={FOREIGN} cached=False user_install=True" in reply.content
+    payload = rec.payload
+    assert payload["authorizing_integration_owners"] == {"1": str(CAROL)} and payload["context"] == 0
+    assert payload["member"]["user"]["id"] == str(CAROL) and "user" not in payload
+    assert int(payload["app_permissions"]) == USER_APP_PERMISSIONS
+    assert rec.install == INSTALL_USER and rec.context == CONTEXT_GUILD
+    pressed = await (await fake.press(reply.message, "pager:next", BOB)).response()  # another member
+    assert pressed.content == f"page 2 for {BOB} (ran by {CAROL})"
+    assert fake.interactions[-1].payload["authorizing_integration_owners"] == {"1": str(CAROL)}
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        for path in (
+            f"/channels/{FOREIGN_CHANNEL}",
+            f"/channels/{FOREIGN_CHANNEL}/messages",
+            f"/guilds/{FOREIGN}",
+        ):
+            async with session.get(fake.api_base + path) as resp:
+                assert resp.status == 403 and (await resp.json())["code"] == 50001, path
+    with pytest.raises(FakeDiscordRefusal, match="not in guild"):
+        await fake.slash(FOREIGN, FOREIGN_CHANNEL, CAROL, "hello", install="guild")
+    with pytest.raises(FakeDiscordRefusal, match="integration_types"):
+        await fake.slash(FOREIGN, FOREIGN_CHANNEL, CAROL, "admin")
+
+
+async def test_dms_and_group_dms(fake: FakeDiscord, anywhere: discord.Client) -> None:
+    dm = fake.add_dm(BOB)
+    rec = await fake.slash(None, dm.id, BOB, "hello")
+    reply = await rec.response()
+    assert "guild=None cached=False user_install=False" in reply.content
+    payload = rec.payload
+    assert "guild_id" not in payload and "member" not in payload and payload["user"]["id"] == str(BOB)
+    assert payload["channel"]["type"] == 1 and payload["context"] == CONTEXT_BOT_DM
+    assert payload["authorizing_integration_owners"] == {"0": "0"}  # the server install, answering in its DM
+    assert [u["id"] for u in payload["channel"]["recipients"]] == [str(BOB)]
+    mine = await fake.slash(None, dm.id, BOB, "hello", install="user")
+    assert mine.payload["authorizing_integration_owners"] == {"1": str(BOB)}
+    assert "user_install=True" in (await mine.response()).content
+    pressed = await (await fake.press(reply.message, "pager:next", BOB)).response()
+    assert pressed.content == f"page 2 for {BOB} (ran by {BOB})"
+    assert "guild_id" not in fake.interactions[-1].payload and fake.interactions[-1].context == CONTEXT_BOT_DM
+    group = fake.add_group_dm([BOB, CAROL], name="chart chat")
+    in_group = await fake.slash(None, group.id, CAROL, "hello")
+    assert in_group.context == CONTEXT_PRIVATE_CHANNEL and in_group.payload["channel"]["type"] == 3
+    assert in_group.payload["authorizing_integration_owners"] == {"1": str(CAROL)}
+    assert "user_install=True" in (await in_group.response()).content
+    with pytest.raises(FakeDiscordRefusal, match="group DM"):
+        await fake.slash(None, group.id, CAROL, "hello", install="guild")
+    with pytest.raises(FakeDiscordRefusal, match="not offered in context 1"):
+        await fake.slash(None, dm.id, BOB, "admin")
+    with pytest.raises(FakeDiscordRefusal, match="not in the private channel"):
+        await fake.slash(None, group.id, ALICE, "hello")
+    async with (
+        aiohttp.ClientSession(headers=AUTH) as session,
+        session.get(f"{fake.api_base}/channels/{group.id}") as resp,
+    ):
+        assert resp.status == 403
+
+
+async def test_six_thousand_characters_count_across_every_embed(fake: FakeDiscord) -> None:
+    half = {"title": "Top 10", "description": "x" * 3100}
+    status, body = await post_raw(fake, {"embeds": [half, half]})
+    assert status == 400 and any("in all > 6000" in p for p in body["errors"]["_errors"])
+    status, _ = await post_raw(fake, {"embeds": [half, {"description": "x" * 2800}]})
+    assert status == 200
+
+
+# --- shards ------------------------------------------------------------------------------------------------
+
+
+def guild_on(shard_id: int, shard_count: int, n: int = 0) -> int:
+    """A server id that Discord routes to `shard_id` of `shard_count` (the n-th such id)."""
+    return ((1_000_000 + n * shard_count + shard_id) << 22) | 0x2A
+
+
+class ShardBot(commands.AutoShardedBot):
+    """A bot running some shards of a bot, with one command that says which shard served it."""
+
+    def __init__(self, shard_ids: list[int] | None = None, shard_count: int | None = None) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents(guilds=True),
+            guild_ready_timeout=0.05,
+            help_command=None,
+            shard_ids=shard_ids,
+            shard_count=shard_count,
+        )
+        self.served: list[int] = []  # guild ids of the interactions this bot got
+
+        @self.tree.command(description="Which shard am I on?")
+        async def where(interaction: discord.Interaction) -> None:
+            assert interaction.guild is not None
+            self.served.append(interaction.guild.id)
+            await interaction.response.send_message(f"shard {interaction.guild.shard_id}")
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """No 5 s sleep between shards: the tests give each key its own window (max_concurrency)."""
+
+
+async def gateway_json(fake: FakeDiscord, path: str, token: str = "fake-token") -> dict:
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bot {token}"}) as session,
+        session.get(f"{fake.api_base}{path}") as resp,
+    ):
+        assert resp.status == 200 and resp.headers["Content-Type"] == "application/json"
+        return await resp.json()
+
+
+async def test_gateway_bot_recommends_one_shard_per_thousand_servers() -> None:
+    async with FakeDiscord() as fake:
+        assert (await gateway_json(fake, "/gateway/bot"))["shards"] == 1  # at least one, with no server
+        for n in range(1001):
+            fake.add_guild(guild_on(0, 1, n))
+        answer = await gateway_json(fake, "/gateway/bot")
+        assert answer == {
+            "url": fake.gateway_url,
+            "shards": 2,
+            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1},
+        }
+        fake.recommended_shards, fake.max_concurrency = 16, 4
+        answer = await gateway_json(fake, "/gateway/bot")
+        assert answer["shards"] == 16 and answer["session_start_limit"]["max_concurrency"] == 4
+        assert await gateway_json(fake, "/gateway") == {"url": fake.gateway_url}
+
+
+class RawGateway:
+    """A bare websocket client of the fake's gateway: IDENTIFY exactly as a test wants it."""
+
+    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.session, self.ws = session, ws
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, fake: FakeDiscord) -> AsyncIterator[RawGateway]:
+        async with aiohttp.ClientSession() as session, session.ws_connect(fake.gateway_url) as ws:
+            hello = await ws.receive_json(timeout=2)
+            assert hello["op"] == 10
+            yield cls(session, ws)
+
+    async def identify(self, shard: object, token: str = "fake-token") -> tuple[str, object]:
+        """Send IDENTIFY; return ("dispatch", READY's data), ("op", 9) or ("close", code)."""
+        await self.ws.send_json({"op": 2, "d": {"token": token, "intents": 1, "shard": shard}})
+        msg = await self.ws.receive(timeout=2)
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+            return "close", self.ws.close_code
+        data = json.loads(msg.data)
+        if data["op"] == 0:
+            assert data["t"] == "READY"
+            return "dispatch", data["d"]
+        return "op", data["op"]
+
+
+@pytest.mark.parametrize("shard", [[2, 2], [-1, 1], [0, 0], [1], "0,1", [0.0, 1], [True, 2]])
+async def test_a_bad_shard_is_closed_with_4010(shard: object) -> None:
+    async with FakeDiscord() as fake:
+        fake.add_guild(guild_on(0, 1))
+        async with RawGateway.open(fake) as gateway:
+            assert await gateway.identify(shard) == ("close", 4010)
+        assert fake.shard_close_codes == [4010] and fake.identifies[0].outcome == "invalid-shard"
+
+
+async def test_a_shard_with_too_many_servers_is_closed_with_4011() -> None:
+    async with FakeDiscord() as fake:
+        assert fake.max_guilds_per_shard == 2500
+        fake.max_guilds_per_shard = 2
+        for n in range(3):
+            fake.add_guild(guild_on(0, 2, n))  # three servers on shard 0 of 2, none on shard 1
+        async with RawGateway.open(fake) as gateway:
+            assert await gateway.identify([0, 1]) == ("close", 4011)
+        async with RawGateway.open(fake) as gateway:
+            assert await gateway.identify([0, 2]) == ("close", 4011)
+        async with RawGateway.open(fake) as gateway:
+            kind, ready = await gateway.identify([1, 2])
+            assert kind == "dispatch" and ready["guilds"] == [] and ready["shard"] == [1, 2]
+        fake.max_guilds_per_shard = 3
+        async with RawGateway.open(fake) as gateway:
+            kind, ready = await gateway.identify([0, 2], token="another")
+            assert kind == "dispatch" and len(ready["guilds"]) == 3
+        assert fake.shard_close_codes == [4011, 4011]
+        # discord.py sees the refusal as a ConnectionClosed it does not retry
+        fake.max_guilds_per_shard, fake.identify_window = 2, 0.0
+        with pytest.raises(FakeDiscordTimeout, match="ConnectionClosed") as caught:
+            async with fake.run_bot(ShardBot([0], 1)):
+                pass
+        assert isinstance(caught.value.__cause__, discord.ConnectionClosed)
+        assert caught.value.__cause__.code == 4011
+
+
+async def test_identifies_of_one_rate_limit_key_are_paced_by_max_concurrency() -> None:
+    async with FakeDiscord() as fake:
+        fake.add_guild(guild_on(0, 4))
+        clock = fake.rate_clock = ManualClock()
+        fake.max_concurrency, fake.identify_window = 2, 5.0  # as on Discord
+        results = []
+        for shard_id in (0, 1, 2, 3):  # keys 0, 1, 0, 1: shards 2 and 3 come too soon
+            async with RawGateway.open(fake) as gateway:
+                results.append((await gateway.identify([shard_id, 4]))[0])
+        assert results == ["dispatch", "dispatch", "op", "op"]
+        clock.advance(4.9)
+        async with RawGateway.open(fake) as gateway:
+            assert await gateway.identify([2, 4]) == ("op", 9)  # INVALID_SESSION: identify again later
+        async with RawGateway.open(fake) as gateway:  # another bot's keys are its own
+            assert (await gateway.identify([2, 4], token="another-bot"))[0] == "dispatch"
+        clock.advance(0.1)
+        async with RawGateway.open(fake) as gateway:
+            assert (await gateway.identify([2, 4]))[0] == "dispatch"
+        assert [(r.shard_id, r.outcome) for r in fake.identifies] == [
+            (0, "ready"),
+            (1, "ready"),
+            (2, "too-soon"),
+            (3, "too-soon"),
+            (2, "too-soon"),
+            (2, "ready"),
+            (2, "ready"),
+        ]
+        assert [r.since_last for r in fake.identify_violations] == [0.0, 0.0, 4.9]
+        limit = (await gateway_json(fake, "/gateway/bot"))["session_start_limit"]
+        assert limit["remaining"] == 997 and limit["reset_after"] > 0  # three sessions started
+
+
+async def test_each_client_gets_its_own_shards_servers_and_interactions() -> None:
+    """Two processes of one bot (here two clients), each with one of two shards."""
+    async with FakeDiscord() as fake:
+        first = [guild_on(0, 2, n) for n in range(3)]
+        second = [guild_on(1, 2, n) for n in range(2)]
+        for guild_id in first + second:
+            fake.add_guild(guild_id, channels=[guild_id + 1], members=[BOB])
+        late = guild_on(1, 2, 9)
+        fake.max_concurrency = 2  # the two shards are of two rate-limit keys: they may identify together
+        async with fake.run_bot(ShardBot([0], 2)) as zero, fake.run_bot(ShardBot([1], 2)) as one:
+            assert isinstance(zero, ShardBot) and isinstance(one, ShardBot)
+            assert sorted(g.id for g in zero.guilds) == sorted(first)
+            assert sorted(g.id for g in one.guilds) == sorted(second)
+            assert fake.connected_shards() == [(0, 2), (1, 2)]
+            assert [p["shard"] for p in fake.identify_payloads] == [[0, 2], [1, 2]]
+            for guild_id in (second[0], first[1], second[1]):
+                reply = await (await fake.slash(guild_id, guild_id + 1, BOB, "where")).response()
+                assert reply.content == f"shard {(guild_id >> 22) % 2}"
+            assert zero.served == [first[1]] and one.served == [second[0], second[1]]
+            fake.add_guild(late, channels=[late + 1])
+            await fake.send_guild_create(late)  # the bot joins a server: its shard's connection hears it
+            for _ in range(200):
+                if one.get_guild(late) is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert one.get_guild(late) is not None and zero.get_guild(late) is None
+        with pytest.raises(
+            RuntimeError, match=r"no gateway connection serves guild \d+ \(connected shards: \[\]"
+        ):
+            await fake.slash(first[0], first[0] + 1, BOB, "where")
+
+
+async def test_the_global_limit_is_one_budget_for_every_process_of_a_bot(fake: FakeDiscord) -> None:
+    """Discord's 50 requests per second are per bot token, whichever connection or process sends them."""
+    fake.rate_clock = ManualClock()
+    fake.global_limit = 4
+    statuses = []
+    async with aiohttp.ClientSession(headers=AUTH) as one, aiohttp.ClientSession(headers=AUTH) as two:
+        for session in (one, two, one, two, two, one):
+            async with session.get(f"{fake.api_base}/users/@me") as resp:
+                statuses.append(resp.status)
+    assert statuses == [200, 200, 200, 200, 429, 429] and fake.global_rate_limited == 2

@@ -39,6 +39,10 @@ from bot.store import Store, StoreBusy, open_store
 from bot.terminal import format_status
 
 D = date(2026, 8, 2)  # a Sunday; the FlixPatrol chart day of most tests
+MOST_POPULAR = {  # versions of Netflix's all-time lists, by the day they were read
+    path.name[13:23]: path.read_bytes()
+    for path in sorted((COUNTRIES_TSV.parent.parent / "netflix_most_popular").glob("most-popular_*.tsv"))
+}
 REGIONS = ("world", "us", "gb", "de", "fr", "kr", "jp", "br", "mx", "in", "es", "it")
 COUNTRIES = REGIONS[1:]
 
@@ -208,7 +212,11 @@ async def test_bad_file_is_reported_stores_nothing_and_is_read_again(serve, stor
     server = await serve(netflix_app(files, seen))
     p = Poller(store, http, Settings(netflix_url=base(server) + "top10/data/"))
     report = await p.poll_source("netflix")
-    assert [(e.chart, e.kind) for e in report.errors] == [("countries", "page"), ("global", "not-found")]
+    assert [(e.chart, e.kind) for e in report.errors] == [
+        ("countries", "page"),
+        ("global", "not-found"),
+        ("most-popular", "not-found"),
+    ]
     assert "all-weeks-countries.tsv: line" in report.errors[0].message
     assert await store.fetch_all("SELECT count(*) FROM charts") == [(0,)]
     assert await store.fetch_all("SELECT count(*) FROM http_validators") == [(0,)]
@@ -258,6 +266,34 @@ async def test_validators_are_saved_only_after_the_country_news_is_stored(
     report = await p.poll_source("netflix")
     assert report.not_modified == 1
     assert [inm is None for name, inm in seen if name == "all-weeks-countries.tsv"] == [True, True, False]
+
+
+async def test_the_all_time_lists_are_read_with_the_weekly_files_dated_by_the_day_read(
+    serve,  # noqa: F811
+    store,
+    http,
+) -> None:
+    """most-popular.tsv carries no date: a version is dated by the poll's day; an unchanged list read
+    on a later day is not a new version; a new No. 1 is news."""
+    files = {"most-popular.tsv": MOST_POPULAR["2021-11-24"]}
+    server = await serve(netflix_app(files, []))
+    clock = Clock(datetime(2021, 11, 24, 15, tzinfo=UTC))
+    p = Poller(store, http, Settings(netflix_url=base(server) + "top10/data/"), clock=clock)
+    first = await p.poll_source("netflix")
+    assert first.added == 4 and first.milestones == []  # the first version is the baseline
+    (films,) = await store.charts.find_series(category="movies-english", period="all-time")
+    assert films.latest_date == date(2021, 11, 24)
+    clock.at(date(2021, 11, 25), 15)
+    await http.forget(base(server) + "top10/data/most-popular.tsv")  # read in full again, unchanged
+    again = await p.poll_source("netflix")
+    assert (again.added, again.unchanged) == (0, 4)
+    files["most-popular.tsv"] = MOST_POPULAR["2021-12-01"]
+    clock.at(date(2021, 12, 1), 15)
+    news = await p.poll_source("netflix")
+    no1 = [m for m in news.milestones if m.kind == "all_time_no1"]
+    assert [(m.title, m.chart.date, m.context["passed"]) for m in no1] == [
+        ("Red Notice", date(2021, 12, 1), "Bird Box")
+    ]
 
 
 # --- FlixPatrol -----------------------------------------------------------------------------------
@@ -551,6 +587,7 @@ async def test_status_prints_a_readable_table(serve, db_target) -> None:  # noqa
     files = {
         "all-weeks-countries.tsv": tsv_weeks(COUNTRIES_TSV, {"2022-02-20"}),
         "all-weeks-global.tsv": tsv_weeks(GLOBAL_TSV, {"2022-02-20"}),
+        "most-popular.tsv": MOST_POPULAR["2022-02-23"],
     }
     server = await serve(netflix_app(files, []))
     settings = Settings(db_path=db_target, netflix_url=base(server) + "top10/data/")
@@ -581,6 +618,7 @@ async def test_cli_poll_once_twice_then_status(serve, db_target, monkeypatch) ->
     files = {
         "all-weeks-countries.tsv": tsv_weeks(COUNTRIES_TSV, weeks),
         "all-weeks-global.tsv": tsv_weeks(GLOBAL_TSV, weeks),
+        "most-popular.tsv": MOST_POPULAR["2022-02-23"],
     }
     server = await serve(netflix_app(files, []))
     monkeypatch.setenv("NETFLIX_TOP10_URL", base(server) + "top10/data/")

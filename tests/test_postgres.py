@@ -370,10 +370,7 @@ async def test_the_password_never_reaches_status_or_the_log(
     assert status.engine == "postgresql" and status.location == redact(url) and "***" in status.location
     assert "hunter2" not in repr(status) and status.counts["entries"] == 0
     bot = ChartBot(Settings(db_path=url), guild_ready_timeout=0.05)
-    try:
-        await bot.get_store()
-    finally:
-        await bot.close()
+    await (await bot.get_store()).close()  # the bot, opening its database, logs where
     logged = [r.getMessage() for r in caplog.records]
     assert any(redact(url) in line for line in logged)  # "opened the chart database …"
     assert all("hunter2" not in line for line in logged)

@@ -5,25 +5,26 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import date
-from unittest.mock import MagicMock, create_autospec
+from unittest.mock import MagicMock, call, create_autospec
 
 import discord
 import pytest
 from discord import app_commands
 
+from bot.charts import pick_series
 from bot.client import DB_UNAVAILABLE, UNEXPECTED, ChartBot, explain, send_error
 from bot.model import WORLD, InputError, title_key
 from bot.store import ChartQueries, DatabaseUnavailable, SchemaError, Store, StoreBusy
 from bot.titles import TitleIndex
 from bot.views import RankHistory, Series
 from cogs.rank import (
+    MILESTONES_READ,
     Rank,
     not_found_message,
     parse_category,
     parse_day,
     parse_region,
     parse_service,
-    pick_series,
     region_choices,
     resolve_title,
     select_report,
@@ -163,8 +164,9 @@ def make_interaction() -> MagicMock:
     interaction.followup = create_autospec(discord.Webhook, instance=True)
     done = {"value": False, "type": None}
 
-    async def answer(*args: object, **kwargs: object) -> None:
+    async def answer(*args: object, **kwargs: object) -> MagicMock:
         done["value"] = True
+        return MagicMock(message_id=1)  # the callback's answer names the message it made
 
     async def defer(*args: object, **kwargs: object) -> None:
         done["value"] = True
@@ -232,6 +234,7 @@ async def test_top_defers_when_the_store_is_slow(cog: Rank, store: MagicMock, ch
 
     store.charts.find_series.side_effect = slow_find
     store.charts.chart_view.return_value = view
+    store.charts.chart_dates.side_effect = chart_store.charts.chart_dates
     cog.bot.defer_after = 0.01
     interaction = make_interaction()
     await Rank.top.callback(cog, interaction, "us", "tv")
@@ -245,10 +248,14 @@ async def test_top_defers_when_the_store_is_slow(cog: Rank, store: MagicMock, ch
 async def test_top_answers_at_once_when_fast(cog: Rank, store: MagicMock, chart_store: Store) -> None:
     store.charts.find_series.return_value = await chart_store.charts.find_series(region="world")
     store.charts.chart_view.side_effect = chart_store.charts.chart_view
+    store.charts.chart_dates.side_effect = chart_store.charts.chart_dates
     interaction = make_interaction()
     await Rank.top.callback(cog, interaction)
     interaction.response.defer.assert_not_awaited()
-    store.charts.find_series.assert_awaited_once_with(service=None, region=WORLD)
+    assert store.charts.find_series.await_args_list == [
+        call(service=None, region=WORLD),  # the chart to show (bot.charts)
+        call(service="netflix", region=WORLD),  # the kinds of chart its buttons switch to
+    ]
     embeds = interaction.response.send_message.await_args.kwargs["embeds"]
     assert [e.title for e in embeds] == [
         "🌍 Netflix global Top 10 · TV (English)",
@@ -263,9 +270,9 @@ async def test_milestones_for_a_title(cog: Rank, store: MagicMock, chart_store: 
     interaction = make_interaction()
     await Rank.milestones.callback(cog, interaction, "all of us")
     store.charts.milestones.assert_awaited_once_with(
-        title_key="all of us are dead", newest_first=True, limit=300
+        title_key="all of us are dead", newest_first=True, limit=MILESTONES_READ
     )
-    embed = interaction.response.send_message.await_args.kwargs["embed"]
+    (embed,) = interaction.response.send_message.await_args.kwargs["embeds"]
     assert embed.title == "Milestones · All of Us Are Dead"
 
 

@@ -162,7 +162,7 @@ def test_short_records_are_no_records() -> None:
         for m in ms
         if m.kind == "record_near"
     ]
-    assert milestone_text(m) == "B is 1 week from tying A's 3-week No. 1 run in the 🇺🇸 U.S. Top 10"
+    assert milestone_text(m) == "B is 1 week from tying A's 3-week No. 1 run in the 🇺🇸 U.S. weekly Top 10"
 
 
 def test_a_gap_starts_the_run_again() -> None:

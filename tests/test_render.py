@@ -61,20 +61,20 @@ EXACT = [
     ),
     (
         milestone("lost_no1", 2, 1, period="day", run=1, new_no1="Sweet Magnolias"),
-        "All of Us Are Dead slipped to No. 2 in the 🇺🇸 U.S. after 1 day at No. 1; "
+        "All of Us Are Dead slipped to No. 2 on the 🇺🇸 U.S. daily Top 10 after 1 day at No. 1; "
         "Sweet Magnolias is the new No. 1",
     ),
     (
         milestone("reached_no1", 1, 3, region="kr", first_time=True),
-        "All of Us Are Dead is No. 1 in 🇰🇷 South Korea for the first time",
+        "All of Us Are Dead is No. 1 in 🇰🇷 South Korea this week for the first time",
     ),
     (
         milestone("reached_no1", 1, 2, region="kr", first_time=False),
-        "All of Us Are Dead is back at No. 1 in 🇰🇷 South Korea",
+        "All of Us Are Dead is back at No. 1 in 🇰🇷 South Korea this week",
     ),
     (
         milestone("no1_streak", 8, 7, region="world", period="day"),
-        "All of Us Are Dead has been No. 1 worldwide for 8 consecutive days",
+        "All of Us Are Dead has been No. 1 on the global daily Top 10 for 8 consecutive days",
     ),
     (
         milestone("no1_streak", 4, 3, region="world", category="tv-non-english"),
@@ -82,27 +82,27 @@ EXACT = [
     ),
     (
         milestone("top10_run", 100, period="day"),
-        "All of Us Are Dead has spent 100 days in the 🇺🇸 U.S. Top 10",
+        "All of Us Are Dead has spent 100 days in the 🇺🇸 U.S. daily Top 10",
     ),
     (
         milestone("entered_top10", 3, None, region="nl", reentry=False),
-        "All of Us Are Dead enters the 🇳🇱 Netherlands Top 10 at No. 3",
+        "All of Us Are Dead enters the 🇳🇱 Netherlands weekly Top 10 at No. 3",
     ),
     (
         milestone("entered_top10", 6, 9, reentry=True),
-        "All of Us Are Dead re-enters the 🇺🇸 U.S. Top 10 at No. 6 (last seen at No. 9)",
+        "All of Us Are Dead re-enters the 🇺🇸 U.S. weekly Top 10 at No. 6 (last seen at No. 9)",
     ),
     (
         milestone("new_peak", 2, 5, region="gb"),
-        "All of Us Are Dead climbs to a new peak of No. 2 in the 🇬🇧 U.K. (previous best No. 5)",
+        "All of Us Are Dead climbs to a new peak of No. 2 in the 🇬🇧 U.K. this week (previous best No. 5)",
     ),
     (
         milestone("left_top10", None, 8, periods=4),
-        "All of Us Are Dead left the 🇺🇸 U.S. Top 10 (No. 8 last week; 4 weeks on the chart)",
+        "All of Us Are Dead left the 🇺🇸 U.S. weekly Top 10 (No. 8 last week; 4 weeks on the chart)",
     ),
     (
         milestone("lost_no1", None, 1, region="kr", run=3, new_no1="Juvenile Justice"),
-        "All of Us Are Dead dropped out of the 🇰🇷 South Korea Top 10 after 3 weeks at No. 1; "
+        "All of Us Are Dead dropped out of the 🇰🇷 South Korea weekly Top 10 after 3 weeks at No. 1; "
         "Juvenile Justice is the new No. 1",
     ),
     (
@@ -115,7 +115,7 @@ EXACT = [
     ),
     (
         milestone("record", 5, 4, record="no1_run", holder="Squid Game"),
-        "All of Us Are Dead sets the record for the longest No. 1 run in the 🇺🇸 U.S. Top 10: "
+        "All of Us Are Dead sets the record for the longest No. 1 run in the 🇺🇸 U.S. weekly Top 10: "
         "5 weeks in a row, beating Squid Game's 4",
     ),
     (
@@ -187,7 +187,7 @@ def test_milestone_text_variants() -> None:
     disney = milestone("no1_streak", 3, 2, service="disney", period="day")
     assert (
         milestone_text(disney)
-        == "All of Us Are Dead has been No. 1 in the 🇺🇸 U.S. on Disney+ for 3 consecutive days"
+        == "All of Us Are Dead has been No. 1 on the 🇺🇸 U.S. daily Top 10 on Disney+ for 3 consecutive days"
     )
     own = milestone("record", 6, 5, record="no1_run", holder=AOUAD)
     assert milestone_text(own).endswith("beating its own 5")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import date
 from pathlib import Path
@@ -278,3 +279,34 @@ async def test_a_truncated_title_is_the_stored_title_it_begins(world, new_db):
         assert await store.fetch_all(
             "SELECT count(*) FROM titles WHERE title_key LIKE 'the woman in the house acro%'"
         ) == [(1,)]
+
+
+def test_several_processes_creating_one_database_at_once(tmp_path):
+    """Each process migrates a brand-new file as it opens it: the first takes each step, the others find
+    it done ("table already exists" must never reach anyone)."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "new.sqlite3"
+    at = time.time() + 1.5  # they all start opening at the same moment
+    script = (
+        "import asyncio, sys, time\n"
+        "from bot.store import open_store\n"
+        "async def main():\n"
+        f"    time.sleep(max(0.0, {at} - time.time()))\n"
+        "    store = await open_store(sys.argv[1])\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script, str(path)], stderr=subprocess.PIPE) for _ in range(6)
+    ]
+    errors = [p.communicate(timeout=60)[1].decode() for p in processes]
+    assert [p.returncode for p in processes] == [0] * 6, errors
+
+    async def version() -> int:
+        async with await open_store(path) as store:
+            return (await store.status()).schema_version
+
+    assert asyncio.run(version()) == SCHEMA_VERSION

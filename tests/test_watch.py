@@ -247,3 +247,35 @@ async def test_store_functions_are_keyed_by_server(db_target: str) -> None:
         assert (await store.guilds.policy(OTHER)).regions == frozenset({"world", "us", "gb", "kr"})
         assert len(await store.guilds.watches(GUILD)) == 1
         assert await store.guilds.broken_channels(GUILD) == {CHARTS: "missing access"}
+
+
+async def test_a_watch_made_while_a_read_is_under_way_never_gets_its_news(
+    db_target: str, netflix_snapshots: list
+) -> None:
+    """A catch-up that began before the watch (downloading or storing) is old news to it, however long
+    it takes; the next read's news is posted."""
+    from datetime import date
+
+    from bot.ingest import Ingester
+
+    def week(day: str) -> list:
+        return [s for s in netflix_snapshots if s.key.date == date.fromisoformat(day)]
+
+    async with await open_store(db_target) as store:
+        ingester = Ingester(store)
+        await ingester.ingest(week("2022-01-30"))
+        catching_up = await store.sources.begin_read("netflix")  # the poller starts downloading
+        await store.guilds.update_settings(GUILD, channel_id=NEWS)
+        await store.guilds.add_watch(GUILD, AOUAD, "All of Us Are Dead")  # an admin, meanwhile
+        async with ingester.batch(catching_up) as batch:  # the download is in: stored with its news
+            report = await batch.add(week("2022-02-06"), news=True)
+        assert any(m.title_key == AOUAD for m in report.milestones)
+        planned = await store.deliveries.plan()
+        assert (planned.deliveries, planned.planned) == (0, 0)  # old news to that watch
+        report = await ingester.ingest(week("2022-02-13"))  # the next read
+        regions = {"world", "us", "gb", "kr"}  # the server's (the defaults)
+        wanted = [m for m in report.milestones if m.title_key == AOUAD and m.kind in DEFAULT_EVENTS]
+        wanted = [m for m in wanted if m.chart.region in regions and (m.kind != "no1_streak" or m.value)]
+        planned = await store.deliveries.plan()
+        assert planned.deliveries == 1  # one post for the title and week
+        assert planned.planned == len(wanted) > 0

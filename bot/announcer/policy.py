@@ -81,9 +81,11 @@ class Watch:
     target: str
     title: str
     channel_id: int  # 0: the server's announcement channel
-    # The newest milestone id stored when the watch was made (made only once no history write was in
-    # flight): older milestones are never posted to it, whatever was being caught up at the time.
+    # High-water marks when the watch was made: the newest milestone stored, and the newest read begun
+    # (a poll cycle, an import). A milestone is news to the watch only when it is newer than both, so
+    # nothing stored before, or read before and still being caught up, is ever posted to it.
     since_id: int = 0
+    since_read: int = 0
 
     @property
     def everything(self) -> bool:
@@ -94,7 +96,7 @@ class Watch:
 
     def is_news(self, item: Pending) -> bool:
         """Whether a milestone came after the watch started (history is never posted)."""
-        return item.outbox_id > self.since_id
+        return item.outbox_id > self.since_id and item.read_id > self.since_read
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,7 @@ class Pending:
     milestone: Milestone
     outbox_id: int = 0
     revision: int = 0
+    read_id: int = 0  # the read that brought it (see Watch.since_read)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,11 @@ class Cycle:
         self.outcomes: list[ReadOutcome] = []
         self.states: dict[str, HealthRow] = {}
         self.touched: set[tuple[str, str, date]] = set()  # (service, period, day) of country charts stored
+        self.read: int | None = None  # this cycle's read: what it stores is news only to older watches
+
+    async def start(self) -> None:
+        """Number this cycle's read before anything is fetched (see `SourceBook.begin_read`)."""
+        self.read = await self.store.sources.begin_read(self.source)
 
     async def run(self) -> None:
         raise NotImplementedError
@@ -91,7 +96,7 @@ class Cycle:
         newest = [s for s in snapshots if news_date is not None and s.key.date >= news_date]
         what = f"{self.source}: {chart}"
         try:
-            async with self.poller.ingester.batch() as batch:
+            async with self.poller.ingester.batch(self.read) as batch:
                 total = len(older)
                 if total:
                     progress = self.poller.progress
@@ -198,7 +203,7 @@ class Cycle:
         ready = self.judge_aggregates(service, period, day, counts, before, expected, settled=settled)
         if not ready:
             return
-        async with self.poller.ingester.batch() as batch:
+        async with self.poller.ingester.batch(self.read) as batch:
             await self.detect_aggregates(batch, service, period, day, ready)
         await self.emit(batch.report.milestones)
 

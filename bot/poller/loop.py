@@ -114,8 +114,9 @@ class Poller:
         cycle = CYCLES[source](self, source, self.clock())
         started = time.monotonic()
         try:
+            await cycle.start()
             await cycle.run()
-        except Exception as exc:  # a bug: report it, keep the loop alive
+        except Exception as exc:  # a bug (or the database is down): report it, keep the loop alive
             log.exception("%s: the cycle failed", source)
             cycle.report_bug(exc)
         try:

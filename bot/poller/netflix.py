@@ -21,8 +21,9 @@ class NetflixCycle(Cycle):
         names = list(netflix.FILES)
         self.report.items = len(names)
         base = self.poller.settings.netflix_url
+        day = self.now.date()  # what an undated file (the all-time lists) is dated by: the day it was read
         answers = await asyncio.gather(
-            *(netflix.fetch_file(self.http, base, n) for n in names), return_exceptions=True
+            *(netflix.fetch_file(self.http, base, n, day=day) for n in names), return_exceptions=True
         )
         for name, answer in zip(names, answers, strict=True):
             if isinstance(answer, asyncio.CancelledError):

@@ -13,15 +13,15 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import date
 
-from bot.model import ALL_TIME, WORLD, ChartKey, Entry, InputError, Snapshot, utc_today
+from bot.model import ALL_TIME, WORLD, ChartKey, InputError, Snapshot, utc_today
 from bot.sources.http import FetchResult, HttpClient
 from bot.sources.tables import (
     Charts,
+    Data,
     Row,
+    Text,
     a_sunday,
-    at_line,
     decimal,
-    decode,
     integer,
     lookup,
     optional,
@@ -46,11 +46,16 @@ GLOBAL_COLUMNS = ("week", "category", "weekly_rank", "show_title")
 COUNTRIES_COLUMNS = ("country_iso2", *GLOBAL_COLUMNS)
 
 
-def parse_countries_tsv(data: bytes | str, *, today: date | None = None) -> list[Snapshot]:
+def parse_countries_tsv(data: Data | Text, *, today: date | None = None) -> list[Snapshot]:
     """`all-weeks-countries.tsv`: one `tv` and one `movies` chart per country and week.
 
     A week before 2000 or more than 7 days after `today` (default: today in UTC) is a bad row."""
-    return _parse_tsv(
+    return read_countries_tsv(data, today=today).snapshots()
+
+
+def read_countries_tsv(data: Data | Text, *, today: date | None = None) -> Charts:
+    """`parse_countries_tsv`, read as it comes into a compact table of charts."""
+    return _read_tsv(
         data,
         COUNTRIES_COLUMNS,
         COUNTRY_CATEGORIES,
@@ -59,51 +64,51 @@ def parse_countries_tsv(data: bytes | str, *, today: date | None = None) -> list
     )
 
 
-def parse_global_tsv(data: bytes | str, *, today: date | None = None) -> list[Snapshot]:
+def parse_global_tsv(data: Data | Text, *, today: date | None = None) -> list[Snapshot]:
     """`all-weeks-global.tsv` (2022 and 2023+ layouts): four `world` charts per week."""
-    return _parse_tsv(data, GLOBAL_COLUMNS, GLOBAL_CATEGORIES, lambda row: WORLD, today)
+    return read_global_tsv(data, today=today).snapshots()
 
 
-def _parse_tsv(
-    data: bytes | str,
+def read_global_tsv(data: Data | Text, *, today: date | None = None) -> Charts:
+    return _read_tsv(data, GLOBAL_COLUMNS, GLOBAL_CATEGORIES, lambda row: WORLD, today)
+
+
+def _read_tsv(
+    data: Data | Text,
     required: tuple[str, ...],
     categories: Mapping[str, str],
     region_of: Callable[[Row], str],
     today: date | None,
-) -> list[Snapshot]:
+) -> Charts:
     today = today or utc_today()
     charts = Charts()
-    keys: dict[tuple[str, str, str], ChartKey] = {}
-
-    def chart_key(row: Row) -> ChartKey:
-        raw = (row.get("country_iso2", ""), row["week"], row["category"])
-        if raw not in keys:
-            keys[raw] = ChartKey(
-                source=SOURCE,
-                service=SERVICE,
-                region=region_of(row),
-                category=lookup(row["category"], "category", categories),
-                period="week",
-                date=a_sunday(row["week"], "week", today),
-            )
-        return keys[raw]
-
-    for line, row in read_rows(decode(data), required, delimiter="\t"):
-        with at_line(line):
-            charts.add(chart_key(row), _entry(row), line)
-    return charts.snapshots()
-
-
-def _entry(row: Row) -> Entry:
-    return Entry.make(
-        integer(row["weekly_rank"], "weekly_rank"),
-        row["show_title"],
-        row.get("season_title"),
-        hours=optional(row, "weekly_hours_viewed", whole),
-        views=optional(row, "weekly_views", whole),
-        runtime=optional(row, "runtime", decimal),
-        weeks_reported=optional(row, "cumulative_weeks_in_top_10", whole),
-    )
+    keys: dict[tuple[str, str, str], int] = {}
+    for line, row in read_rows(Text.of(data), required, delimiter="\t"):
+        try:
+            raw = (row.get("country_iso2", ""), row["week"], row["category"])
+            chart = keys.get(raw)
+            if chart is None:
+                key = ChartKey(
+                    source=SOURCE,
+                    service=SERVICE,
+                    region=region_of(row),
+                    category=lookup(row["category"], "category", categories),
+                    period="week",
+                    date=a_sunday(row["week"], "week", today),
+                )
+                chart = keys[raw] = charts.chart(key)
+            rank = integer(row["weekly_rank"], "weekly_rank")
+            title, season = row["show_title"], row.get("season_title")
+            figures = {
+                "hours": optional(row, "weekly_hours_viewed", whole),
+                "views": optional(row, "weekly_views", whole),
+                "runtime": optional(row, "runtime", decimal),
+                "weeks_reported": optional(row, "cumulative_weeks_in_top_10", whole),
+            }
+            charts.add(chart, rank, charts.title(title, season), line, figures)
+        except InputError as exc:
+            raise InputError(f"line {line}: {exc}") from None
+    return charts.checked()
 
 
 # --- the all-time lists: most-popular.tsv -------------------------------------------------------------
@@ -113,7 +118,7 @@ MOST_POPULAR_COLUMNS = ("category", "rank", "show_title")
 _WINDOW_COLUMN = re.compile(r"(?:hours_viewed|views)_first_(\d+)_days")
 
 
-def parse_most_popular_tsv(data: bytes | str, day: date) -> list[Snapshot]:
+def parse_most_popular_tsv(data: Data | Text, day: date) -> list[Snapshot]:
     """`most-popular.tsv`: Netflix's four all-time lists (the most watched titles in their first days),
     as read on `day` — the file carries no date, so a version is dated by when it was read.
 
@@ -122,28 +127,33 @@ def parse_most_popular_tsv(data: bytes | str, day: date) -> list[Snapshot]:
     The window (28 or 91 days) comes from the column names and is kept on every entry, so that a
     re-based list is told apart from a changed one. Netflix's `rank` is kept as it is.
     """
-    text = decode(data)
-    if not text.strip():
+    return read_most_popular_tsv(data, day).snapshots()
+
+
+def read_most_popular_tsv(data: Data | Text, day: date) -> Charts:
+    text = Text.of(data)
+    if text.is_blank():
         raise InputError("line 1: the file is empty")
-    reject_markup(text)
-    window = _window(text.split("\n", 1)[0])
+    reject_markup(text.start())
+    window = _window(text.first_line())
     keys = {c: ChartKey(SOURCE, SERVICE, WORLD, c, ALL_TIME, day) for c in GLOBAL_CATEGORIES.values()}
     hours, views = f"hours_viewed_first_{window}_days", f"views_first_{window}_days"
     charts = Charts()
     for line, row in read_rows(text, MOST_POPULAR_COLUMNS, delimiter="\t"):
-        with at_line(line):
-            key = keys[lookup(row["category"], "category", GLOBAL_CATEGORIES)]
-            entry = Entry.make(
-                integer(row["rank"], "rank"),
-                row["show_title"],
-                row.get("season_title"),
-                hours=optional(row, hours, whole),
-                views=optional(row, views, whole),
-                runtime=optional(row, "runtime", decimal),
-                window_days=window,
-            )
-            charts.add(key, entry, line)
-    return charts.snapshots()
+        try:
+            chart = charts.chart(keys[lookup(row["category"], "category", GLOBAL_CATEGORIES)])
+            rank = integer(row["rank"], "rank")
+            title, season = row["show_title"], row.get("season_title")
+            figures = {
+                "hours": optional(row, hours, whole),
+                "views": optional(row, views, whole),
+                "runtime": optional(row, "runtime", decimal),
+                "window_days": window,
+            }
+            charts.add(chart, rank, charts.title(title, season), line, figures)
+        except InputError as exc:
+            raise InputError(f"line {line}: {exc}") from None
+    return charts.checked()
 
 
 def _window(header: str) -> int:
@@ -176,7 +186,9 @@ def _window(header: str) -> int:
 FILES: dict[str, tuple[str, Callable[..., list[Snapshot]]]] = {
     "countries": ("all-weeks-countries.tsv", parse_countries_tsv),
     "global": ("all-weeks-global.tsv", parse_global_tsv),
+    "most-popular": ("most-popular.tsv", parse_most_popular_tsv),  # undated: dated by the day it is read
 }
+UNDATED = frozenset({"most-popular"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,18 +204,20 @@ def file_url(base_url: str, name: str) -> str:
     return base_url.rstrip("/") + "/" + FILES[name][0]
 
 
-async def fetch_file(http: HttpClient, base_url: str, name: str) -> FetchedFile:
+async def fetch_file(http: HttpClient, base_url: str, name: str, *, day: date | None = None) -> FetchedFile:
     """GET one file conditionally and parse it off the event loop (a real file is tens of MB).
+    `day`: the date of an undated file (the all-time lists), default today (UTC).
 
-    Validators are not remembered here: the caller calls `http.remember(result)` once the charts are
-    stored. Raises FetchError (network, HTTP) or InputError (a file that cannot be read as charts).
+    Validators are not remembered here: the caller saves them once the charts are stored. Raises
+    FetchError (network, HTTP) or InputError (a file that cannot be read as charts).
     """
     filename, parse = FILES[name]
     result = await http.get(file_url(base_url, name), remember=False)
     if result.not_modified or result.body is None:
         return FetchedFile(name, result, None)
+    args = (result.body, day or utc_today()) if name in UNDATED else (result.body,)
     try:
-        snapshots = await asyncio.to_thread(parse, result.body)
+        snapshots = await asyncio.to_thread(parse, *args)
     except InputError as exc:
         raise InputError(f"{filename}: {exc}") from None
     if not snapshots:

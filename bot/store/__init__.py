@@ -20,6 +20,7 @@ from bot.store.interfaces import (
     GroupKey,
     GuildConfig,
     HistoryWrite,
+    ProcessClaim,
     ReadOutcome,
     RunRecord,
     SchemaError,
@@ -66,6 +67,27 @@ async def open_store(target: str | Path = MEMORY, **options: object) -> Store:
     return await SqliteStore.open(target, **options)  # type: ignore[arg-type, return-value]
 
 
+class _Unclaimed:
+    """The claim of an engine that serves any number of processes: it holds nothing."""
+
+    def release(self) -> None:
+        pass
+
+
+async def claim_process(target: str | Path = MEMORY, *, shard_subset: bool = False) -> ProcessClaim:
+    """Claim the database at `target` for this bot process until `release()` or the process ends.
+
+    Raises StoreInUse when the engine serves one process at a time and another holds it, or when
+    `shard_subset` (this process runs only some of the bot's shards) and the engine serves one process.
+    PostgreSQL serves any number of processes.
+    """
+    if is_postgres_url(target):
+        return _Unclaimed()
+    from bot.store.sqlite import claim_process as claim_sqlite
+
+    return claim_sqlite(str(target), shard_subset=shard_subset)
+
+
 __all__ = [
     "MEMORY",
     "ChartHistory",
@@ -76,6 +98,7 @@ __all__ = [
     "GroupKey",
     "GuildConfig",
     "HistoryWrite",
+    "ProcessClaim",
     "ReadOutcome",
     "RunRecord",
     "SchemaError",
@@ -89,6 +112,7 @@ __all__ = [
     "StoreStatus",
     "TableLoad",
     "TableRows",
+    "claim_process",
     "is_postgres_url",
     "open_store",
     "redact",

@@ -75,7 +75,7 @@ TABLES: tuple[Table, ...] = (
         "entries",
         _cols(
             "chart_id:int rank:int title_id:int season:text points:real hours:int views:int runtime:real "
-            "weeks_reported:int"
+            "weeks_reported:int window_days:int"
         ),
         ("chart_id", "rank"),
     ),
@@ -98,11 +98,13 @@ TABLES: tuple[Table, ...] = (
         _cols("service:text category:text period:text date:date title_id:int no1:int top10:int"),
         ("service", "category", "period", "date", "title_id"),
     ),
+    Table("reads", _cols("id:int source:text started_at:time"), ("id",), "id"),
     Table(
         "outbox",
         _cols(
             "id:int title_id:int series_id:int date:date kind:text detail:text scope:text source:text "
-            "value:int previous:int context:json status:text revision:int created_at:time updated_at:time"
+            "value:int previous:int context:json status:text revision:int created_at:time updated_at:time "
+            "read_id:int"
         ),
         ("id",),
         "id",
@@ -133,7 +135,8 @@ TABLES: tuple[Table, ...] = (
     Table(
         "watches",
         _cols(
-            "id:int guild_id:int target:text title:text channel_id:int since_id:int created_at:time",
+            "id:int guild_id:int target:text title:text channel_id:int since_id:int created_at:time "
+            "since_read:int",
             timespec="milliseconds",
         ),
         ("id",),

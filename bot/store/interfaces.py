@@ -14,6 +14,9 @@ Two engines implement them: SQLite (`bot.store.sqlite`, the embedded default) an
 (`bot.store.postgres`). Nothing outside the engines sees SQL, a driver or an engine module: callers
 import `bot.store` and get a `Store` from `open_store`.
 
+A bot process also claims its database for as long as it runs (`ProcessClaim`, from
+`bot.store.claim_process`): SQLite serves one bot process per file, PostgreSQL any number.
+
 Invariants are the database's own, in both engines: a milestone is unique by (title, chart, date,
 kind, detail) and written with INSERT … ON CONFLICT; every id is assigned by the database; a watch
 starts at the high-water mark of milestone ids, taken when no history write is in flight.
@@ -165,6 +168,10 @@ class HistoryWrite(Protocol):
 
     async def chart_ranks(self, series: SeriesKey, day: date) -> dict[str, int]: ...
 
+    async def chart_before(self, series: SeriesKey, before: date) -> Snapshot | None:
+        """The last chart stored before a date, whole (entries and figures), or None."""
+        ...
+
     async def add_charts(self, charts: Sequence[tuple[Snapshot, str]]) -> None:
         """New charts with their entries (snapshot, digest)."""
         ...
@@ -228,8 +235,11 @@ class HistoryWrite(Protocol):
 
 
 class ChartHistory(Protocol):
-    def write(self) -> AbstractAsyncContextManager[HistoryWrite]:
-        """A history transaction; waits while another one (in any process) is in flight."""
+    def write(self, read: int | None = None) -> AbstractAsyncContextManager[HistoryWrite]:
+        """A history transaction; waits while another one (in any process) is in flight.
+
+        `read`: the read (`SourceBook.begin_read`) whose data this writes; its milestones carry it, so a
+        watch made while that read was in flight never gets them. None: a read begun now."""
         ...
 
 
@@ -281,6 +291,11 @@ class ChartQueries(Protocol):
 
 
 class SourceBook(Protocol):
+    async def begin_read(self, source: str) -> int:
+        """A read of a source begins (a poll cycle, an import): its number, in the order reads began.
+        What it stores is news only to watches made before it began."""
+        ...
+
     async def health(self, source: str | None = None) -> list[HealthRow]: ...
 
     async def record_reads(self, source: str, outcomes: Iterable[ReadOutcome], at: datetime) -> None: ...
@@ -368,7 +383,8 @@ class TableLoad(Protocol):
     """Rows written back in one transaction: all of them, or (on any error) none.
 
     No history write, planning round or new watch runs beside it; ids are kept as given, and the
-    database goes on assigning new ones after the highest."""
+    database goes on assigning new ones after the highest. A new database already holds a row of its
+    own (read 1, the history before reads were counted): `clear()` before writing a whole copy."""
 
     async def clear(self) -> None:
         """Empty every table (in reverse dependency order)."""
@@ -381,6 +397,21 @@ class TableLoad(Protocol):
     async def count(self, table: str) -> int:
         """Rows in the table as this transaction sees it (to verify a copy before it commits)."""
         ...
+
+
+class ProcessClaim(Protocol):
+    """What a bot process (`chartbot run`) holds on its database for as long as it runs.
+
+    Each engine has a `claim_process(location, *, shard_subset)` that `bot.store.claim_process` calls.
+    An engine that serves one bot process at a time (SQLite) refuses a second claim on the same database
+    with `StoreInUse`, and refuses a process that runs only some of the bot's shards (`shard_subset`: the
+    others would run in another process), each with one line that names PostgreSQL. The claim is not tied
+    to an open `Store` (the bot closes and reopens its store while it runs); it ends with `release()` or
+    with the process, however that ends (the operating system lets go of it, even after a SIGKILL).
+    Commands that may run beside the bot (import, rank, top, status, …) do not claim.
+    """
+
+    def release(self) -> None: ...
 
 
 class Store(Protocol):

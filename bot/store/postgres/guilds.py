@@ -48,7 +48,7 @@ def _seconds(moment: datetime) -> datetime:
 
 SETTINGS = ("channel_id", "regions", "events", "digest", "mention_role_id")
 _SETTINGS_COLUMNS = ", ".join(SETTINGS)
-_WATCH_COLUMNS = "id, guild_id, target, title, channel_id, since_id"
+_WATCH_COLUMNS = "id, guild_id, target, title, channel_id, since_id, since_read"
 
 
 def _policy(guild_id: int, row: Sequence) -> Policy:
@@ -111,22 +111,26 @@ class PostgresGuildConfig:
     ) -> tuple[Watch, bool]:
         """Follow `target` (a title key, or `*`) in a channel (0: the server's default). (watch, created).
 
-        The watch starts at the newest milestone stored: older ones are never posted to it. It waits
-        for any history write in flight (the HISTORY lock, shared), so whatever was being caught up
-        when the admin asked counts as old. Re-adding a watch that exists keeps its start.
+        The watch starts at the newest milestone stored and the newest read begun: older ones are never
+        posted to it, nor what a read already under way stores (a catch-up in progress counts as old).
+        It waits for any history write in flight (the HISTORY lock, shared), so the milestones and the
+        read of that write are all there to count. Re-adding a watch that exists keeps its start.
         """
         async with self.db.transaction() as db:
             await db.lock(HISTORY, shared=True)
-            since_id = await db.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
+            since_id, since_read = await db.fetchrow(
+                "SELECT (SELECT coalesce(max(id), 0) FROM outbox), (SELECT coalesce(max(id), 0) FROM reads)"
+            )
             created = await db.fetchval(
-                "INSERT INTO watches (guild_id, target, title, channel_id, since_id, created_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (guild_id, target, channel_id) DO NOTHING "
+                "INSERT INTO watches (guild_id, target, title, channel_id, since_id, since_read, created_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (guild_id, target, channel_id) DO NOTHING "
                 "RETURNING id",
                 guild_id,
                 target,
                 title,
                 channel_id,
                 since_id,
+                since_read,
                 stamp(now()),
             )
             row = await db.fetchrow(
@@ -226,7 +230,7 @@ async def _get_policy(db: Conn, guild_id: int) -> Policy:
 
 # --- the delivery queue ------------------------------------------------------------------------------
 
-_PENDING_COLUMNS = f"{MILESTONE_COLUMNS}, o.status, o.revision, o.id"
+_PENDING_COLUMNS = f"{MILESTONE_COLUMNS}, o.status, o.revision, o.id, o.read_id"
 
 FLAG_EDITS = (
     "UPDATE deliveries SET edit_needed = true WHERE state = 'sent' AND NOT edit_needed AND id IN ("
@@ -401,7 +405,9 @@ async def _pending(db: Conn, created_before: datetime, limit: int) -> list[Pendi
         created_before,
         limit,
     )
-    return [Pending(milestone_from_row(row), outbox_id=row[15], revision=row[14]) for row in rows]
+    return [
+        Pending(milestone_from_row(row), outbox_id=row[15], revision=row[14], read_id=row[16]) for row in rows
+    ]
 
 
 async def _routing(

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.model import PERIODS, WORLD, Milestone, Snapshot
+from bot.model import PERIODS, WORLD, ChartKey, Entry, Milestone, Snapshot
 from bot.stats import TitleStats
 from bot.store.interfaces import CountryInputs, GroupKey, RunRecord, SeriesState, SeriesUpdate
 from bot.store.postgres.connection import FOREVER, HISTORY, Conn, Pg
@@ -37,6 +37,7 @@ ENTRY_COLUMNS = (
     "views",
     "runtime",
     "weeks_reported",
+    "window_days",
 )
 STATS_FIELD_NAMES = tuple(TitleStats.__dataclass_fields__)
 STATS_FIELDS = ", ".join(STATS_FIELD_NAMES)
@@ -49,13 +50,13 @@ UPSERT_STATS = (
 )
 INSERT_OUTBOX = (
     "INSERT INTO outbox (title_id, series_id, date, kind, detail, scope, source, value, previous, context, "
-    "created_at) SELECT * FROM unnest($1::int[], $2::int[], $3::date[], $4::text[], $5::text[], $6::text[], "
-    "$7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::timestamptz[]) "
+    "created_at, read_id) SELECT * FROM unnest($1::int[], $2::int[], $3::date[], $4::text[], $5::text[], "
+    "$6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::timestamptz[], $12::bigint[]) "
     "ON CONFLICT (title_id, series_id, date, kind, detail) DO NOTHING RETURNING id"
 )
 INSERT_ENTRIES = (
     f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) SELECT * FROM unnest($1::int[], $2::int[], $3::int[], "
-    "$4::text[], $5::float8[], $6::bigint[], $7::bigint[], $8::float8[], $9::int[])"
+    "$4::text[], $5::float8[], $6::bigint[], $7::bigint[], $8::float8[], $9::int[], $10::int[])"
 )
 COPY_AT = 500  # entries from which COPY beats one INSERT of arrays
 
@@ -140,11 +141,13 @@ class PostgresHistory:
         self.ids = Identities()
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[PostgresHistoryWrite]:
+    async def write(self, read: int | None = None) -> AsyncIterator[PostgresHistoryWrite]:
         try:
             async with self.pg.transaction() as conn:
                 await conn.lock(HISTORY, wait=FOREVER)
-                yield PostgresHistoryWrite(conn, self.ids)
+                if read is None:
+                    read = await begin_read(conn, "file")
+                yield PostgresHistoryWrite(conn, self.ids, read)
         except BaseException:
             self.ids.forget()  # ids given out in the rolled-back transaction no longer exist
             raise
@@ -153,9 +156,10 @@ class PostgresHistory:
 class PostgresHistoryWrite:
     """`HistoryWrite` in PostgreSQL."""
 
-    def __init__(self, conn: Conn, ids: Identities) -> None:
+    def __init__(self, conn: Conn, ids: Identities, read: int) -> None:
         self.db = conn
         self.ids = ids
+        self.read = read
         self.now = moment()
 
     # --- titles -----------------------------------------------------------------------------------
@@ -348,6 +352,23 @@ class PostgresHistoryWrite:
         )
         keys = await self._keys_of(t for t, _ in rows)
         return {keys[t]: r for t, r in rows}
+
+    async def chart_before(self, series: SeriesKey, before: date) -> Snapshot | None:
+        row = await self.db.fetchrow(
+            "SELECT id, date, source FROM charts WHERE series_id = $1 AND date < $2 ORDER BY date DESC LIMIT 1",
+            await self._series_id(series),
+            before,
+        )
+        if row is None:
+            return None
+        chart_id, day, source = row
+        rows = await self.db.fetch(
+            "SELECT e.rank, t.title, t.title_key, e.season, e.points, e.hours, e.views, e.runtime, "
+            "e.weeks_reported, e.window_days FROM entries e JOIN titles t ON t.id = e.title_id "
+            "WHERE e.chart_id = $1 ORDER BY e.rank",
+            chart_id,
+        )
+        return Snapshot(ChartKey(source, *series, day), tuple(Entry(*r) for r in rows))
 
     async def add_charts(self, charts: Sequence[tuple[Snapshot, str]]) -> None:
         if not charts:
@@ -591,6 +612,7 @@ class PostgresHistoryWrite:
                 m.previous,
                 context_json(m.context),
                 now,
+                self.read,
             )
             for m in found
         ]
@@ -599,7 +621,7 @@ class PostgresHistoryWrite:
         """Insert milestones (the unique key skips those stored); how many were new."""
         if not rows:
             return 0
-        return len(await self.db.fetch(INSERT_OUTBOX, *columns(rows, 11)))
+        return len(await self.db.fetch(INSERT_OUTBOX, *columns(rows, 12)))
 
     async def add_milestones(
         self, found: Sequence[Milestone], *, scope: str, new_period: bool = False
@@ -624,6 +646,7 @@ class PostgresHistoryWrite:
                 updates.append((row[7], row[8], row[9], status, self.now, outbox_id))
                 written.append(milestone)
         await self._insert_news(inserts)
+        # a revised milestone keeps its read: a watch that missed the news does not get its correction
         await self.db.executemany(
             "UPDATE outbox SET value = $1, previous = $2, context = $3, status = $4, "
             "revision = revision + 1, updated_at = $5 WHERE id = $6",
@@ -673,6 +696,15 @@ class PostgresHistoryWrite:
         await save_validators(self.db, url, etag, last_modified)
 
 
+async def begin_read(db: Conn, source: str) -> int:
+    """A new read's number (an identity: never given out twice, even after a rollback)."""
+    return int(
+        await db.fetchval(
+            "INSERT INTO reads (source, started_at) VALUES ($1, $2) RETURNING id", source, moment()
+        )
+    )
+
+
 async def save_validators(db: Conn, url: str, etag: str | None, last_modified: str | None) -> None:
     if etag is None and last_modified is None:
         await db.execute("DELETE FROM http_validators WHERE url = $1", url)
@@ -700,6 +732,7 @@ def _entry_rows(chart_id: int, snapshot: Snapshot, title_ids: Mapping[str, int])
             e.views,
             e.runtime,
             e.weeks_reported,
+            e.window_days,
         )
         for e in snapshot.entries
     ]

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from bot.model import PERIODS, WORLD, ChartKey, Milestone, join_key
+from bot.model import ALL_TIME, PERIODS, WORLD, ChartKey, Milestone, join_key
 from bot.store.postgres.connection import Pg
 from bot.store.postgres.history import END_OF_TIME
 from bot.store.shaping import choose_histories, countries_from, standings_from
@@ -145,9 +145,10 @@ class PostgresChartQueries:
         rows = await self.db.fetch(
             "SELECT c.series_id, s.service, s.region, s.category, s.period, c.date, e.rank, e.season, "
             "e.points, e.hours, e.views FROM entries e JOIN charts c ON c.id = e.chart_id "
-            "JOIN series s ON s.id = c.series_id WHERE e.title_id = $1 AND c.date <= $2",
+            "JOIN series s ON s.id = c.series_id WHERE e.title_id = $1 AND c.date <= $2 AND s.period != $3",
             title_id,
             on,
+            ALL_TIME,
         )
         for series_id, service, region, category, period, when, rank, *figures in rows:
             series_of[series_id] = (service, region, category, period)
@@ -188,9 +189,10 @@ class PostgresChartQueries:
             "SELECT s.service, s.region, s.category, s.period, c.date, e.rank, "
             "(SELECT min(peak) FROM title_stats WHERE title_id = $1) "
             "FROM entries e JOIN charts c ON c.id = e.chart_id JOIN series s ON s.id = c.series_id "
-            "WHERE e.title_id = $1 AND c.date <= $2 ORDER BY c.date DESC, e.rank LIMIT 1",
+            "WHERE e.title_id = $1 AND c.date <= $2 AND s.period != $3 ORDER BY c.date DESC, e.rank LIMIT 1",
             title_id,
             on or END_OF_TIME,
+            ALL_TIME,
         )
         if row is None:
             return None
@@ -238,20 +240,27 @@ class PostgresChartQueries:
         series_id = await self._series_id(series)
         if series_id is None:
             return None
-        step = PERIODS[series.period]
+        step = PERIODS.get(series.period)  # None: an all-time list, whose versions have no fixed step
         row = await self.db.fetchrow(
             "SELECT id, date, source, complete FROM charts WHERE series_id = $1 AND date <= $2 "
             "ORDER BY date DESC LIMIT 1",
             series_id,
             on or series.latest_date,
         )
-        if row is None or (on is not None and row[1] <= on - step):
+        if row is None or (on is not None and step is not None and row[1] <= on - step):
             return None
         chart_id, chart_day, source, complete = row
         previous: dict[int, int] = {}
-        prev_id = await self.db.fetchval(
-            "SELECT id FROM charts WHERE series_id = $1 AND date = $2", series_id, chart_day - step
-        )
+        if step is None:  # an all-time list moves against the version before it
+            prev_id = await self.db.fetchval(
+                "SELECT id FROM charts WHERE series_id = $1 AND date < $2 ORDER BY date DESC LIMIT 1",
+                series_id,
+                chart_day,
+            )
+        else:
+            prev_id = await self.db.fetchval(
+                "SELECT id FROM charts WHERE series_id = $1 AND date = $2", series_id, chart_day - step
+            )
         if prev_id is not None:
             for title_id, rank in await self.db.fetch(
                 "SELECT title_id, min(rank) FROM entries WHERE chart_id = $1 GROUP BY title_id", prev_id
@@ -325,7 +334,7 @@ class PostgresChartQueries:
         row = await self._title(title_key)
         if row is None:
             return []
-        conditions, params = ["e.title_id = $1"], [row[0]]
+        conditions, params = ["e.title_id = $1", "s.period != $2"], [row[0], ALL_TIME]
         if region is not None:
             params.append(region)
             conditions.append(f"s.region = ${len(params)}")

@@ -14,7 +14,7 @@ from bot.model import WORLD, Snapshot
 from bot.model import chart_digest as digest
 from bot.store.interfaces import ReadOutcome
 from bot.store.postgres.connection import Pg
-from bot.store.postgres.history import save_validators
+from bot.store.postgres.history import begin_read, save_validators
 from bot.views import SOURCE_ROW, HealthRow
 
 _COLUMNS = (
@@ -31,6 +31,10 @@ def seconds(at: datetime) -> datetime:
 class PostgresSourceBook:
     def __init__(self, pg: Pg) -> None:
         self.db = pg
+
+    async def begin_read(self, source: str) -> int:
+        async with self.db.transaction() as db:
+            return await begin_read(db, source)
 
     async def health(self, source: str | None = None) -> list[HealthRow]:
         """Every row (of one source), the source's own row first."""

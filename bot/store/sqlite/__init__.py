@@ -16,6 +16,7 @@ from bot.store.interfaces import DatabaseUnavailable, StoreStatus
 from bot.store.sqlite.connection import MEMORY, Db
 from bot.store.sqlite.guilds import SqliteDeliveryQueue, SqliteGuildConfig
 from bot.store.sqlite.history import SqliteHistory
+from bot.store.sqlite.process import claim_process
 from bot.store.sqlite.queries import SqliteChartQueries
 from bot.store.sqlite.schema import SCHEMA_VERSION, migrate, user_version
 from bot.store.sqlite.sources import SqliteSourceBook
@@ -98,4 +99,4 @@ class SqliteStore:
         return load_tables(self._writer)
 
 
-__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+__all__ = ["SCHEMA_VERSION", "SqliteStore", "claim_process"]

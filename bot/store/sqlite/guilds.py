@@ -43,7 +43,7 @@ def _seconds(moment: datetime) -> str:
 
 
 SETTINGS = ("channel_id", "regions", "events", "digest", "mention_role_id")
-_WATCH_COLUMNS = "id, guild_id, target, title, channel_id, since_id"
+_WATCH_COLUMNS = "id, guild_id, target, title, channel_id, since_id, since_read"
 
 
 def _policy(guild_id: int, row: Sequence) -> Policy:
@@ -105,16 +105,17 @@ class SqliteGuildConfig:
     ) -> tuple[Watch, bool]:
         """Follow `target` (a title key, or `*`) in a channel (0: the server's default). (watch, created).
 
-        The watch starts at the newest milestone stored: older ones are never posted to it. Its write
-        transaction waits for any history write in flight, so whatever was being caught up when the
-        admin asked counts as old. Re-adding a watch that exists keeps its start.
+        The watch starts at the newest milestone stored and the newest read begun: older ones are never
+        posted to it, nor what a read already under way stores (a catch-up in progress counts as old).
+        Re-adding a watch that exists keeps its start.
         """
         async with self.db.transaction() as db:
             since_id = await db.scalar("SELECT coalesce(max(id), 0) FROM outbox")
+            since_read = await db.scalar("SELECT coalesce(max(id), 0) FROM reads")
             created = await db.execute(
-                "INSERT INTO watches (guild_id, target, title, channel_id, since_id, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, target, channel_id) DO NOTHING",
-                (guild_id, target, title, channel_id, since_id, stamp(now())),
+                "INSERT INTO watches (guild_id, target, title, channel_id, since_id, since_read, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, target, channel_id) DO NOTHING",
+                (guild_id, target, title, channel_id, since_id, since_read, stamp(now())),
             )
             row = await db.fetchone(
                 f"SELECT {_WATCH_COLUMNS} FROM watches WHERE guild_id = ? AND target = ? AND channel_id = ?",
@@ -199,7 +200,7 @@ async def _get_policy(db: Db, guild_id: int) -> Policy:
 
 # --- the delivery queue ------------------------------------------------------------------------------
 
-_PENDING_COLUMNS = f"{MILESTONE_COLUMNS}, o.status, o.revision, o.id"
+_PENDING_COLUMNS = f"{MILESTONE_COLUMNS}, o.status, o.revision, o.id, o.read_id"
 
 # `revision > 0 OR status = 'retracted'` as written in the partial index outbox_revised, so that
 # SQLite reads that index, not every delivery item
@@ -361,7 +362,9 @@ async def _pending(db: Db, created_before: str, limit: int) -> list[Pending]:
         "WHERE o.status = 'pending' AND o.created_at <= ? ORDER BY o.id LIMIT ?",
         (created_before, limit),
     )
-    return [Pending(milestone_from_row(row), outbox_id=row[15], revision=row[14]) for row in rows]
+    return [
+        Pending(milestone_from_row(row), outbox_id=row[15], revision=row[14], read_id=row[16]) for row in rows
+    ]
 
 
 async def _routing(

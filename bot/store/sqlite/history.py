@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.model import PERIODS, WORLD, Milestone, Snapshot
+from bot.model import PERIODS, WORLD, ChartKey, Entry, Milestone, Snapshot
 from bot.stats import TitleStats
 from bot.store.interfaces import CountryInputs, GroupKey, RunRecord, SeriesState, SeriesUpdate
 from bot.store.sqlite.connection import VARIABLES, Db, chunks, placeholders, rows_placeholders
@@ -43,12 +43,12 @@ UPSERT_STATS = (
     + ", ".join(f"{name} = excluded.{name}" for name in STATS_FIELD_NAMES)
 )
 INSERT_ENTRY = (
-    "INSERT INTO entries (chart_id, rank, title_id, season, points, hours, views, runtime, weeks_reported) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO entries (chart_id, rank, title_id, season, points, hours, views, runtime, weeks_reported, "
+    "window_days) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_OUTBOX = (
     "INSERT INTO outbox (title_id, series_id, date, kind, detail, scope, source, value, previous, context, "
-    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "created_at, read_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (title_id, series_id, date, kind, detail) DO NOTHING"
 )
 
@@ -133,10 +133,12 @@ class SqliteHistory:
         self.ids = Identities()
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[SqliteHistoryWrite]:
+    async def write(self, read: int | None = None) -> AsyncIterator[SqliteHistoryWrite]:
         try:
             async with self.db.transaction():
-                yield SqliteHistoryWrite(self.db, self.ids)
+                if read is None:
+                    read = await begin_read(self.db, "file")
+                yield SqliteHistoryWrite(self.db, self.ids, read)
         except BaseException:
             self.ids.forget()  # ids given out in the rolled-back transaction no longer exist
             raise
@@ -145,9 +147,10 @@ class SqliteHistory:
 class SqliteHistoryWrite:
     """`HistoryWrite` in SQLite."""
 
-    def __init__(self, db: Db, ids: Identities) -> None:
+    def __init__(self, db: Db, ids: Identities, read: int) -> None:
         self.db = db
         self.ids = ids
+        self.read = read
         self.now = datetime.now(UTC).isoformat(timespec="seconds")
 
     # --- titles -----------------------------------------------------------------------------------
@@ -344,6 +347,23 @@ class SqliteHistoryWrite:
         keys = await self._keys_of(t for t, _ in rows)
         return {keys[t]: r for t, r in rows}
 
+    async def chart_before(self, series: SeriesKey, before: date) -> Snapshot | None:
+        row = await self.db.fetchone(
+            "SELECT id, date, source FROM charts WHERE series_id = ? AND date < ? ORDER BY date DESC LIMIT 1",
+            (await self._series_id(series), iso(before)),
+        )
+        if row is None:
+            return None
+        chart_id, day, source = row
+        rows = await self.db.fetch(
+            "SELECT e.rank, t.title, t.title_key, e.season, e.points, e.hours, e.views, e.runtime, "
+            "e.weeks_reported, e.window_days FROM entries e JOIN titles t ON t.id = e.title_id "
+            "WHERE e.chart_id = ? ORDER BY e.rank",
+            (chart_id,),
+        )
+        key = ChartKey(source, *series, date.fromisoformat(day))
+        return Snapshot(key, tuple(Entry(*r) for r in rows))
+
     async def add_charts(self, charts: Sequence[tuple[Snapshot, str]]) -> None:
         series_ids = await self._series_ids(s.key.series for s, _ in charts)  # type: ignore[misc]
         title_ids = await self._title_ids(e.title_key for s, _ in charts for e in s.entries)
@@ -482,28 +502,35 @@ class SqliteHistoryWrite:
             f"count(DISTINCT e.chart_id) FROM entries e WHERE e.chart_id IN ({charts}) GROUP BY e.title_id",
             (*group, day, day, *group, WORLD),
         )
-        reporting = await db.scalar(f"SELECT count(*) FROM ({charts})", (day, *group, WORLD))
         await db.execute(
             "INSERT OR REPLACE INTO country_periods (service, category, period, date, reporting) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (*group, day, reporting),
+            f"SELECT ?, ?, ?, ?, count(*) FROM ({charts})",
+            (*group, day, day, *group, WORLD),
         )
 
     async def country_inputs(self, group: GroupKey, day: date, floor: int) -> CountryInputs:
         db = self.db
         where = "service = ? AND category = ? AND period = ?"
-        newest = await db.scalar(f"SELECT max(date) FROM country_periods WHERE {where}", group)
         previous_day = iso(day - PERIODS[group[2]])
-        reporting = await db.scalar(
-            f"SELECT reporting FROM country_periods WHERE {where} AND date = ?", (*group, iso(day))
+        # one look at the group's periods: the newest, and how many reported at P and P-1
+        rows = await db.fetch(
+            f"SELECT date, reporting, (SELECT max(date) FROM country_periods WHERE {where}) "
+            f"FROM country_periods WHERE {where} AND date IN (?, ?) "
+            f"UNION ALL SELECT NULL, NULL, (SELECT max(date) FROM country_periods WHERE {where})",
+            (*group, *group, iso(day), previous_day, *group),
         )
-        previous_reporting = await db.scalar(
-            f"SELECT reporting FROM country_periods WHERE {where} AND date = ?", (*group, previous_day)
-        )
+        newest = rows[-1][2]
+        reported = {when: count for when, count, _ in rows[:-1]}
+        reporting, previous_reporting = reported.get(iso(day)), reported.get(previous_day)
         if newest != iso(day) or reporting is None or previous_reporting is None:
             return CountryInputs(day_of(newest), reporting, previous_reporting, {}, {}, {}, None, {})
-        counts = await self._counts(group, iso(day))  # type: ignore[arg-type]
-        previous = await self._counts(group, previous_day)  # type: ignore[arg-type]
+        counts: dict[int, tuple[int, int]] = {}
+        previous: dict[int, tuple[int, int]] = {}
+        for when, title_id, no1, top10 in await db.fetch(
+            f"SELECT date, title_id, no1, top10 FROM country_counts WHERE {where} AND date IN (?, ?)",
+            (*group, iso(day), previous_day),
+        ):
+            (counts if when == iso(day) else previous)[title_id] = (no1, top10)
         best_before: dict[int, int] = {}
         # only a title at No. 1 in enough countries can be news, so only those need their best so far
         ids = [t for t, (no1, _) in counts.items() if no1 >= floor]
@@ -537,14 +564,6 @@ class SqliteHistoryWrite:
             titles=names,
         )
 
-    async def _counts(self, group: GroupKey, day: str) -> dict[int, tuple[int, int]]:
-        rows = await self.db.fetch(
-            "SELECT title_id, no1, top10 FROM country_counts "
-            "WHERE service = ? AND category = ? AND period = ? AND date = ?",
-            (*group, day),
-        )
-        return {title_id: (no1, top10) for title_id, no1, top10 in rows}
-
     # --- the outbox -------------------------------------------------------------------------------
 
     async def _milestone_rows(self, found: Sequence[Milestone], scope: str) -> list[tuple]:
@@ -564,6 +583,7 @@ class SqliteHistoryWrite:
                 m.previous,
                 context_json(m.context),
                 now,
+                self.read,
             )
             for m in found
         ]
@@ -581,22 +601,25 @@ class SqliteHistoryWrite:
                 return list(found)
             # some were stored already after all: the careful way tells new from changed from the same
         stored = await self._stored_news(rows)
-        written = []
+        written, new, revised = [], [], []
         for milestone, row in zip(found, rows, strict=True):
             old = stored.get(row[:5])
             if old is None:
-                await self.db.execute(INSERT_OUTBOX, row)
+                new.append(row)
                 written.append(milestone)
                 continue
             outbox_id, value, previous, context, status = old
             if (value, previous, context) != (row[7], row[8], row[9]) or status == "retracted":
                 status = "pending" if status in ("pending", "retracted") else status
-                await self.db.execute(
-                    "UPDATE outbox SET value = ?, previous = ?, context = ?, status = ?, "
-                    "revision = revision + 1, updated_at = ? WHERE id = ?",
-                    (row[7], row[8], row[9], status, self.now, outbox_id),
-                )
+                revised.append((row[7], row[8], row[9], status, self.now, outbox_id))
                 written.append(milestone)
+        await self.db.executemany(INSERT_OUTBOX, new)
+        # a revised milestone keeps its read: a watch that missed the news does not get its correction
+        await self.db.executemany(
+            "UPDATE outbox SET value = ?, previous = ?, context = ?, status = ?, revision = revision + 1, "
+            "updated_at = ? WHERE id = ?",
+            revised,
+        )
         return written
 
     async def _stored_news(self, rows: Sequence[tuple]) -> dict[tuple, tuple]:
@@ -639,6 +662,16 @@ class SqliteHistoryWrite:
         await save_validators(self.db, url, etag, last_modified)
 
 
+async def begin_read(db: Db, source: str) -> int:
+    """A new read's number (AUTOINCREMENT: never reused, even after a rollback of the newest)."""
+    row = await db.fetchone(
+        "INSERT INTO reads (source, started_at) VALUES (?, ?) RETURNING id",
+        (source, datetime.now(UTC).isoformat(timespec="seconds")),
+    )
+    assert row is not None
+    return int(row[0])
+
+
 async def save_validators(db: Db, url: str, etag: str | None, last_modified: str | None) -> None:
     if etag is None and last_modified is None:
         await db.execute("DELETE FROM http_validators WHERE url = ?", (url,))
@@ -661,6 +694,7 @@ def _entry_rows(chart_id: int, snapshot: Snapshot, title_ids: Mapping[str, int])
             e.views,
             e.runtime,
             e.weeks_reported,
+            e.window_days,
         )
         for e in snapshot.entries
     ]

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from bot.model import PERIODS, WORLD, ChartKey, Milestone, join_key
+from bot.model import ALL_TIME, PERIODS, WORLD, ChartKey, Milestone, join_key
 from bot.store.shaping import choose_histories, countries_from, standings_from
 from bot.store.sqlite.connection import Db, placeholders
 from bot.views import (
@@ -134,8 +134,8 @@ class SqliteChartQueries:
         rows = await self.db.fetch(
             "SELECT c.series_id, s.service, s.region, s.category, s.period, c.date, e.rank, e.season, "
             "e.points, e.hours, e.views FROM entries e JOIN charts c ON c.id = e.chart_id "
-            "JOIN series s ON s.id = c.series_id WHERE e.title_id = ? AND c.date <= ?",
-            (title_id, on.isoformat()),
+            "JOIN series s ON s.id = c.series_id WHERE e.title_id = ? AND c.date <= ? AND s.period != ?",
+            (title_id, on.isoformat(), ALL_TIME),
         )
         for series_id, service, region, category, period, day, rank, *figures in rows:
             series_of[series_id] = (service, region, category, period)
@@ -176,8 +176,8 @@ class SqliteChartQueries:
             "SELECT s.service, s.region, s.category, s.period, c.date, e.rank, "
             "(SELECT min(peak) FROM title_stats WHERE title_id = ?) "
             "FROM entries e JOIN charts c ON c.id = e.chart_id JOIN series s ON s.id = c.series_id "
-            "WHERE e.title_id = ? AND c.date <= ? ORDER BY c.date DESC, e.rank LIMIT 1",
-            (title_id, title_id, on.isoformat() if on else "9999-12-31"),
+            "WHERE e.title_id = ? AND c.date <= ? AND s.period != ? ORDER BY c.date DESC, e.rank LIMIT 1",
+            (title_id, title_id, on.isoformat() if on else "9999-12-31", ALL_TIME),
         )
         if row is None:
             return None
@@ -225,21 +225,27 @@ class SqliteChartQueries:
         series_id = await self._series_id(series)
         if series_id is None:
             return None
-        step = PERIODS[series.period]
+        step = PERIODS.get(series.period)  # None: an all-time list, whose versions have no fixed step
         row = await self.db.fetchone(
             "SELECT id, date, source, complete FROM charts WHERE series_id = ? AND date <= ? "
             "ORDER BY date DESC LIMIT 1",
             (series_id, (on or series.latest_date).isoformat()),
         )
-        if row is None or (on is not None and date.fromisoformat(row[1]) <= on - step):
+        if row is None or (on is not None and step is not None and date.fromisoformat(row[1]) <= on - step):
             return None
         chart_id, day, source, complete = row
         chart_day = date.fromisoformat(day)
         previous: dict[int, int] = {}
-        prev_row = await self.db.fetchone(
-            "SELECT id FROM charts WHERE series_id = ? AND date = ?",
-            (series_id, (chart_day - step).isoformat()),
-        )
+        if step is None:  # an all-time list moves against the version before it
+            prev_row = await self.db.fetchone(
+                "SELECT id FROM charts WHERE series_id = ? AND date < ? ORDER BY date DESC LIMIT 1",
+                (series_id, day),
+            )
+        else:
+            prev_row = await self.db.fetchone(
+                "SELECT id FROM charts WHERE series_id = ? AND date = ?",
+                (series_id, (chart_day - step).isoformat()),
+            )
         if prev_row:
             for title_id, rank in await self.db.fetch(
                 "SELECT title_id, min(rank) FROM entries WHERE chart_id = ? GROUP BY title_id", (prev_row[0],)
@@ -308,7 +314,7 @@ class SqliteChartQueries:
         row = await self._title(title_key)
         if row is None:
             return []
-        conditions, params = ["e.title_id = ?"], [row[0]]
+        conditions, params = ["e.title_id = ?", "s.period != ?"], [row[0], ALL_TIME]
         if region is not None:
             conditions.append("s.region = ?")
             params.append(region)

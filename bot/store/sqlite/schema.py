@@ -326,6 +326,25 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE watches;
     ALTER TABLE watches_v5 RENAME TO watches;
     """,
+    # 6: Netflix's all-time lists count their figures over a window (the first 28 or 91 days): kept per
+    # entry, so a stored version can be told from a re-based one.
+    """
+    ALTER TABLE entries ADD COLUMN window_days INTEGER;
+    """,
+    # 7: reads. Every read of a source (a poll cycle, an import) gets a number when it begins, and the
+    # milestones it stores carry it; a watch records the newest read begun when it was made. So a
+    # watch made while a catch-up is downloading or storing never gets that catch-up's news, however
+    # long it takes. What was stored before this step counts as read 1.
+    """
+    CREATE TABLE reads (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        source TEXT NOT NULL,
+        started_at TEXT NOT NULL
+    );
+    INSERT INTO reads (id, source, started_at) VALUES (1, 'history', strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'));
+    ALTER TABLE outbox ADD COLUMN read_id INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE watches ADD COLUMN since_read INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

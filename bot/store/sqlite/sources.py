@@ -14,7 +14,7 @@ from bot.model import WORLD, Snapshot
 from bot.model import chart_digest as digest
 from bot.store.interfaces import ReadOutcome
 from bot.store.sqlite.connection import VARIABLES, Db, chunks, placeholders
-from bot.store.sqlite.history import iso, save_validators
+from bot.store.sqlite.history import begin_read, iso, save_validators
 from bot.views import SOURCE_ROW, HealthRow
 
 _COLUMNS = (
@@ -42,6 +42,10 @@ class SqliteSourceBook:
     def __init__(self, db: Db, reader: Db) -> None:
         self.db = db  # writes
         self.reader = reader
+
+    async def begin_read(self, source: str) -> int:
+        async with self.db.transaction() as db:
+            return await begin_read(db, source)
 
     async def health(self, source: str | None = None) -> list[HealthRow]:
         """Every row (of one source), the source's own row first."""

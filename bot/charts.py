@@ -1,0 +1,88 @@
+"""Which chart `/top` and `chartbot top` mean when a fan leaves parts out: one rule for both.
+
+The service asked (else Netflix), the region asked (else the world, else wherever charts are stored),
+the category asked (else TV; TV at the world level means both of Netflix's TV lists), the period asked
+(else the freshest of daily and weekly; an all-time list only when asked for).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from bot.model import ALL_TIME, CATEGORIES, WORLD, InputError
+from bot.regions import region_phrase
+from bot.render import category_word, chart_name, date_text, service_name
+from bot.store import ChartQueries
+from bot.views import ChartView, Series
+
+_CATEGORY_ORDER = {c: i for i, c in enumerate(CATEGORIES)}
+
+
+def pick_series(
+    available: Sequence[Series],
+    *,
+    region: str,
+    category: str | None,
+    service: str | None,
+    period: str | None = None,
+) -> list[Series]:
+    """The chart(s) to show from the series stored in a region (see the module's docstring)."""
+    place = "worldwide" if region == WORLD else f"in {region_phrase(region)}"
+    if service is not None:
+        available = [s for s in available if s.service == service]
+        if not available:
+            raise InputError(f"No {service_name(service)} chart {place} is stored.")
+    elif available:
+        services = {s.service for s in available}
+        chosen = "netflix" if "netflix" in services else sorted(services)[0]
+        available = [s for s in available if s.service == chosen]
+    if period is not None:
+        available = [s for s in available if s.period == period]
+    elif any(s.period != ALL_TIME for s in available):
+        available = [s for s in available if s.period != ALL_TIME]
+    if not available:
+        what = "all-time list" if period == ALL_TIME else f"{period} chart" if period else "chart"
+        raise InputError(f"No {what} {place} is stored yet.")
+    wanted = category or "tv"
+    matches = [s for s in available if s.category == wanted]
+    if not matches:
+        matches = [s for s in available if s.category.startswith(wanted + "-")]
+    if not matches and category is None:
+        first = min(available, key=lambda s: _CATEGORY_ORDER.get(s.category, 99))
+        matches = [s for s in available if s.category == first.category]
+    if not matches:
+        have = sorted({s.category for s in available}, key=lambda c: _CATEGORY_ORDER.get(c, 99))
+        words = ", ".join(category_word(c) or c for c in have)
+        raise InputError(f"No {category_word(wanted) or wanted} chart {place}; available: {words}.")
+    by_category: dict[str, Series] = {}
+    for s in sorted(matches, key=lambda s: (s.latest_date, s.period == "day")):
+        by_category[s.category] = s  # the freshest period wins
+    return sorted(by_category.values(), key=lambda s: _CATEGORY_ORDER.get(s.category, 99))
+
+
+async def top_charts(
+    charts: ChartQueries,
+    *,
+    region: str | None,
+    category: str | None,
+    service: str | None,
+    period: str | None = None,
+    on: date | None = None,
+) -> list[ChartView]:
+    """The chart views `/top` and `chartbot top` show; InputError (one line) when there is none."""
+    where = region or WORLD
+    available = await charts.find_series(service=service, region=where)
+    if not available and region is None:  # no world charts stored: any region's will do
+        available = await charts.find_series(service=service)
+        if available:
+            where = min(available, key=lambda s: (s.region != "us", s.region)).region
+            available = [s for s in available if s.region == where]
+    chosen = pick_series(available, region=where, category=category, service=service, period=period)
+    views = [view for series in chosen if (view := await charts.chart_view(series, on)) is not None]
+    if not views:
+        first = chosen[0]
+        name = chart_name(first.service, where, first.category, first.period)
+        when = date_text(on) if on else "the latest period"
+        raise InputError(f"No {name} chart for {when}.")
+    return views
