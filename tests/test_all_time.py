@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from engines import both_engines
 
 from bot.cli import build_parser, read_all
 from bot.milestones import KINDS, AllTimeChange, Listing, detect_all_time, listings, rebased
@@ -424,12 +425,14 @@ def test_all_time_chart_names() -> None:
     assert period_text(date(2022, 2, 27), "week") == "week ending Feb 27, 2022"
 
 
-def test_replaying_the_real_versions_through_the_store(capsys: pytest.CaptureFixture[str]) -> None:
+@both_engines
+def test_replaying_the_real_versions_through_the_store(capsys: pytest.CaptureFixture[str], new_db) -> None:
     """`chartbot replay` of every real version, each dated by its file name: the news the store keeps."""
     from bot.cli import main
 
     readable = [str(p) for p in VERSIONS if p != HTML]
-    assert main(["replay", *readable, "--json"]) == 0
+    db = new_db(file=True)
+    assert main(["replay", *readable, "--json", "--db", db]) == 0
     found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     no1 = [(m["date"], m["title"], m["category"]) for m in found if m["kind"] == "all_time_no1"]
     assert ("2021-12-01", "Red Notice", "movies-english") in no1
@@ -442,3 +445,8 @@ def test_replaying_the_real_versions_through_the_store(capsys: pytest.CaptureFix
     rebasing = [m for m in found if m["date"] == "2023-07-26"]
     assert rebasing == []  # Netflix restated its lists: no flood of "entered"
     assert len({m["key"] for m in found}) == len(found)
+    # the newest version of a list, with its moves against the version before it (no fixed step)
+    assert main(["top", "--category", "movies-english", "--period", "all-time", "--json", "--db", db]) == 0
+    chart = json.loads(capsys.readouterr().out)
+    assert chart["period"] == "all-time" and chart["entries"][0]["title"] == "KPop Demon Hunters"
+    assert chart["entries"][0]["previous_rank"] is not None

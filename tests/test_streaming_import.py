@@ -6,10 +6,10 @@ The real files are those of tests/data (see SOURCE.md there); the large generic 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
-import sqlite3
 import sys
 import tracemalloc
 from datetime import date, timedelta
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engines import both_engines
 from local_servers import base
 from test_sources_fetch import COUNTRIES_TSV, netflix_app, serve  # noqa: F401  (serve: a fixture)
 
@@ -28,6 +29,7 @@ from bot.settings import Settings
 from bot.sources import files, netflix
 from bot.sources.tables import BLOCK, Charts, Text
 from bot.store import open_store
+from bot.store.catalog import TABLES
 
 DATA = Path(__file__).parent / "data"
 GLOBAL = DATA / "netflix" / "all-weeks-global_2022-03-02.tsv"
@@ -65,13 +67,14 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def dump(path: Path) -> list[str]:
-    """Everything in a database file, as SQL."""
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
+def dump(target: str) -> dict[str, list[tuple]]:
+    """Every row of every table, on either engine."""
+
+    async def rows() -> dict[str, list[tuple]]:
+        async with await open_store(target) as store, store.read_tables() as tables:
+            return {t.name: [r async for batch in tables.rows(t.name) for r in batch] for t in TABLES}
+
+    return asyncio.run(rows())
 
 
 # --- reading a block at a time -----------------------------------------------------------------------
@@ -229,8 +232,8 @@ def test_a_chart_of_no_rows_is_refused() -> None:
 # --- storing: oldest first, one transaction per file -------------------------------------------------
 
 
-async def stats_of(path: Path) -> list[tuple[Any, ...]]:
-    async with await open_store(path) as store:
+async def stats_of(target: str) -> list[tuple[Any, ...]]:
+    async with await open_store(target) as store:
         return await store.fetch_all(
             "SELECT t.title_key, s.region, s.category, st.first_date, st.last_date, st.last_rank, st.peak, "
             "st.periods_in_top10, st.longest_no1_run, st.top10_run FROM title_stats st "
@@ -239,36 +242,40 @@ async def stats_of(path: Path) -> list[tuple[Any, ...]]:
         )
 
 
-async def test_a_newest_first_file_is_stored_oldest_first(tmp_path: Path) -> None:
+@both_engines
+async def test_a_newest_first_file_is_stored_oldest_first(new_db) -> None:
     reports = {}
+    targets = {"newest": new_db(file=True), "oldest": new_db(file=True)}
     for order, newest_first in (("newest", True), ("oldest", False)):
         charts = files.parse_charts(generic_csv(30, newest_first=newest_first).encode())
-        async with await open_store(tmp_path / f"{order}.db") as store:
+        async with await open_store(targets[order]) as store:
             seen: list[int] = []
             reports[order] = await store_charts(Ingester(store), charts, seen.append)
         assert seen[-1] == len(charts) == 900 and seen == sorted(seen)
     newest = reports["newest"]
     assert (newest.added, newest.backfilled, newest.replaced) == (900, 0, 0)  # no chart took the late path
-    assert await stats_of(tmp_path / "newest.db") == await stats_of(tmp_path / "oldest.db")
+    assert await stats_of(targets["newest"]) == await stats_of(targets["oldest"])
 
 
+@both_engines
 def test_a_bad_row_at_the_end_of_a_large_file_keeps_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_target: str
 ) -> None:
-    db = tmp_path / "c.db"
-    assert run(capsys, "import", str(GLOBAL), "--db", str(db))[0] == 0
+    db = db_target
+    assert run(capsys, "import", str(GLOBAL), "--db", db)[0] == 0
     before = dump(db)
     text = generic_csv(150)  # 45,000 rows; the last is bad
     path = tmp_path / "big.csv"
     path.write_text(text + "2022-05-30,us,tv,11,Too Low\n", encoding="utf-8")
-    code, out, err = run(capsys, "import", str(path), "--db", str(db))
+    code, out, err = run(capsys, "import", str(path), "--db", db)
     assert (code, out) == (2, "")
     assert err == f"chartbot import: {path}: line 45002: rank 11 is outside 1..10\n"
     assert dump(db) == before
 
 
+@both_engines
 def test_a_failure_while_storing_keeps_nothing_of_that_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, db_target: str
 ) -> None:
     """Each file is one transaction: the file before is kept, nothing of the one that failed."""
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
@@ -285,13 +292,17 @@ def test_a_failure_while_storing_keeps_nothing_of_that_file(
             yield chunk
 
     monkeypatch.setattr(Charts, "chunks", failing)
-    db = tmp_path / "c.db"
-    code, out, err = run(capsys, "import", str(first), str(second), "--db", str(db))
+    db = db_target
+    code, out, err = run(capsys, "import", str(first), str(second), "--db", db)
     assert code == 2 and calls == [90, 900]
     assert out.startswith("first.csv: 90 charts (900 entries stored)") and "second.csv" not in out
     assert err == "chartbot import: line 9: the disk said no\n"
-    rows = sqlite3.connect(db).execute("SELECT count(*), count(DISTINCT date) FROM charts").fetchone()
-    assert rows == (90, 3)
+
+    async def charts() -> list[tuple]:
+        async with await open_store(db) as store:
+            return await store.fetch_all("SELECT count(*), count(DISTINCT date) FROM charts")
+
+    assert asyncio.run(charts()) == [(90, 3)]
 
 
 # --- progress --------------------------------------------------------------------------------------------
