@@ -88,6 +88,8 @@ class Templates:
             if build is not None and not inspect.iscoroutinefunction(build):
                 build(target)  # a command line run, say, on the database's location
             self.built[key] = target if engine == "sqlite" else target.rsplit("/", 1)[1]
+            if server is not None:
+                server.freeze(self.built[key])
         return self.built[key]
 
 

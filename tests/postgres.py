@@ -72,8 +72,9 @@ class PostgresServer:
     def name(self, label: str = "t") -> str:
         return f"{self.prefix}{label}_{secrets.token_hex(4)}"
 
-    async def _execute(self, *statements: str) -> None:
-        conn = await asyncpg.connect(self.url, timeout=10)
+    async def _execute(self, *statements: str, database: str | None = None) -> None:
+        url = self.database_url(database) if database else self.url
+        conn = await asyncpg.connect(url, timeout=10)
         try:
             for statement in statements:
                 await conn.execute(statement)
@@ -87,6 +88,10 @@ class PostgresServer:
         run(lambda: self._execute(f'CREATE DATABASE "{name}"{source}'))
         self.made.append(name)
         return name
+
+    def freeze(self, name: str) -> None:
+        """Settle a template once it is built (hint bits set, rows frozen): its copies are made faster."""
+        run(lambda: self._execute("VACUUM (FREEZE, ANALYZE)", "CHECKPOINT", database=name))
 
     def create_url(self, label: str = "t", template: str | None = None) -> str:
         return self.database_url(self.create(label, template))
