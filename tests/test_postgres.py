@@ -347,6 +347,30 @@ def test_the_command_line_says_so_in_one_line_and_exits_2(capsys) -> None:
         assert "cannot connect to PostgreSQL at 127.0.0.1:" in err and "hunter2" not in err
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("postgresql://chartbot:hunter2@[::1/charts", "Invalid IPv6 URL"),
+        ("postgresql://chartbot:hunter2@localhost:port/charts", "invalid literal for int()"),
+        ("postgres://chartbot:hunter2@127.0.0.1:1/charts?sslmode=sometimes", "sslmode"),
+    ],
+)
+def test_a_malformed_url_is_one_line_without_the_password(url: str, why: str, capsys) -> None:
+    assert main(["top", "--db", url]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and why in err and "hunter2" not in err
+
+
+def test_a_url_loses_its_password_in_every_line() -> None:
+    assert (
+        redact("postgresql://chartbot:hunter2@db:5432/charts") == "postgresql://chartbot:***@db:5432/charts"
+    )
+    assert redact("postgresql://chartbot:hun@ter2@db/charts") == "postgresql://chartbot:***@db/charts"
+    assert redact("postgresql://chartbot:hunter2@[::1/charts") == "postgresql://chartbot:***@[::1/charts"
+    assert redact("postgresql://chartbot@db/charts") == "postgresql://chartbot@db/charts"
+    assert redact("charts.sqlite3") == "charts.sqlite3"
+
+
 def test_a_database_that_does_not_exist_is_one_line(postgres: PostgresServer, capsys) -> None:
     missing = postgres.database_url("chartbot_no_such_database")
     assert main(["top", "--db", missing]) == 2

@@ -8,6 +8,7 @@ a database driver, or SQL.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -41,7 +42,14 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def is_postgres_url(target: str | Path) -> bool:
-    return isinstance(target, str) and urlsplit(target).scheme.lower() in POSTGRES_SCHEMES
+    """A `postgresql://` (or `postgres://`) URL, even a malformed one (the engine then says what is wrong)."""
+    if not isinstance(target, str) or "://" not in target:
+        return False
+    return target.split("://", 1)[0].lower() in POSTGRES_SCHEMES
+
+
+# user:password@ at the start of a URL's authority; the password runs to the last "@" before the host
+_USERINFO = re.compile(r"^([^:/?#]+://[^:/?#@]*):[^/?#]*@")
 
 
 def redact(target: str | Path) -> str:
@@ -49,7 +57,10 @@ def redact(target: str | Path) -> str:
     text = str(target)
     if not is_postgres_url(text):
         return text
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # malformed (an unclosed IPv6 bracket, say): cut the password out by pattern
+        return _USERINFO.sub(r"\1:***@", text, count=1)
     if parts.password is None:
         return text
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)

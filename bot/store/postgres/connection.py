@@ -58,7 +58,10 @@ class Target:
 
     @classmethod
     def of(cls, url: str) -> Target:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # malformed: the driver says what is wrong; we say where we can
+            return cls("?", "?", "?")
         query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
         host = unquote(parts.hostname or query.get("host", "") or "localhost")
         try:
