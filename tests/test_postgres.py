@@ -247,6 +247,40 @@ async def test_two_replays_at_once_store_each_milestone_once(db_target: str, new
     assert len(lines) == len(set(lines)) == len(theirs["outbox"])  # each milestone printed once, by one
 
 
+async def test_a_killed_import_leaves_nothing_of_its_file(db_target: str) -> None:
+    """SIGKILL in the middle of an import's transaction (held there by a lock the test takes on the
+    table it writes last): nothing of the file is kept, and the next import stores it whole."""
+    import signal
+
+    async with await open_store(db_target) as store:
+        assert await store.fetch_all("SELECT count(*) FROM charts") == [(0,)]
+    blocker = await asyncpg.connect(db_target)
+    try:
+        blocking = blocker.transaction()
+        await blocking.start()
+        await blocker.execute("LOCK TABLE country_periods IN EXCLUSIVE MODE")
+        importer = await start_cli("import", str(COUNTRIES), "--db", db_target)
+
+        async def import_waits_for_the_last_table() -> bool:
+            return bool(
+                await blocker.fetchval(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "WHERE c.relname = 'country_periods' AND NOT l.granted"
+                )
+            )
+
+        await until(import_waits_for_the_last_table, "the import blocked inside its transaction")
+        importer.send_signal(signal.SIGKILL)
+        await importer.wait()
+        await blocking.rollback()
+    finally:
+        await blocker.close()
+    async with await open_store(db_target) as store:
+        for table in ("charts", "entries", "title_stats", "country_counts", "country_periods"):
+            assert await store.fetch_all(f"SELECT count(*) FROM {table}") == [(0,)], table
+    assert "2,162 new" in await finish(await start_cli("import", str(COUNTRIES), "--db", db_target))
+
+
 async def test_a_watch_made_during_a_history_write_starts_after_it(db_target: str, netflix_snapshots) -> None:
     weeks = sorted({s.key.date for s in netflix_snapshots})
     async with await open_store(db_target) as store, await open_store(db_target) as admin:
