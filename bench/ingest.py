@@ -44,6 +44,11 @@ ENTRY_COLUMNS = (
     "views",
     "runtime",
     "weeks_reported",
+    "window_days",
+)
+INSERT_ENTRY = (
+    "INSERT INTO entries (chart_id, rank, title_id, season, points, hours, views, runtime, weeks_reported, "
+    "window_days) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -117,9 +122,8 @@ def entry_rows(days: list[list[Snapshot]]) -> tuple[list[tuple], dict[str, int],
             chart_id += 1
             for e in snapshot.entries:
                 title_id = ids.setdefault(e.title_key, len(ids) + 1)
-                rows.append(
-                    (chart_id, e.rank, title_id, e.season, e.points, e.hours, e.views, e.runtime, None)
-                )
+                figures = (e.season, e.points, e.hours, e.views, e.runtime, e.weeks_reported, e.window_days)
+                rows.append((chart_id, e.rank, title_id, *figures))
     return rows, ids, chart_id
 
 
@@ -132,7 +136,7 @@ def sqlite_floor(days: list[list[Snapshot]], path: str) -> float:
     conn.execute("PRAGMA cache_size = -65536")
     start = time.perf_counter()
     conn.execute("BEGIN")
-    conn.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany(INSERT_ENTRY, rows)
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
