@@ -48,11 +48,14 @@ UPSERT_STATS = (
     + ") ON CONFLICT (title_id, series_id) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in STATS_FIELD_NAMES)
 )
+# What varies by milestone goes as arrays; what a call shares (scope, when, which read) as one value each.
 INSERT_OUTBOX = (
     "INSERT INTO outbox (title_id, series_id, date, kind, detail, scope, source, value, previous, context, "
-    "created_at, read_id) SELECT * FROM unnest($1::int[], $2::int[], $3::date[], $4::text[], $5::text[], "
-    "$6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::timestamptz[], $12::bigint[]) "
-    "ON CONFLICT (title_id, series_id, date, kind, detail) DO NOTHING RETURNING id"
+    "created_at, read_id) SELECT m.title_id, m.series_id, m.date, m.kind, m.detail, $6, m.source, m.value, "
+    "m.previous, m.context, $11, $12 FROM unnest($1::int[], $2::int[], $3::date[], $4::text[], $5::text[], "
+    "$7::text[], $8::bigint[], $9::bigint[], $10::text[]) "
+    "AS m (title_id, series_id, date, kind, detail, source, value, previous, context) "
+    "ON CONFLICT (title_id, series_id, date, kind, detail) DO NOTHING"
 )
 INSERT_ENTRIES = (
     f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) SELECT * FROM unnest($1::int[], $2::int[], $3::int[], "
@@ -537,18 +540,27 @@ class PostgresHistoryWrite:
     async def country_inputs(self, group: GroupKey, day: date, floor: int) -> CountryInputs:
         db = self.db
         where = "service = $1 AND category = $2 AND period = $3"
-        newest = await db.fetchval(f"SELECT max(date) FROM country_periods WHERE {where}", *group)
         previous_day = day - PERIODS[group[2]]
-        reporting = await db.fetchval(
-            f"SELECT reporting FROM country_periods WHERE {where} AND date = $4", *group, day
-        )
-        previous_reporting = await db.fetchval(
-            f"SELECT reporting FROM country_periods WHERE {where} AND date = $4", *group, previous_day
+        # one look at the group's periods: the newest, and how many reported at P and at P-1
+        newest, reporting, previous_reporting = await db.fetchrow(
+            f"SELECT (SELECT max(date) FROM country_periods WHERE {where}), "
+            f"(SELECT reporting FROM country_periods WHERE {where} AND date = $4), "
+            f"(SELECT reporting FROM country_periods WHERE {where} AND date = $5)",
+            *group,
+            day,
+            previous_day,
         )
         if newest != day or reporting is None or previous_reporting is None:
             return CountryInputs(newest, reporting, previous_reporting, {}, {}, {}, None, {})
-        counts = await self._counts(group, day)
-        previous = await self._counts(group, previous_day)
+        counts: dict[int, tuple[int, int]] = {}
+        previous: dict[int, tuple[int, int]] = {}
+        for when, title_id, no1, top10 in await db.fetch(
+            f"SELECT date, title_id, no1, top10 FROM country_counts WHERE {where} AND date IN ($4, $5)",
+            *group,
+            day,
+            previous_day,
+        ):
+            (counts if when == day else previous)[title_id] = (no1, top10)
         best_before: dict[int, int] = {}
         # only a title at No. 1 in enough countries can be news, so only those need their best so far
         ids = [t for t, (no1, _) in counts.items() if no1 >= floor]
@@ -584,15 +596,6 @@ class PostgresHistoryWrite:
             titles=names,
         )
 
-    async def _counts(self, group: GroupKey, day: date) -> dict[int, tuple[int, int]]:
-        rows = await self.db.fetch(
-            "SELECT title_id, no1, top10 FROM country_counts "
-            "WHERE service = $1 AND category = $2 AND period = $3 AND date = $4",
-            *group,
-            day,
-        )
-        return {title_id: (no1, top10) for title_id, no1, top10 in rows}
-
     # --- the outbox -------------------------------------------------------------------------------
 
     async def _milestone_rows(self, found: Sequence[Milestone], scope: str) -> list[tuple]:
@@ -618,10 +621,20 @@ class PostgresHistoryWrite:
         ]
 
     async def _insert_news(self, rows: Sequence[tuple]) -> int:
-        """Insert milestones (the unique key skips those stored); how many were new."""
+        """Insert milestones (the unique key skips those stored); how many were new. The rows are
+        `_milestone_rows`' of one call: one scope, one moment, one read."""
         if not rows:
             return 0
-        return len(await self.db.fetch(INSERT_OUTBOX, *columns(rows, 12)))
+        (titles, series, dates, kinds, details, scopes, sources, values, previous, contexts, _, _) = columns(
+            rows, 12
+        )
+        assert len(set(scopes)) == 1
+        return await self.db.execute(
+            INSERT_OUTBOX,
+            *(titles, series, dates, kinds, details, scopes[0], sources, values, previous, contexts),
+            self.now,
+            self.read,
+        )
 
     async def add_milestones(
         self, found: Sequence[Milestone], *, scope: str, new_period: bool = False
@@ -629,6 +642,8 @@ class PostgresHistoryWrite:
         if not found:
             return []
         rows = await self._milestone_rows(found, scope)
+        # (Not COPY under a savepoint: foreign key checks from a subtransaction leave multixacts on
+        # the titles' rows, and every later check of those rows grows dearer, day after day.)
         if new_period and await self._insert_news(rows) == len(rows):
             return list(found)
         # (some were stored already after all:) the careful way tells new from changed from the same
