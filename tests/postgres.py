@@ -155,7 +155,9 @@ class Cluster:
                 raise NoPostgres("running as root without `runuser` to start a server as `postgres`")
             self.as_user = [runuser, "-u", "postgres", "--"]
             self.owner = account.pw_uid
-        self.folder = Path(tempfile.mkdtemp(prefix="chartbot-pg-"))
+        # as root, in /tmp: the `postgres` user may not reach a private TMPDIR
+        shared = "/tmp" if self.owner is not None and os.path.isdir("/tmp") else None
+        self.folder = Path(tempfile.mkdtemp(prefix="chartbot-pg-", dir=shared))
         if self.owner is not None:
             os.chown(self.folder, self.owner, -1)
         self.data = self.folder / "data"

@@ -36,8 +36,7 @@ LOCK_TIMEOUT = 30.0  # seconds a statement waits for a lock (as SQLite's busy ti
 IDLE_IN_TRANSACTION = 600.0  # a client stuck inside a transaction lets its locks go after this
 FOREVER = 7 * 86_400.0  # "no limit" for the driver: a history write waits for the one in flight
 
-# A connection's own state, fit for a pool: no statement cache is invalidated by a migration (the
-# schema is only ever changed before the pool serves anything).
+# Every connection's settings (the timeouts are added by `Pg.connect`); moments come back in UTC.
 SERVER_SETTINGS = {
     "application_name": "chartbot",
     "timezone": "UTC",
@@ -122,15 +121,13 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def connect_error(error: BaseException, target: Target) -> DatabaseUnavailable | StoreBusy:
+def connect_error(error: BaseException, target: Target) -> DatabaseUnavailable:
     """One line for a server we cannot reach or log in to: where (never the password), and why."""
     if isinstance(error, ConnectionRefusedError):
         why = "connection refused (is the server running?)"
     elif isinstance(error, TimeoutError):
         why = "no answer in time"
-    elif isinstance(error, OSError) and not isinstance(error, ConnectionError):
-        why = _first_line(error)  # no such host, no route, …
-    else:
+    else:  # no such host, no such database or role, a refused login, …
         why = _first_line(error)
     return DatabaseUnavailable(f"cannot connect to PostgreSQL at {target}: {why}")
 
