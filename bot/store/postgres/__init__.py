@@ -4,6 +4,7 @@ One asyncpg pool (1 to `pool_size` connections) serves every interface: a query 
 for one statement, a transaction holds one until it ends. Several processes may share a database
 (two imports, an import beside the bot): history writes take turns by an advisory lock, and the
 database keeps milestones unique and assigns every id (see connection.py, history.py, guilds.py).
+Every table can be read and written whole, for copies between engines (tables.py, bot/store/catalog.py).
 """
 
 from __future__ import annotations

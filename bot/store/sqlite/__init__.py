@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+from bot.store.catalog import TABLE_NAMES
 from bot.store.interfaces import DatabaseUnavailable, StoreStatus
 from bot.store.sqlite.connection import MEMORY, Db
 from bot.store.sqlite.guilds import SqliteDeliveryQueue, SqliteGuildConfig
@@ -22,23 +23,7 @@ from bot.store.sqlite.schema import SCHEMA_VERSION, migrate, user_version
 from bot.store.sqlite.sources import SqliteSourceBook
 from bot.store.sqlite.tables import SqliteTableLoad, SqliteTableRows, load_tables, read_tables
 
-TABLES = (
-    "titles",
-    "series",
-    "charts",
-    "entries",
-    "title_stats",
-    "country_periods",
-    "country_counts",
-    "outbox",
-    "source_health",
-    "http_validators",
-    "guild_settings",
-    "watches",
-    "channel_health",
-    "deliveries",
-    "delivery_items",
-)
+TABLES = TABLE_NAMES  # every table, as the catalogue (bot/store/catalog.py) lists them
 
 
 class SqliteStore:
