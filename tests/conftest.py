@@ -1,14 +1,14 @@
 """Shared fixtures: the database engines, and a chart database loaded from the real Netflix files in
 tests/data, built once per engine.
 
-`engine` is "sqlite" unless a test (or module) asks for both with `@both_engines` (tests/engines.py): then it runs once
-per engine, and every database fixture below gives it a database of that engine. PostgreSQL comes
-from tests/postgres.py (a server from CHARTBOT_TEST_POSTGRES, or a throwaway cluster); without one,
-those runs are skipped with the reason, or fail when CHARTBOT_REQUIRE_POSTGRES=1.
+`engine` is "sqlite" unless a test (or module) asks for both with `@both_engines` (tests/engines.py):
+then it runs once per engine, and every database fixture below gives it a database of that engine.
+PostgreSQL comes from tests/postgres.py (a server from CHARTBOT_TEST_POSTGRES, or a throwaway
+cluster); without one, those runs are skipped with the reason, or fail when CHARTBOT_REQUIRE_POSTGRES=1.
 
 Ingesting the files takes about a second, so each history is built once per session into a template
 (a SQLite file, a PostgreSQL template database); each test gets its own copy (a file copy, or
-`CREATE DATABASE … TEMPLATE`, in milliseconds) and may change or break it freely.
+`CREATE DATABASE … TEMPLATE`: milliseconds, or a tenth of a second) and may change or break it freely.
 """
 
 from __future__ import annotations
