@@ -176,13 +176,19 @@ def figures(points: float | None, hours: int | None, views: int | None, tr: Mess
     """ "236.2M hours · 1,234 points" (the figures a source gives)."""
     parts = []
     if hours:
-        parts.append(tr.ngettext("figure.hours", round(hours), n=compact(hours, tr)))
+        parts.append(tr.ngettext("figure.hours", _shown_count(hours), n=compact(hours, tr)))
     if views:
-        parts.append(tr.ngettext("figure.views", round(views), n=compact(views, tr)))
+        parts.append(tr.ngettext("figure.views", _shown_count(views), n=compact(views, tr)))
     if points:
         shown = f"{points:,.0f}" if tr.locale == SOURCE else formats.number(round(points), tr)
         parts.append(tr.ngettext("figure.points", round(points), n=shown))
     return " · ".join(parts)
+
+
+def _shown_count(value: float) -> int:
+    """The count whose plural form fits a figure as `compact` writes it: millions and more read as
+    millions ("236,2 M de horas", like "236 millones de horas"), smaller figures as themselves."""
+    return 1_000_000 if abs(value) >= 1_000_000 else round(value)
 
 
 def movement(rank: int, previous: int | None, periods_in_top10: int, tr: Messages = EN) -> str:
@@ -411,7 +417,11 @@ def _left_text(m: Milestone, title: str, tr: Messages) -> str:
     if m.context.get("periods"):
         detail.append(tr.gettext("ms.left_top10.on_chart", time=units(int(m.context["periods"]), period, tr)))
     text = tr.gettext("ms.left_top10", title=title, top10=_top10(m.chart, tr))
-    return tr.gettext("ms.detail", text=text, detail="; ".join(detail)) if detail else text
+    if not detail:
+        return text
+    if len(detail) == 2:
+        detail = [tr.gettext("ms.detail.both", first=detail[0], second=detail[1])]
+    return tr.gettext("ms.detail", text=text, detail=detail[0])
 
 
 def _countries_text(m: Milestone, title: str, tr: Messages) -> str:
@@ -505,7 +515,7 @@ def _all_time_figure(context: Mapping[str, Any], tr: Messages) -> str:
     shown = compact(figure, tr)
     if measure in ("hours", "views"):
         key = f"figure.{measure}"
-        text = tr.ngettext(key, round(figure), n=shown)
+        text = tr.ngettext(key, _shown_count(figure), n=shown)
     else:  # a measure with no words in the catalogues
         text = f"{shown} {measure}"
     window = context.get("window_days")
