@@ -1,6 +1,7 @@
 """Command latency: the real ChartBot against the fake Discord over a 5-year synthetic daily history.
 
     python bench/commands.py [--days 1826] [--regions 95] [--db PATH] [--rebuild] [--runs 200]
+                             [--locales en-US,ko]
 
 Builds (once, cached at --db) a history of `regions` × 2 categories × `days` daily Top 10s with
 store.ingest(news=False), in a child process so that building does not count in this process's
@@ -10,6 +11,11 @@ measures, from the interaction push to the reply:
   - title autocomplete (push -> choices),
 and the peak RSS of this process (bot + fake + DB cache). Not a test: it prints figures and ratios.
 Targets: /rank p99 ≤ 250 ms, autocomplete p99 ≤ 20 ms, peak RSS ≤ 150 MB.
+
+Each interaction carries a user's locale (`--locales`, Discord's codes; default English and Korean):
+the same titles and queries are asked in each, in turn, so that a slower moment of a shared machine
+falls on every language alike; each language after the first is compared with the first (target: its
+p99 within 10% of the first's).
 """
 
 from __future__ import annotations
@@ -23,12 +29,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
 
-from fake_discord import FakeDiscord  # noqa: E402  (tests/fake_discord.py)
+from fake_discord import FakeDiscord, Reply  # noqa: E402  (tests/fake_discord.py)
 
 from bot.client import ChartBot  # noqa: E402
 from bot.ingest import ingest  # noqa: E402
@@ -37,6 +44,7 @@ from bot.store import open_store  # noqa: E402
 
 GUILD, CHANNEL, FAN = 830_000_000_000_000_001, 830_000_000_000_000_010, 830_000_000_000_001_000
 TARGETS = {"rank_p99_ms": 250.0, "autocomplete_p99_ms": 20.0, "rss_mb": 150.0}
+SAME_AS_FIRST = 1.10  # another language's p99 / the first language's
 CHUNK_DAYS = 7
 
 
@@ -90,9 +98,19 @@ def percentile(values: list[float], q: float) -> float:
 def describe(name: str, values_ms: list[float], target: float) -> str:
     p50, p99 = percentile(values_ms, 50), percentile(values_ms, 99)
     return (
-        f"{name:<14} n={len(values_ms):<4} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {max(values_ms):7.1f} ms  "
+        f"{name:<18} n={len(values_ms):<4} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {max(values_ms):7.1f} ms  "
         f"target p99 ≤ {target:.0f} ms  ratio {p99 / target:.2f}"
     )
+
+
+def answered_at(fake: FakeDiscord, token: str, reply: Reply) -> float:
+    """When the answer with the picture arrived: /rank defers at once, then edits its "thinking…"
+    message with the standing and the picture (the edit's request is the answer)."""
+    edits = [
+        r.at for r in fake.requests if r.method == "PATCH" and f"/{token}/messages/@original" in f"/{r.path}"
+    ]
+    assert reply.message is not None
+    return max(edits, default=reply.message.created_at)
 
 
 def forget(fake: FakeDiscord) -> None:
@@ -103,7 +121,7 @@ def forget(fake: FakeDiscord) -> None:
     fake._by_token.clear()
 
 
-async def measure(path: Path, runs: int, seed: int) -> dict[str, float]:
+async def measure(path: Path, runs: int, seed: int, locales: Sequence[str] = ("en-US",)) -> dict[str, float]:
     rng = random.Random(seed)
     async with FakeDiscord(interaction_deadline=None) as fake:
         fake.add_guild(GUILD, "Bench", channels=[CHANNEL], members=[FAN])
@@ -126,17 +144,21 @@ async def measure(path: Path, runs: int, seed: int) -> dict[str, float]:
             popular, everyone = titles[:100], titles
             picks = [rng.choice(popular if i % 2 else everyone).title for i in range(runs)]
 
-            for title in picks[:5]:  # warm-up: first render, caches
-                await (await fake.slash(GUILD, CHANNEL, FAN, "rank", {"title": title})).response(timeout=30)
+            for title in picks[:5]:  # warm-up: first render, caches, each language's catalogue and font
+                for locale in locales:
+                    rec = await fake.slash(GUILD, CHANNEL, FAN, "rank", {"title": title}, locale=locale)
+                    await rec.response(timeout=30)
 
-            rank_ms, sizes = [], []
+            rank_ms: dict[str, list[float]] = {locale: [] for locale in locales}
+            sizes = []
             for title in picks:
-                rec = await fake.slash(GUILD, CHANNEL, FAN, "rank", {"title": title})
-                reply = await rec.response(timeout=30)
-                assert reply.message is not None and reply.files, f"/rank {title}: no picture"
-                rank_ms.append((reply.message.created_at - rec.pushed_at) * 1000)
-                sizes.append(len(reply.files[0].data))
-                forget(fake)
+                for locale in locales:
+                    rec = await fake.slash(GUILD, CHANNEL, FAN, "rank", {"title": title}, locale=locale)
+                    reply = await rec.response(timeout=30)
+                    assert reply.message is not None and reply.files, f"/rank {title}: no picture"
+                    rank_ms[locale].append((answered_at(fake, rec.token, reply) - rec.pushed_at) * 1000)
+                    sizes.append(len(reply.files[0].data))
+                    forget(fake)
 
             queries = []
             for i in range(runs):
@@ -146,28 +168,41 @@ async def measure(path: Path, runs: int, seed: int) -> dict[str, float]:
                     j = rng.randrange(len(cut) - 1)
                     cut = cut[:j] + cut[j + 1] + cut[j] + cut[j + 2 :]
                 queries.append(cut)
-            complete_ms = []
+            complete_ms: dict[str, list[float]] = {locale: [] for locale in locales}
             for query in queries:
-                rec = await fake.push_autocomplete(GUILD, CHANNEL, FAN, "rank", focused="title", value=query)
-                await rec.response(timeout=10)
-                assert rec.answered_after is not None
-                complete_ms.append(rec.answered_after * 1000)
-                forget(fake)
+                for locale in locales:
+                    rec = await fake.push_autocomplete(
+                        GUILD, CHANNEL, FAN, "rank", focused="title", value=query, locale=locale
+                    )
+                    await rec.response(timeout=10)
+                    assert rec.answered_after is not None
+                    complete_ms[locale].append(rec.answered_after * 1000)
+                    forget(fake)
 
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(describe("/rank", rank_ms, TARGETS["rank_p99_ms"]))
-    print(f"{'':<14} picture: median {statistics.median(sizes) / 1024:.0f} KiB")
-    print(describe("autocomplete", complete_ms, TARGETS["autocomplete_p99_ms"]))
+    figures: dict[str, float] = {"rss_mb": rss_mb}
+    for name, measured, target in (
+        ("rank", rank_ms, TARGETS["rank_p99_ms"]),
+        ("autocomplete", complete_ms, TARGETS["autocomplete_p99_ms"]),
+    ):
+        first = locales[0]
+        for locale in locales:
+            label = f"/{name}" if name == "rank" else name
+            print(describe(f"{label} {locale}", measured[locale], target))
+            figures[f"{name}_p50_ms_{locale}"] = percentile(measured[locale], 50)
+            figures[f"{name}_p99_ms_{locale}"] = percentile(measured[locale], 99)
+            if locale != first:
+                ratio = figures[f"{name}_p99_ms_{locale}"] / figures[f"{name}_p99_ms_{first}"]
+                verdict = "ok" if ratio <= SAME_AS_FIRST else "SLOWER"
+                print(
+                    f"{'':<18} p99 {locale} / {first}: {ratio:.2f} (target ≤ {SAME_AS_FIRST:.2f}) {verdict}"
+                )
+        if name == "rank":
+            print(f"{'':<18} picture: median {statistics.median(sizes) / 1024:.0f} KiB")
     print(
-        f"peak RSS       {rss_mb:7.1f} MB  target ≤ {TARGETS['rss_mb']:.0f} MB  ratio {rss_mb / TARGETS['rss_mb']:.2f}"
+        f"peak RSS           {rss_mb:7.1f} MB  target ≤ {TARGETS['rss_mb']:.0f} MB  ratio {rss_mb / TARGETS['rss_mb']:.2f}"
     )
-    return {
-        "rank_p50_ms": percentile(rank_ms, 50),
-        "rank_p99_ms": percentile(rank_ms, 99),
-        "autocomplete_p50_ms": percentile(complete_ms, 50),
-        "autocomplete_p99_ms": percentile(complete_ms, 99),
-        "rss_mb": rss_mb,
-    }
+    return figures
 
 
 def main() -> None:
@@ -182,13 +217,19 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--locales",
+        default="en-US,ko",
+        help="the users' Discord locales, comma-separated; the first is the one compared with (default: en-US,ko)",
+    )
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_only:
         asyncio.run(build(args.db, args.days, args.regions))
         return
     ensure_history(args.db, args.days, args.regions, args.rebuild)
-    asyncio.run(measure(args.db, args.runs, args.seed))
+    locales = [locale.strip() for locale in args.locales.split(",") if locale.strip()]
+    asyncio.run(measure(args.db, args.runs, args.seed, locales or ["en-US"]))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from typing import Any, ClassVar, TypeVar
 import discord
 from discord.ext import commands
 
+from bot.i18n import translator
 from bot.pages import PAGE_TIMEOUT, PageExpired, Press, expired, not_yours, parse_button_id
 
 log = logging.getLogger(__name__)
@@ -100,10 +101,12 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button], template=r"cb:[a-z]:
 
 
 async def allowed(interaction: discord.Interaction, owner: int, book: str) -> bool:
-    """Only the user who ran the command may turn its pages; anyone else is told so, privately."""
+    """Only the user who ran the command may turn its pages; anyone else is told so, privately (in their
+    own language)."""
     if interaction.user.id == owner:
         return True
-    await interaction.response.send_message(not_yours(owner, book), ephemeral=True)
+    text = not_yours(owner, book, translator(interaction.locale))
+    await interaction.response.send_message(text, ephemeral=True)
     return False
 
 
@@ -111,7 +114,7 @@ async def answer_expired(interaction: discord.Interaction, custom_id: str) -> No
     """Tell the presser, privately, that this list expired and which command shows it again; take the
     buttons off the message."""
     parts = custom_id.split(":")
-    text = expired(parts[1] if len(parts) > 1 else "")
+    text = expired(parts[1] if len(parts) > 1 else "", translator(interaction.locale))
     try:
         await interaction.response.edit_message(view=None)
         await interaction.followup.send(text, ephemeral=True)

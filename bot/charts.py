@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from bot.i18n import ENGLISH, Messages
 from bot.model import ALL_TIME, CATEGORIES, WORLD, InputError
-from bot.regions import region_phrase
-from bot.render import category_word, chart_name, date_text, service_name
+from bot.render import category_word, chart_name, date_text, in_place, service_name
 from bot.store import ChartQueries
 from bot.views import ChartView, Series
 
 _CATEGORY_ORDER = {c: i for i, c in enumerate(CATEGORIES)}
+_PERIODS = ("day", "week", ALL_TIME)  # periods with words of their own (`charts.none.<period>`)
 
 
 def pick_series(
@@ -26,13 +27,15 @@ def pick_series(
     category: str | None,
     service: str | None,
     period: str | None = None,
+    tr: Messages = ENGLISH,
 ) -> list[Series]:
-    """The chart(s) to show from the series stored in a region (see the module's docstring)."""
-    place = "worldwide" if region == WORLD else f"in {region_phrase(region)}"
+    """The chart(s) to show from the series stored in a region (see the module's docstring); an
+    InputError in `tr`'s language when there is none."""
+    place = in_place(region, tr)
     if service is not None:
         available = [s for s in available if s.service == service]
         if not available:
-            raise InputError(f"No {service_name(service)} chart {place} is stored.")
+            raise InputError(tr.gettext("charts.no_service", service=service_name(service), where=place))
     elif available:
         services = {s.service for s in available}
         chosen = "netflix" if "netflix" in services else sorted(services)[0]
@@ -42,8 +45,8 @@ def pick_series(
     elif any(s.period != ALL_TIME for s in available):
         available = [s for s in available if s.period != ALL_TIME]
     if not available:
-        what = "all-time list" if period == ALL_TIME else f"{period} chart" if period else "chart"
-        raise InputError(f"No {what} {place} is stored yet.")
+        key = f"charts.none.{period}" if period in _PERIODS else "charts.none"
+        raise InputError(tr.gettext(key, where=place))
     wanted = category or "tv"
     matches = [s for s in available if s.category == wanted]
     if not matches:
@@ -53,8 +56,9 @@ def pick_series(
         matches = [s for s in available if s.category == first.category]
     if not matches:
         have = sorted({s.category for s in available}, key=lambda c: _CATEGORY_ORDER.get(c, 99))
-        words = ", ".join(category_word(c) or c for c in have)
-        raise InputError(f"No {category_word(wanted) or wanted} chart {place}; available: {words}.")
+        words = ", ".join(category_word(c, tr) or c for c in have)
+        word = category_word(wanted, tr) or wanted
+        raise InputError(tr.gettext("charts.no_category", category=word, where=place, available=words))
     by_category: dict[str, Series] = {}
     for s in sorted(matches, key=lambda s: (s.latest_date, s.period == "day")):
         by_category[s.category] = s  # the freshest period wins
@@ -69,8 +73,10 @@ async def top_charts(
     service: str | None,
     period: str | None = None,
     on: date | None = None,
+    tr: Messages = ENGLISH,
 ) -> list[ChartView]:
-    """The chart views `/top` and `chartbot top` show; InputError (one line) when there is none."""
+    """The chart views `/top` and `chartbot top` show; InputError (one line, in `tr`'s language) when
+    there is none."""
     where = region or WORLD
     available = await charts.find_series(service=service, region=where)
     if not available and region is None:  # no world charts stored: any region's will do
@@ -78,11 +84,11 @@ async def top_charts(
         if available:
             where = min(available, key=lambda s: (s.region != "us", s.region)).region
             available = [s for s in available if s.region == where]
-    chosen = pick_series(available, region=where, category=category, service=service, period=period)
+    chosen = pick_series(available, region=where, category=category, service=service, period=period, tr=tr)
     views = [view for series in chosen if (view := await charts.chart_view(series, on)) is not None]
     if not views:
         first = chosen[0]
-        name = chart_name(first.service, where, first.category, first.period)
-        when = date_text(on) if on else "the latest period"
-        raise InputError(f"No {name} chart for {when}.")
+        name = chart_name(first.service, where, first.category, first.period, tr)
+        when = date_text(on, tr) if on else tr.gettext("charts.latest_period")
+        raise InputError(tr.gettext("charts.no_view", chart=name, when=when))
     return views

@@ -1,7 +1,9 @@
 """The `chartbot` command (also `python -m bot`). A stable contract: scripts and tests rely on it.
 
 User errors print one line to stderr and exit 2; nothing is half-written (each import is one
-transaction, parsed in full before anything is stored). Long work (`import`, `replay`, `poll --once`)
+transaction, parsed in full before anything is stored). What `rank`, `top`, `milestones`, `replay` and
+`demo` print (the JSON's `text` too; its keys stay English) is in the language of `--lang`, by default
+the environment's (`LC_ALL`, `LC_MESSAGES`, `LANG`), else English. Long work (`import`, `replay`, `poll --once`)
 shows progress bars on stderr when it is a terminal, and nothing else anywhere.
 """
 
@@ -16,13 +18,15 @@ import logging
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 from bot import terminal
 from bot.charts import top_charts
+from bot.i18n import DISCORD_LOCALES, ENGLISH, SOURCE, Messages, locale_for, translator
+from bot.i18n import formats as local
 from bot.ingest import Ingester, IngestReport
 from bot.milestones import KINDS
 from bot.model import CATEGORIES, PERIOD_NAMES, WORLD, InputError, Milestone, Snapshot, parse_date, title_key
@@ -31,7 +35,7 @@ from bot.settings import Settings, load_dotenv, shard_selection
 from bot.sources import files
 from bot.sources.tables import Charts
 from bot.store import MEMORY, SchemaError, Store, StoreError, StoreInUse, is_postgres_url, open_store
-from bot.titles import TitleIndex
+from bot.titles import TitleIndex, TitleNotFound
 
 EXIT_USAGE = 2
 Command = Callable[[argparse.Namespace, TextIO], Awaitable[int]]
@@ -69,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return p
 
-    add("demo", "replay the sample history shipped with chartbot and show what the bot would post")
+    p = add("demo", "replay the sample history shipped with chartbot and show what the bot would post")
+    language_option(p)
 
     p = add("import", "ingest chart files (format detected from the header)")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -87,21 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--kinds", type=kinds_argument, help=f"comma list of kinds ({', '.join(KINDS)})")
     p.add_argument("--title", help="only milestones of this title")
+    language_option(p)
 
     p = add("rank", "where a title stands, as /rank shows it")
     p.add_argument("title")
     chart_filters(p, service=False)
     p.add_argument("--json", action="store_true")
+    language_option(p)
 
     p = add("top", "a chart, as /top shows it")
     chart_filters(p, service=True)
     p.add_argument("--json", action="store_true")
+    language_option(p)
 
     p = add("milestones", "milestones recorded in the database, oldest first")
     p.add_argument("--title", help="only milestones of this title")
     p.add_argument("--since", type=date_argument, metavar="YYYY-MM-DD")
     p.add_argument("--kinds", type=kinds_argument, help="comma list of kinds")
     p.add_argument("--json", action="store_true")
+    language_option(p)
     p = add("run", "the Discord bot (needs DISCORD_TOKEN; polls the sources too unless CHARTBOT_POLL=off)")
     p.add_argument(
         "--shards",
@@ -132,6 +141,44 @@ def chart_filters(p: argparse.ArgumentParser, *, service: bool) -> None:
     p.add_argument(
         "--date", type=date_argument, metavar="YYYY-MM-DD", help="as of this date (default: latest)"
     )
+
+
+LANGUAGE_ENV = ("LC_ALL", "LC_MESSAGES", "LANG")
+"""Where the default of `--lang` comes from, the first one set (as gettext reads them)."""
+
+
+def language_option(p: argparse.ArgumentParser) -> None:
+    codes = ", ".join(DISCORD_LOCALES)
+    p.add_argument(
+        "--lang",
+        metavar="LANG",
+        help=f"the language to write in: {codes} (default: $LC_ALL, $LC_MESSAGES or $LANG, else English)",
+    )
+
+
+def environment_language(environ: Mapping[str, str] | None = None) -> str:
+    """Our language for the environment's locale (`ko_KR.UTF-8`), else English."""
+    environ = os.environ if environ is None else environ
+    for name in LANGUAGE_ENV:
+        value = environ.get(name, "").strip()
+        if value:
+            return locale_for(value)
+    return SOURCE
+
+
+def language(args: argparse.Namespace) -> Messages:
+    """The texts of `--lang`, else of the environment's locale. A `--lang` chartbot does not write is
+    refused (InputError); the environment's falls back to English."""
+    asked = getattr(args, "lang", None)
+    if asked is None:
+        return translator(environment_language())
+    chosen = locale_for(asked)
+    if chosen == SOURCE and asked.strip().lower().replace("_", "-").split("-")[0] != "en":
+        tr = translator(environment_language())
+        raise InputError(
+            tr.gettext("cli.unknown_language", language=repr(asked), languages=", ".join(DISCORD_LOCALES))
+        )
+    return translator(chosen)
 
 
 def date_argument(text: str) -> date:
@@ -207,20 +254,28 @@ def _counted_from(base: int, progress: Callable[[int], None] | None) -> Callable
     return None if progress is None else lambda done: progress(base + done)
 
 
-def milestone_json(m: Milestone) -> str:
+def milestone_json(m: Milestone, tr: Messages = ENGLISH) -> str:
     from bot.render import milestone_text
 
-    return json.dumps(m.as_json(milestone_text(m)), ensure_ascii=False)
+    return json.dumps(m.as_json(milestone_text(m, tr=tr)), ensure_ascii=False)
 
 
-def milestone_line(m: Milestone) -> str:
+def milestone_line(m: Milestone, tr: Messages = ENGLISH) -> str:
     from bot.render import milestone_text
 
-    return f"{m.chart.date.isoformat()}  {m.kind:<15}  {milestone_text(m)}"
+    return f"{m.chart.date.isoformat()}  {m.kind:<15}  {milestone_text(m, tr=tr)}"
 
 
-async def resolve_title(store: Store, text: str) -> tuple[str, str]:
-    return TitleIndex(await store.charts.title_catalog()).resolve(text)
+async def resolve_title(store: Store, text: str, tr: Messages = ENGLISH) -> tuple[str, str]:
+    return resolve_in(TitleIndex(await store.charts.title_catalog()), text, tr)
+
+
+def resolve_in(index: TitleIndex, text: str, tr: Messages = ENGLISH) -> tuple[str, str]:
+    """(title_key, title) of a typed title, or InputError in `tr`'s language naming the closest."""
+    try:
+        return index.resolve(text)
+    except TitleNotFound as exc:
+        raise InputError(exc.text(tr)) from None
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -309,19 +364,20 @@ async def replay_into(
 
 @command("replay")
 async def replay(args: argparse.Namespace, out: TextIO) -> int:
+    tr = language(args)
     with terminal.Progress() as progress:
         parsed = read_all(args.files, args.format, progress=progress)
         wanted_title = None
         if args.title:
             rows = {pair for charts in parsed for pair in charts.titles()}
-            wanted_title = TitleIndex((key, name, 0) for key, name in rows).resolve(args.title)[0]
+            wanted_title = resolve_in(TitleIndex((key, name, 0) for key, name in rows), args.title, tr)[0]
 
         def emit(m: Milestone) -> None:
             if args.kinds and m.kind not in args.kinds:
                 return
             if wanted_title and m.title_key != wanted_title:
                 return
-            progress.write(out, (milestone_json(m) if args.json else milestone_line(m)) + "\n")
+            progress.write(out, (milestone_json(m, tr) if args.json else milestone_line(m, tr)) + "\n")
 
         def shown(done: int, total: int) -> None:
             progress.update("replay", done, total, unit="periods")
@@ -333,8 +389,9 @@ async def replay(args: argparse.Namespace, out: TextIO) -> int:
 
 @command("rank")
 async def rank(args: argparse.Namespace, out: TextIO) -> int:
+    tr = language(args)
     async with await open_existing(args) as store:
-        key, _ = await resolve_title(store, args.title)
+        key, _ = await resolve_title(store, args.title, tr)
         report = await store.charts.title_report(key, args.date)
     assert report is not None
     standings = [
@@ -350,12 +407,13 @@ async def rank(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         out.write(json.dumps(report.as_json(), ensure_ascii=False) + "\n")
     else:
-        out.write(terminal.format_title_report(report, args.date) + "\n")
+        out.write(terminal.format_title_report(report, args.date, tr) + "\n")
     return 0
 
 
 @command("top")
 async def top(args: argparse.Namespace, out: TextIO) -> int:
+    tr = language(args)
     async with await open_existing(args) as store:
         views = await top_charts(
             store.charts,
@@ -364,10 +422,11 @@ async def top(args: argparse.Namespace, out: TextIO) -> int:
             service=args.service,
             period=args.period,
             on=args.date,
+            tr=tr,
         )
     for view in views:
         out.write(
-            (json.dumps(view.as_json(), ensure_ascii=False) if args.json else terminal.format_chart(view))
+            (json.dumps(view.as_json(), ensure_ascii=False) if args.json else terminal.format_chart(view, tr))
             + "\n"
         )
     return 0
@@ -375,14 +434,15 @@ async def top(args: argparse.Namespace, out: TextIO) -> int:
 
 @command("milestones")
 async def list_milestones(args: argparse.Namespace, out: TextIO) -> int:
+    tr = language(args)
     async with await open_existing(args) as store:
-        key = (await resolve_title(store, args.title))[0] if args.title else None
+        key = (await resolve_title(store, args.title, tr))[0] if args.title else None
         stored = await store.charts.milestones(title_key=key, since=args.since)
     for item in stored:
         m = item.milestone
         if args.kinds and m.kind not in args.kinds:
             continue
-        out.write((milestone_json(m) if args.json else milestone_line(m)) + "\n")
+        out.write((milestone_json(m, tr) if args.json else milestone_line(m, tr)) + "\n")
     return 0
 
 
@@ -396,14 +456,18 @@ DEMO_KINDS = frozenset(
 async def demo(args: argparse.Namespace, out: TextIO) -> int:
     """Replay the shipped sample: the posts a server following it would have seen, then a rank card."""
     from bot.data import sample_files
+    from bot.render import date_text
 
+    tr = language(args)
     parsed = read_all(sample_files(), None)
-    out.write("chartbot demo — replaying Netflix's Top 10 from Jan 20 to Feb 20, 2022 (real data)\n\n")
+    start, end = date(2022, 1, 20), date(2022, 2, 20)
+    start_text = f"{start:%b} {start.day}" if tr.locale == SOURCE else local.date_part(start, "MMMMd", tr)
+    out.write(tr.gettext("cli.demo.intro", start=start_text, end=date_text(end, tr)) + "\n\n")
 
     def emit(m: Milestone) -> None:
         headline = m.chart.region in (WORLD, "us") or m.kind in ("no1_countries", "record")
         if m.kind in DEMO_KINDS and headline:
-            out.write(milestone_line(m) + "\n")
+            out.write(milestone_line(m, tr) + "\n")
 
     async with await open_store(args.db or MEMORY) as store:
         await replay_into(store, parsed, emit)
@@ -413,8 +477,9 @@ async def demo(args: argparse.Namespace, out: TextIO) -> int:
     out.write('\n$ chartbot rank "all of us are dead" --date 2022-02-06\n')
     top_rows = [s for s in report.standings if s.region in (WORLD, "us", "kr")]
     shown = type(report)(report.title, key, top_rows, report.countries, None)
-    out.write(terminal.format_title_report(shown, date(2022, 2, 6)))
-    out.write(f"\n  … and {len(report.standings) - len(top_rows)} more country charts\n")
+    out.write(terminal.format_title_report(shown, date(2022, 2, 6), tr))
+    more = len(report.standings) - len(top_rows)
+    out.write("\n  " + tr.ngettext("cli.demo.more", more, n=more) + "\n")
     return 0
 
 

@@ -21,11 +21,13 @@ from dataclasses import dataclass
 import aiohttp
 import discord
 import yarl
+from babel.lists import format_list
 from discord import app_commands
 from discord.ext import commands
 
 from bot import compat
 from bot.announcer.engine import Announcer, AnnouncerConfig
+from bot.i18n import ENGLISH, SOURCE, Messages, translator
 from bot.i18n.commands import ChartTranslator
 from bot.model import InputError
 from bot.poller import Poller
@@ -50,8 +52,8 @@ log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.rank", "cogs.watch", "cogs.announce", "cogs.poll")
 CLOSE_INVALID_SHARD = 4010  # the gateway's close codes for a shard it will not take
 CLOSE_SHARDING_REQUIRED = 4011
-DB_UNAVAILABLE = "The chart database is unavailable right now; try again in a minute."
-UNEXPECTED = "Something went wrong on our side (it has been logged); try again in a minute."
+DB_UNAVAILABLE = ENGLISH.gettext("error.db_unavailable")
+UNEXPECTED = ENGLISH.gettext("error.unexpected")
 
 
 def is_database_error(error: BaseException) -> bool:
@@ -64,18 +66,46 @@ def _is_transient(error: BaseException) -> bool:
     return isinstance(error, StoreBusy)
 
 
-def explain(error: BaseException) -> tuple[str, bool]:
-    """(one line for the user, whether the error is unexpected and its traceback belongs in the log)."""
+def explain(error: BaseException, tr: Messages = ENGLISH) -> tuple[str, bool]:
+    """(one line for the user in `tr`'s language, whether the error is unexpected and its traceback
+    belongs in the log). An InputError is already in the user's language (whoever raised it was told
+    which)."""
     original = getattr(error, "original", None) or error
     if isinstance(original, InputError):
         return str(original), False
     if is_database_error(original):
-        return DB_UNAVAILABLE, False
+        return tr.gettext("error.db_unavailable"), False
     if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Slow down: try again in {error.retry_after:.0f} s.", False
+        seconds = f"{error.retry_after:.0f}"
+        return tr.gettext("error.cooldown", seconds=seconds), False
+    if isinstance(error, app_commands.MissingPermissions):
+        if tr.locale == SOURCE:
+            return str(error), False  # discord.py's own words
+        return missing_permissions(error.missing_permissions, tr), False
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return tr.gettext("error.servers_only"), False
     if isinstance(error, app_commands.CheckFailure):
-        return str(error) or "You can't use this command here.", False
-    return UNEXPECTED, True
+        if tr.locale == SOURCE and str(error):
+            return str(error), False  # a check's own words (English)
+        return tr.gettext("error.not_here"), False
+    return tr.gettext("error.unexpected"), True
+
+
+def missing_permissions(permissions: Sequence[str], tr: Messages = ENGLISH) -> str:
+    """ "You are missing Manage Server permission(s) to run this command.", with Discord's own names of
+    the permissions in the user's language (in English, discord.py says it itself)."""
+    keys = {name: f"permission.{name}" for name in permissions}
+    names = [
+        tr.gettext(keys[name])
+        if name in PERMISSION_NAMES
+        else name.replace("_", " ").replace("guild", "server").title()
+        for name in permissions
+    ]
+    return tr.gettext("error.missing_permissions", permissions=format_list(names, locale=tr.babel))
+
+
+PERMISSION_NAMES = frozenset({"manage_guild"})
+"""The permissions a command of ours requires (`permission.<name>`: Discord's name in each language)."""
 
 
 class ChartTree(app_commands.CommandTree):
@@ -301,7 +331,7 @@ class ChartBot(commands.AutoShardedBot):
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: BaseException) -> None:
         """One clear ephemeral line for the user; a traceback in the log only for the unexpected."""
-        message, unexpected = explain(error)
+        message, unexpected = explain(error, translator(interaction.locale))
         original = getattr(error, "original", None) or error
         command = interaction.command.qualified_name if interaction.command else "?"
         if unexpected:

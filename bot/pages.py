@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import TypeVar
 
-from bot.model import CATEGORIES, InputError
+from bot.i18n import ENGLISH, Messages
+from bot.model import ALL_TIME, CATEGORIES, InputError
 from bot.views import Series
 
 T = TypeVar("T")
@@ -29,45 +30,50 @@ PREFIX = "cb"
 MAX_CUSTOM_ID = 100
 TOP, MILESTONES, WATCH_LIST = "t", "m", "w"
 PREVIOUS, NEXT, KIND = "p", "n", "k"
-COMMANDS = {TOP: "/top", MILESTONES: "/milestones", WATCH_LIST: "/watch list"}
+COMMANDS = {TOP: "top", MILESTONES: "milestones", WATCH_LIST: "watch list"}  # the command of each book
 
 PAGE_SIZE = 10  # milestone lines on one page
 LIST_PAGE_SIZE = 10  # watches on one page of /watch list
 PAGE_TIMEOUT = 600.0  # seconds without a press before a page's buttons go away
 SWITCHABLE_PERIODS = ("week", "day")  # the periods whose charts the kind buttons offer, in this order
 _KIND_ORDER = {c: i for i, c in enumerate(CATEGORIES)}
+KINDS = ("tv", "movies", "overall")  # the kinds of chart a button switches to (`kind.<kind>`)
 
-# --- what the user reads (one place, for the message catalogues) ------------------------------------
-
-PREVIOUS_LABEL = "◀ Previous"
-NEXT_LABEL = "Next ▶"
-KIND_LABELS = {"tv": "TV", "movies": "Films", "overall": "Overall"}
-PERIOD_LABELS = {"week": "weekly", "day": "daily"}
+# --- what the user reads (in the presser's language: `tr`) ------------------------------------------
 
 
-def not_yours(owner: int, book: str) -> str:
-    return f"Only <@{owner}> can use these buttons; run `{COMMANDS[book]}` yourself."
+def previous_label(tr: Messages = ENGLISH) -> str:
+    return tr.gettext("button.previous")
 
 
-def expired(book: str) -> str:
-    command = f"`{COMMANDS[book]}`" if book in COMMANDS else "the command"
-    return f"These buttons have expired; run {command} again to see the list."
+def next_label(tr: Messages = ENGLISH) -> str:
+    return tr.gettext("button.next")
 
 
-def first_chart(chart: str) -> str:
-    return f"This is the oldest {chart} chart stored: there is none before it."
+PREVIOUS_LABEL = previous_label()
+NEXT_LABEL = next_label()
 
 
-def last_chart(chart: str) -> str:
-    return f"This is the newest {chart} chart: there is none after it yet."
+def not_yours(owner: int, book: str, tr: Messages = ENGLISH) -> str:
+    return tr.gettext("pages.not_yours", owner=owner, command=tr.command(COMMANDS[book]))
 
 
-def no_chart(chart: str) -> str:
-    return f"No {chart} chart is stored any more."
+def expired(book: str, tr: Messages = ENGLISH) -> str:
+    if book not in COMMANDS:
+        return tr.gettext("pages.expired.unknown")
+    return tr.gettext("pages.expired", command=tr.command(COMMANDS[book]))
 
 
-FIRST_PAGE = "This is the first page."
-LAST_PAGE = "This is the last page."
+def first_chart(chart: str, tr: Messages = ENGLISH) -> str:
+    return tr.gettext("pages.first_chart", chart=chart)
+
+
+def last_chart(chart: str, tr: Messages = ENGLISH) -> str:
+    return tr.gettext("pages.last_chart", chart=chart)
+
+
+def no_chart(chart: str, tr: Messages = ENGLISH) -> str:
+    return tr.gettext("pages.no_chart", chart=chart)
 
 
 class PageExpired(Exception):
@@ -146,28 +152,35 @@ def parse_chart(press: Press) -> ChartPage:
 
 def kind_of(category: str) -> str:
     """The kind a category is switched as: `tv-english` and `tv-non-english` are `tv`."""
-    return category.split("-", 1)[0] if category not in KIND_LABELS else category
+    return category.split("-", 1)[0] if category not in KINDS else category
 
 
-def chart_kinds(available: Iterable[Series], service: str) -> list[ChartKind]:
+def chart_kinds(available: Iterable[Series], service: str, period: str | None = None) -> list[ChartKind]:
     """The kinds of chart of a service in a region, in button order (weekly before daily; TV, films,
-    overall)."""
+    overall). On an all-time list (`period`), the kinds of all-time list instead."""
+    periods = (ALL_TIME,) if period == ALL_TIME else SWITCHABLE_PERIODS
     kinds = {
         ChartKind(kind_of(s.category), s.period)
         for s in available
-        if s.service == service and s.period in SWITCHABLE_PERIODS
+        if s.service == service and s.period in periods
     }
-    return sorted(
-        kinds, key=lambda k: (SWITCHABLE_PERIODS.index(k.period), _KIND_ORDER.get(k.kind, 99), k.kind)
-    )
+    return sorted(kinds, key=lambda k: (periods.index(k.period), _KIND_ORDER.get(k.kind, 99), k.kind))
 
 
-def kind_label(kind: ChartKind, kinds: Sequence[ChartKind]) -> str:
+def kind_label(kind: ChartKind, kinds: Sequence[ChartKind], tr: Messages = ENGLISH) -> str:
     """ "TV", "Films"; with the period ("TV · daily") when the region has charts of several periods."""
-    label = KIND_LABELS.get(kind.kind, kind.kind)
+    key = f"kind.{kind.kind}"
+    label = tr.gettext(key) if kind.kind in KINDS else kind.kind
     if len({k.period for k in kinds}) > 1:
-        label += f" · {PERIOD_LABELS.get(kind.period, kind.period)}"
+        label += f" · {_period_word(kind.period, tr)}"
     return label
+
+
+def _period_word(period: str, tr: Messages) -> str:
+    if period in (*SWITCHABLE_PERIODS, ALL_TIME):
+        key = f"kind.period.{period}"
+        return tr.gettext(key)
+    return period
 
 
 def page_series(available: Iterable[Series], page: ChartPage) -> list[Series]:
@@ -184,23 +197,23 @@ def merged_dates(per_series: Iterable[Sequence[date]]) -> list[date]:
     return sorted({d for dates in per_series for d in dates})
 
 
-def step(dates: Sequence[date], day: date, delta: int, chart: str) -> date:
+def step(dates: Sequence[date], day: date, delta: int, chart: str, tr: Messages = ENGLISH) -> date:
     """The stored date before (`delta` -1) or after (+1) `day`; InputError at either end."""
     if delta < 0:
         i = bisect.bisect_left(dates, day)
         if i == 0:
-            raise InputError(first_chart(chart))
+            raise InputError(first_chart(chart, tr))
         return dates[i - 1]
     i = bisect.bisect_right(dates, day)
     if i >= len(dates):
-        raise InputError(last_chart(chart))
+        raise InputError(last_chart(chart, tr))
     return dates[i]
 
 
-def nearest(dates: Sequence[date], day: date, chart: str) -> date:
+def nearest(dates: Sequence[date], day: date, chart: str, tr: Messages = ENGLISH) -> date:
     """The chart current on `day` (the newest date on or before it), else the oldest stored."""
     if not dates:
-        raise InputError(no_chart(chart))
+        raise InputError(no_chart(chart, tr))
     i = bisect.bisect_right(dates, day)
     return dates[i - 1] if i else dates[0]
 
@@ -223,13 +236,13 @@ def clamp_page(page: int, pages: int) -> int:
     return min(max(page, 0), pages - 1)
 
 
-def turn(page: int, action: str, pages: int) -> int:
+def turn(page: int, action: str, pages: int, tr: Messages = ENGLISH) -> int:
     """The page a previous/next press leads to; InputError before the first or after the last."""
     target = page - 1 if action == PREVIOUS else page + 1
     if target < 0:
-        raise InputError(FIRST_PAGE)
+        raise InputError(tr.gettext("pages.first"))
     if target >= pages:
-        raise InputError(LAST_PAGE)
+        raise InputError(tr.gettext("pages.last"))
     return target
 
 

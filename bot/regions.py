@@ -2,18 +2,21 @@
 
 A region is `world` or an ISO 3166-1 alpha-2 code in lower case. Names are the common English ones
 that news and Netflix's own country list use ("South Korea", "Taiwan", "Czech Republic"), not the
-formal ISO names; the formal or older names are aliases for `resolve_region`.
+formal ISO names; the formal or older names are aliases for `resolve_region`, and so are the names in
+chartbot's other languages (CLDR's, as bot.i18n.formats writes them: "대한민국", "Corée du Sud").
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from bot.i18n import ENGLISH, LOCALES, SOURCE, Messages, translator
 from bot.model import WORLD, InputError
 
 WORLD_FLAG = "🌍"
@@ -405,10 +408,11 @@ def _flag_to_code(text: str) -> str | None:
     return None
 
 
-def resolve_region(text: str) -> str:
-    """A region code from what a user typed: a code in any case, a name, a short form, a slug or an alias.
+def resolve_region(text: str, tr: Messages = ENGLISH) -> str:
+    """A region code from what a user typed: a code in any case, a name, a short form, a slug or an
+    alias, or a name in one of chartbot's other languages ("대한민국", "Estados Unidos").
 
-    Raises InputError naming the closest regions when nothing matches.
+    Raises InputError naming the closest regions (in `tr`'s language) when nothing matches.
     """
     code = _flag_to_code(text)
     if code in REGION_CODES:
@@ -417,16 +421,64 @@ def resolve_region(text: str) -> str:
     for key in (folded, folded.removeprefix("the "), folded.replace(" ", "")):
         if key in _INDEX:
             return _INDEX[key]
-    raise InputError(_unknown_message(text, folded))
+    code = _local_index().get(_fold_local(text))
+    if code is not None:
+        return code
+    raise InputError(_unknown_message(text, folded, tr))
 
 
-def _unknown_message(text: str, folded: str) -> str:
-    matches = difflib.get_close_matches(folded, list(_SUGGEST_NAMES), n=8, cutoff=0.6)
-    codes = list(dict.fromkeys(_SUGGEST_NAMES[m] for m in matches))[:3]
+def _unknown_message(text: str, folded: str, tr: Messages) -> str:
+    if tr.locale == SOURCE:
+        matches = difflib.get_close_matches(folded, list(_SUGGEST_NAMES), n=8, cutoff=0.6)
+        codes = list(dict.fromkeys(_SUGGEST_NAMES[m] for m in matches))[:3]
+    else:
+        names = _local_names(tr.locale)
+        matches = difflib.get_close_matches(_fold_local(text), list(names), n=8, cutoff=0.6)
+        codes = list(dict.fromkeys(names[m] for m in matches))[:3]
     if not codes:
-        return f"unknown region {text!r}: use `world`, a country name or a two-letter code such as `us`"
-    options = ", ".join(f"{region_name(c)} (`{c}`)" for c in codes)
-    return f"unknown region {text!r}: did you mean {options}?"
+        return tr.gettext("error.region", text=repr(text))
+    options = ", ".join(f"{_name_in(c, tr)} (`{c}`)" for c in codes)
+    return tr.gettext("error.region.did_you_mean", text=repr(text), options=options)
+
+
+# --- names in the other languages ------------------------------------------------------------------
+
+
+def _fold_local(text: str) -> str:
+    """Case-, accent-, space- and punctuation-blind, for names in any script ("Corée du Sud" ->
+    "coreedusud", "대한민국" stays itself)."""
+    text = unicodedata.normalize("NFKD", text.casefold())
+    return unicodedata.normalize("NFC", "".join(ch for ch in text if ch.isalnum()))
+
+
+def _name_in(code: str, tr: Messages) -> str:
+    if tr.locale == SOURCE:
+        return region_name(code)
+    from bot.i18n.formats import region_name as local_name  # bot.i18n.formats reads this module
+
+    return local_name(code, tr)
+
+
+@functools.cache
+def _local_names(locale: str) -> dict[str, str]:
+    """Folded name -> code, for every region's name in one of our languages (the world's too)."""
+    tr = translator(locale)
+    names = {_fold_local(_name_in(code, tr)): code for code in REGIONS}
+    for key in ("region.world", "place.global"):
+        names[_fold_local(tr.gettext(key))] = WORLD
+    names.pop("", None)
+    return names
+
+
+@functools.cache
+def _local_index() -> dict[str, str]:
+    """Folded name -> code in every language but English (read on the first name English lacks)."""
+    index: dict[str, str] = {}
+    for locale in LOCALES:
+        if locale != SOURCE:
+            for name, code in _local_names(locale).items():
+                index.setdefault(name, code)
+    return index
 
 
 def slug_to_code(slug: str) -> str:

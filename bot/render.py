@@ -1,9 +1,13 @@
-"""Milestones, standings and charts as text, embeds and pictures. No Discord calls, no I/O.
+"""Milestones, standings and charts as text, embeds and pictures, in the reader's language. No Discord
+calls, no I/O.
 
 Text is written the way a chart journalist would ("slipped to No. 2 in the 🇺🇸 U.S. after 1 day at
-No. 1"). Everything that reaches Discord goes through `safe()` (markdown and mentions escaped, zero-width
-characters gone) and `fit_embed()` (Discord's embed limits), because titles come from scraped pages and
-users type whatever they like.
+No. 1"), in whole sentences per language from the message catalogues (bot/i18n: `{title} is No. 1
+{where} for the first time`), their parts (where, which Top 10, how long) made in the same language,
+names, numbers and dates from CLDR (bot.i18n.formats). Every function takes the reader's `Messages`
+(`tr`, English unless named): there is no "current language". Everything that reaches Discord goes
+through `safe()` (markdown and mentions escaped, zero-width characters gone) and `fit_embed()`
+(Discord's embed limits), because titles come from scraped pages and users type whatever they like.
 """
 
 from __future__ import annotations
@@ -29,15 +33,18 @@ from matplotlib import font_manager, ft2font
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from bot.i18n import SOURCE, Messages, translator
+from bot.i18n import ENGLISH, SOURCE, Messages, formats, translator
 from bot.i18n.cjkfont import FAMILY as CJK_FAMILY
 from bot.i18n.cjkfont import font_path as cjk_font_path
 from bot.i18n.formats import date_part
-from bot.model import ALL_TIME, WORLD, Milestone, full_title
+from bot.model import ALL_TIME, WORLD, ChartKey, Milestone, full_title
 from bot.regions import flag, region_name, region_phrase
-from bot.views import ChartRow, ChartView, Standing, StoredMilestone, TitleReport
+from bot.views import ChartRow, ChartView, CountryCount, Standing, StoredMilestone, TitleReport
 
-SERVICE_NAMES = {
+EN = ENGLISH
+"""English: the language of every renderer unless the caller names another."""
+
+SERVICE_NAMES = {  # brand names: the same in every language
     "netflix": "Netflix",
     "disney": "Disney+",
     "hbo-max": "HBO Max",
@@ -48,18 +55,15 @@ SERVICE_NAMES = {
     "hulu": "Hulu",
     "peacock": "Peacock",
 }
-CATEGORY_WORDS = {
-    "tv": "TV",
-    "movies": "film",
-    "overall": "",
-    "tv-english": "TV (English)",
-    "tv-non-english": "TV (Non-English)",
-    "movies-english": "film (English)",
-    "movies-non-english": "film (Non-English)",
-}
+# Categories with a word of their own in the catalogues (`category.<name>`); "overall" needs none.
+WORDED_CATEGORIES = frozenset(
+    {"tv", "movies", "tv-english", "tv-non-english", "movies-english", "movies-non-english"}
+)
 # Among equal ranks, the markets readers look for first (and the picture draws first).
 MAJOR_MARKETS = ("us", "gb", "kr", "jp", "in", "br", "mx", "fr", "de", "es", "it", "ca", "au")
 GLOBAL_LISTS = frozenset({"tv-english", "tv-non-english", "movies-english", "movies-non-english"})
+# The all-time lists a sentence names by their own words (`alltime.one.<category>`, `alltime.many.…`).
+ALL_TIME_LISTS = frozenset({*GLOBAL_LISTS, "movies", "tv"})
 
 EMBED_TITLE, EMBED_DESCRIPTION, EMBED_FIELDS = 256, 4096, 25
 FIELD_NAME, FIELD_VALUE, FOOTER, EMBED_TOTAL = 256, 1024, 2048, 6000
@@ -100,59 +104,97 @@ def service_name(service: str) -> str:
     return SERVICE_NAMES.get(service, service.replace("-", " ").title())
 
 
-def category_word(category: str) -> str:
-    return CATEGORY_WORDS.get(category, category)
+def category_word(category: str, tr: Messages = EN) -> str:
+    """The category in a chart's name or a sentence: "TV", "film", "TV (Non-English)", "영화"; "" for
+    overall (a chart of everything needs no word); a category without a word as it is."""
+    if category not in WORDED_CATEGORIES:
+        return "" if category == "overall" else category
+    key = f"category.{category}"
+    return tr.gettext(key)
 
 
-def units(count: int, period: str) -> str:
-    """Count and unit: "1 day", "8 days", "1 week"."""
+def units(count: int, period: str, tr: Messages = EN) -> str:
+    """Count and unit: "1 day", "8 days", "1 week"; "8일", "8 días" (CLDR's plural forms)."""
+    if tr.locale != SOURCE:
+        return formats.units(count, period, tr)
     return f"{count:,} {period}{'' if count == 1 else 's'}"
 
 
-def ordinal(n: int) -> str:
+def ordinal(n: int, tr: Messages = EN) -> str:
+    if tr.locale != SOURCE:
+        return formats.ordinal(n, tr)
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
 
 
-def date_text(day: date) -> str:
+def date_text(day: date, tr: Messages = EN) -> str:
+    """A day: "Feb 6, 2022", "2022년 2월 6일", "6 de febrero de 2022"."""
+    if tr.locale != SOURCE:
+        return formats.date_text(day, tr)
     return f"{day:%b} {day.day}, {day.year}"
 
 
-def period_text(day: date, period: str) -> str:
+def period_text(day: date, period: str, tr: Messages = EN) -> str:
     """The period a chart covers: "week ending Feb 27, 2022", "Feb 27, 2022"; an all-time list is
     dated by when it was read: "as of Aug 27, 2025"."""
     if period == ALL_TIME:
-        return f"as of {date_text(day)}"
+        return tr.gettext("period.as_of", date=date_text(day, tr))
+    if tr.locale != SOURCE:
+        return formats.period_text(day, period, tr)
     return f"week ending {date_text(day)}" if period == "week" else date_text(day)
 
 
-def now_word(period: str) -> str:
-    return "this week" if period == "week" else "today"
+def now_word(period: str, tr: Messages = EN) -> str:
+    """ "this week" / "today"."""
+    return tr.gettext("now.week") if period == "week" else tr.gettext("now.day")
 
 
-def compact(number: float) -> str:
-    """Big numbers the way charts print them: 236230000 -> "236.2M"."""
+def compact(number: float, tr: Messages = EN) -> str:
+    """Big numbers the way charts print them: 236230000 -> "236.2M", "236,2 M", "2.4억"."""
+    if tr.locale != SOURCE:
+        return formats.compact(number, tr)
     for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
         if abs(number) >= size:
             return f"{number / size:.1f}{suffix}"
     return f"{number:,.0f}"
 
 
-def figures(points: float | None, hours: int | None, views: int | None) -> str:
+def _int(n: int | None, tr: Messages) -> str:
+    """A rank or a count inside a sentence: as it always was in English, with the language's digits
+    and grouping in the others."""
+    if tr.locale == SOURCE or not isinstance(n, int):
+        return str(n)
+    return formats.number(n, tr)
+
+
+def _grouped(n: int, tr: Messages) -> str:
+    """A number grouped by thousands: "1,234", "1.234", "1 234"."""
+    return f"{n:,}" if tr.locale == SOURCE else formats.number(n, tr)
+
+
+def figures(points: float | None, hours: int | None, views: int | None, tr: Messages = EN) -> str:
+    """ "236.2M hours · 1,234 points" (the figures a source gives)."""
     parts = []
     if hours:
-        parts.append(f"{compact(hours)} hours")
+        parts.append(tr.ngettext("figure.hours", _shown_count(hours), n=compact(hours, tr)))
     if views:
-        parts.append(f"{compact(views)} views")
+        parts.append(tr.ngettext("figure.views", _shown_count(views), n=compact(views, tr)))
     if points:
-        parts.append(f"{points:,.0f} points")
+        shown = f"{points:,.0f}" if tr.locale == SOURCE else formats.number(round(points), tr)
+        parts.append(tr.ngettext("figure.points", round(points), n=shown))
     return " · ".join(parts)
 
 
-def movement(rank: int, previous: int | None, periods_in_top10: int) -> str:
+def _shown_count(value: float) -> int:
+    """The count whose plural form fits a figure as `compact` writes it: millions and more read as
+    millions ("236,2 M de horas", like "236 millones de horas"), smaller figures as themselves."""
+    return 1_000_000 if abs(value) >= 1_000_000 else round(value)
+
+
+def movement(rank: int, previous: int | None, periods_in_top10: int, tr: Messages = EN) -> str:
     """▲2, ▼1, = ; NEW for a first week in the chart, RE for a re-entry."""
     if previous is None:
-        return "NEW" if periods_in_top10 <= 1 else "RE"
+        return tr.gettext("move.new") if periods_in_top10 <= 1 else tr.gettext("move.re")
     if previous > rank:
         return f"▲{previous - rank}"
     if previous < rank:
@@ -167,15 +209,20 @@ def _flag(region: str) -> str:
         return ""
 
 
-def _region(region: str, **options: bool) -> str:
+def _region(region: str, tr: Messages = EN) -> str:
+    """A region inside a sentence: "the 🇺🇸 U.S.", "🇰🇷 대한민국"."""
+    if tr.locale != SOURCE:
+        return formats.region_phrase(region, tr)
     try:
-        return region_phrase(region, **options)
+        return region_phrase(region)
     except ValueError:
         return region.upper()
 
 
-def place_name(region: str) -> str:
+def place_name(region: str, tr: Messages = EN) -> str:
     """A label for a field: "🇺🇸 United States", "🌍 Global"."""
+    if tr.locale != SOURCE:
+        return formats.place_name(region, tr)
     if region == WORLD:
         return f"{_flag(region)} Global"
     try:
@@ -184,196 +231,302 @@ def place_name(region: str) -> str:
         return region.upper()
 
 
-def chart_name(service: str, region: str, category: str, period: str | None = None) -> str:
+def _on_service(text: str, service: str, tr: Messages) -> str:
+    """A phrase on another service than Netflix: "the 🇺🇸 U.S. daily Top 10 on Disney+"."""
+    if service == "netflix":
+        return text
+    return tr.gettext("on_service", what=text, service=service_name(service))
+
+
+def chart_name(service: str, region: str, category: str, period: str | None = None, tr: Messages = EN) -> str:
     """A chart's name: "🇺🇸 U.S. Top 10 · TV", "🌍 Netflix global Top 10 · TV (Non-English)",
     "🌍 Netflix all-time Top 10 · film (English)"."""
-    if region == WORLD and period == ALL_TIME:
-        head = f"{_flag(region)} {service_name(service)} all-time"
-    elif region == WORLD:
-        head = (
-            f"{_flag(region)} {service_name(service) + ' global' if category in GLOBAL_LISTS else 'Global'}"
-        )
+    world = region == WORLD
+    if world and period == ALL_TIME:
+        head = tr.gettext("chart.all_time", flag=_flag(region), service=service_name(service))
+    elif world and category in GLOBAL_LISTS:
+        head = tr.gettext("chart.global_list", flag=_flag(region), service=service_name(service))
+    elif world:
+        head = tr.gettext("chart.world", flag=_flag(region))
     else:
-        head = _region(region).removeprefix("the ")
-    parts = [f"{head} Top 10"]
-    if category_word(category):
-        parts.append(category_word(category))
-    if service != "netflix" and not (region == WORLD and (category in GLOBAL_LISTS or period == ALL_TIME)):
+        head = tr.gettext("chart.region", place=_region(region, tr).removeprefix("the "))
+    parts = [head]
+    word = category_word(category, tr)
+    if word:
+        parts.append(word)
+    if service != "netflix" and not (world and (category in GLOBAL_LISTS or period == ALL_TIME)):
         parts.append(service_name(service))
     if period == "day":
-        parts.append("daily")
+        parts.append(tr.gettext("chart.daily"))
     return " · ".join(parts)
 
 
 # --- milestones -----------------------------------------------------------------------------------
 
 
-def _on_service(service: str) -> str:
-    return "" if service == "netflix" else f" on {service_name(service)}"
+def in_place(region: str, tr: Messages = EN) -> str:
+    """ "worldwide", "in the 🇺🇸 U.S."."""
+    if region == WORLD:
+        return tr.gettext("where.world")
+    return tr.gettext("where.region", place=_region(region, tr))
 
 
-def _where(m: Milestone, *, when: bool = True) -> str:
+def _where(m: Milestone, tr: Messages, *, when: bool = True) -> str:
     """Where a rank is, telling a daily chart from a weekly list: "on the 🇺🇸 U.S. daily Top 10",
     "in the 🇺🇸 U.S. this week" (`when`: say "this week"; a sentence counting weeks needs not),
     "on Netflix's global TV (Non-English) list"."""
     key = m.chart
     if key.region == WORLD and key.category in GLOBAL_LISTS:
-        return f"on {service_name(key.service)}'s global {category_word(key.category)} list"
+        return tr.gettext(
+            "where.global_list", service=service_name(key.service), category=category_word(key.category, tr)
+        )
     if key.period == "day":
-        return f"on {_top10(m)}"
-    place = "worldwide" if key.region == WORLD else f"in {_region(key.region)}"
-    return place + _on_service(key.service) + (" this week" if when and key.period == "week" else "")
+        return tr.gettext("where.on_chart", top10=_top10(key, tr))
+    where = _on_service(in_place(key.region, tr), key.service, tr)
+    return tr.gettext("where.this_week", where=where) if when and key.period == "week" else where
 
 
-def _top10(m: Milestone) -> str:
+def _top10(key: ChartKey, tr: Messages) -> str:
     """Which Top 10: "the 🇺🇸 U.S. daily Top 10", "the 🇺🇸 U.S. weekly Top 10", "the global daily Top 10",
     "Netflix's global TV (Non-English) Top 10"."""
-    key = m.chart
     if key.region == WORLD and key.category in GLOBAL_LISTS:
-        return f"{service_name(key.service)}'s global {category_word(key.category)} Top 10"
-    place = "global" if key.region == WORLD else _region(key.region).removeprefix("the ")
-    every = {"day": "daily ", "week": "weekly "}.get(key.period, "")
-    return f"the {place} {every}Top 10{_on_service(key.service)}"
+        return tr.gettext(
+            "top10.global_list", service=service_name(key.service), category=category_word(key.category, tr)
+        )
+    every = key.period if key.period in ("day", "week") else "other"
+    if key.region == WORLD:
+        name = f"top10.world.{every}"
+        text = tr.gettext(name)
+    else:
+        name = f"top10.region.{every}"
+        text = tr.gettext(name, place=_region(key.region, tr).removeprefix("the "))
+    return _on_service(text, key.service, tr)
 
 
-def _beating(m: Milestone, escape: bool) -> str:
+def _in_top10(m: Milestone, tr: Messages) -> str:
+    """Where a record stands: the world's charts by their own words, a country's "in" its Top 10."""
+    if m.chart.region == WORLD:
+        return _where(m, tr, when=False)
+    return tr.gettext("where.in_top10", top10=_top10(m.chart, tr))
+
+
+def _beating(m: Milestone, tr: Messages, escape: bool, what: str) -> str:
+    """ "beating Squid Game's 4": `what` is the record's unit (`countries`, or the period of a run)."""
     holder = m.context.get("holder")
+    previous = m.previous or 0
+    values = {"previous": _int(m.previous, tr)}
     if not holder:
-        return f"beating the old record of {m.previous}"
-    if holder == m.title:
-        return f"beating its own {m.previous}"
-    return f"beating {_title(holder, escape)}'s {m.previous}"
+        key = f"beating.{what}.record"
+    elif holder == m.title:
+        key = f"beating.{what}.own"
+    else:
+        key, values["holder"] = f"beating.{what}.holder", _title(holder, escape)
+    return tr.ngettext(key, previous, **values)
 
 
 def _title(text: str, escape: bool) -> str:
     return safe(text, 200) if escape else text
 
 
-def milestone_text(m: Milestone, *, escape: bool = False) -> str:
-    """One sentence for one milestone. `escape`: titles made safe for Discord markdown."""
+def _run_period(period: str) -> str:
+    """The period whose words a run is counted in (a chart of any other period counts like weeks)."""
+    return "day" if period == "day" else "week"
+
+
+def milestone_text(m: Milestone, *, escape: bool = False, tr: Messages = EN) -> str:
+    """One sentence for one milestone, in `tr`'s language. `escape`: titles made safe for Discord
+    markdown."""
     t = _title(m.title, escape)
     period, value, previous = m.chart.period, m.value, m.previous
     kind = m.kind
     if kind == "entered_top10":
-        verb = "re-enters" if m.context.get("reentry") or previous is not None else "enters"
-        text = f"{t} {verb} {_top10(m)} at No. {value}"
-        return text + (f" (last seen at No. {previous})" if previous is not None else "")
+        values = {"title": t, "top10": _top10(m.chart, tr), "rank": _int(value, tr)}
+        if previous is not None:
+            return tr.gettext("ms.entered_top10.again_from", previous=_int(previous, tr), **values)
+        if m.context.get("reentry"):
+            return tr.gettext("ms.entered_top10.again", **values)
+        return tr.gettext("ms.entered_top10", **values)
     if kind == "reached_no1":
-        if m.context.get("first_time"):
-            return f"{t} is No. 1 {_where(m)} for the first time"
-        return f"{t} is back at No. 1 {_where(m)}"
+        key = "ms.reached_no1.first" if m.context.get("first_time") else "ms.reached_no1.back"
+        return tr.gettext(key, title=t, where=_where(m, tr))
     if kind == "no1_streak":
-        return f"{t} has been No. 1 {_where(m, when=False)} for {value} consecutive {period}s"
-    if kind == "lost_no1":
-        run = units(int(m.context.get("run") or 1), period)
-        if value is None:
-            text = f"{t} dropped out of {_top10(m)} after {run} at No. 1"
-        else:
-            text = f"{t} slipped to No. {value} {_where(m)} after {run} at No. 1"
-        new_no1 = m.context.get("new_no1")
-        return text + (f"; {_title(new_no1, escape)} is the new No. 1" if new_no1 else "")
-    if kind == "new_peak":
-        return f"{t} climbs to a new peak of No. {value} {_where(m)} (previous best No. {previous})"
-    if kind == "top10_run":
-        return f"{t} has spent {units(value or 0, period)} in {_top10(m)}"
-    if kind == "left_top10":
-        last = "last week" if period == "week" else "yesterday"
-        detail = [f"No. {previous} {last}"] if previous is not None else []
-        if m.context.get("periods"):
-            detail.append(f"{units(int(m.context['periods']), period)} on the chart")
-        return f"{t} left {_top10(m)}" + (f" ({'; '.join(detail)})" if detail else "")
-    if kind == "no1_countries":
-        text = f"{t} is No. 1 in {_n_countries(value)}{_on_service(m.chart.service)} {now_word(period)}"
-        if m.context.get("reporting"):
-            text += f" (of {m.context['reporting']} reporting)"
-        return text + (f" — up from {previous}" if previous else "")
-    if kind == "top10_countries":
-        reporting = m.context.get("reporting")
-        if m.context.get("everywhere"):
-            where = "every reporting country" + (f" ({reporting} of {reporting})" if reporting else "")
-            return f"{t} is in the Top 10 in {where}{_on_service(m.chart.service)} {now_word(period)}"
-        text = (
-            f"{t} is in the Top 10 in {_n_countries(value)}{_on_service(m.chart.service)} {now_word(period)}"
+        key = f"ms.no1_streak.{_run_period(period)}"
+        return tr.ngettext(
+            key,
+            value or 0,
+            title=t,
+            where=_where(m, tr, when=False),
+            n=_int(value, tr),
         )
-        if reporting:
-            text += f" (of {reporting} reporting)"
-        return text + (f" — up from {previous}" if previous and value and previous < value else "")
+    if kind == "lost_no1":
+        run = units(int(m.context.get("run") or 1), period, tr)
+        if value is None:
+            text = tr.gettext("ms.lost_no1.out", title=t, top10=_top10(m.chart, tr), run=run)
+        else:
+            text = tr.gettext(
+                "ms.lost_no1.slipped", title=t, rank=_int(value, tr), where=_where(m, tr), run=run
+            )
+        new_no1 = m.context.get("new_no1")
+        return (
+            tr.gettext("ms.lost_no1.new_no1", text=text, new_no1=_title(new_no1, escape)) if new_no1 else text
+        )
+    if kind == "new_peak":
+        return tr.gettext(
+            "ms.new_peak", title=t, rank=_int(value, tr), where=_where(m, tr), previous=_int(previous, tr)
+        )
+    if kind == "top10_run":
+        return tr.gettext(
+            "ms.top10_run", title=t, time=units(value or 0, period, tr), top10=_top10(m.chart, tr)
+        )
+    if kind == "left_top10":
+        return _left_text(m, t, tr)
+    if kind in ("no1_countries", "top10_countries"):
+        return _countries_text(m, t, tr)
     if kind == "record":
         if m.context.get("record") == "no1_countries":
-            return (
-                f"{t} sets a record: No. 1 in {_n_countries(value)}{_on_service(m.chart.service)} in a single {period}, "
-                f"{_beating(m, escape)}"
+            countries = _on_service(_n_countries(value, tr), m.chart.service, tr)
+            key = f"ms.record.countries.{_run_period(period)}"
+            return tr.gettext(
+                key,
+                title=t,
+                countries=countries,
+                beating=_beating(m, tr, escape, "countries"),
             )
-        where = _where(m, when=False) if m.chart.region == WORLD else f"in {_top10(m)}"
-        return (
-            f"{t} sets the record for the longest No. 1 run {where}: {units(value or 0, period)} "
-            f"in a row, {_beating(m, escape)}"
+        return tr.gettext(
+            "ms.record.run",
+            title=t,
+            where=_in_top10(m, tr),
+            time=units(value or 0, period, tr),
+            beating=_beating(m, tr, escape, _run_period(period)),
         )
     if kind == "record_near":
-        return _record_near_text(m, escape)
+        return _record_near_text(m, escape, tr)
     if kind in ("entered_all_time", "all_time_no1"):
-        return _all_time_text(m, escape)
-    return f"{t}: {kind.replace('_', ' ')} {_where(m)} ({value})"  # a kind newer than this module
+        return _all_time_text(m, escape, tr)
+    # a kind newer than this module
+    return tr.gettext("ms.other", title=t, kind=kind.replace("_", " "), where=_where(m, tr), value=value)
 
 
-def _record_near_text(m: Milestone, escape: bool) -> str:
+def _left_text(m: Milestone, title: str, tr: Messages) -> str:
+    """ "All of Us Are Dead left the 🇺🇸 U.S. weekly Top 10 (No. 8 last week; 4 weeks on the chart)"."""
+    period, previous = m.chart.period, m.previous
+    detail = []
+    if previous is not None:
+        key = "ms.left_top10.last_week" if period == "week" else "ms.left_top10.yesterday"
+        detail.append(tr.gettext(key, rank=_int(previous, tr)))
+    if m.context.get("periods"):
+        detail.append(tr.gettext("ms.left_top10.on_chart", time=units(int(m.context["periods"]), period, tr)))
+    text = tr.gettext("ms.left_top10", title=title, top10=_top10(m.chart, tr))
+    if not detail:
+        return text
+    if len(detail) == 2:
+        detail = [tr.gettext("ms.detail.both", first=detail[0], second=detail[1])]
+    return tr.gettext("ms.detail", text=text, detail=detail[0])
+
+
+def _countries_text(m: Milestone, title: str, tr: Messages) -> str:
+    """ "… is No. 1 in 63 countries this week (of 94 reporting) — up from 29", "… is in the Top 10 in
+    every reporting country (94 of 94) this week"."""
+    value, previous, service = m.value, m.previous, m.chart.service
+    reporting = m.context.get("reporting")
+    now = now_word(m.chart.period, tr)
+    if m.kind == "top10_countries" and m.context.get("everywhere"):
+        every = (
+            tr.ngettext("countries.every_of", reporting, reporting=_int(reporting, tr))
+            if reporting
+            else tr.gettext("countries.every")
+        )
+        return tr.gettext(
+            "ms.top10_countries", title=title, countries=_on_service(every, service, tr), now=now
+        )
+    countries = _on_service(_n_countries(value, tr), service, tr)
+    key = f"ms.{m.kind}"
+    text = tr.gettext(key, title=title, countries=countries, now=now)
+    if reporting:
+        text = tr.gettext("ms.countries.reporting", text=text, reporting=_int(reporting, tr))
+    rising = previous and (m.kind == "no1_countries" or (value and previous < value))
+    return tr.gettext("ms.countries.up_from", text=text, previous=_int(previous, tr)) if rising else text
+
+
+def _record_near_text(m: Milestone, escape: bool, tr: Messages) -> str:
     """ "All of Us Are Dead is 1 day from tying Squid Game's 15-day No. 1 run in the 🇺🇸 U.S. daily Top 10"."""
     period, holder = m.chart.period, m.context.get("holder")
-    run = f"{m.previous}-{period} No. 1 run"
+    key = f"run.{_run_period(period)}"
+    run = tr.ngettext(key, m.previous or 0, n=_int(m.previous, tr))
     if not holder:
-        whose = f"the record {run}"
+        whose = tr.gettext("whose.record", run=run)
     elif holder == m.title:
-        whose = f"its own {run}"
+        whose = tr.gettext("whose.own", run=run)
     else:
-        whose = f"{_title(holder, escape)}'s {run}"
-    where = _where(m, when=False) if m.chart.region == WORLD else f"in {_top10(m)}"
-    return f"{_title(m.title, escape)} is {units(m.value or 1, period)} from tying {whose} {where}"
+        whose = tr.gettext("whose.holder", holder=_title(holder, escape), run=run)
+    return tr.gettext(
+        "ms.record_near",
+        title=_title(m.title, escape),
+        time=units(m.value or 1, period, tr),
+        whose=whose,
+        where=_in_top10(m, tr),
+    )
 
 
-# The all-time lists' names in a sentence: (one title, the list).
-ALL_TIME_WORDS = {
-    "movies-english": ("English film", "English films"),
-    "movies-non-english": ("non-English film", "non-English films"),
-    "tv-english": ("English series", "English series"),
-    "tv-non-english": ("non-English series", "non-English series"),
-    "movies": ("film", "films"),
-    "tv": ("series", "series"),
-}
-
-
-def _all_time_text(m: Milestone, escape: bool) -> str:
+def _all_time_text(m: Milestone, escape: bool, tr: Messages) -> str:
     """ "KPop Demon Hunters is now Netflix's most-watched English film ever: 236.0M views in its first
     91 days, passing Red Notice (230.9M)"; "Red Notice joins Netflix's all-time most popular English
     films at No. 2 (277.9M hours in its first 28 days)"."""
     context = m.context
-    name = _title(full_title(m.title, context.get("season")), escape)
-    one, many = ALL_TIME_WORDS.get(m.chart.category, ("title", "titles"))
-    owner = service_name(m.chart.service) + "'s"
-    place = "" if m.chart.region == WORLD else f" in {_region(m.chart.region)}"
-    figure = _all_time_figure(context)
+    category = m.chart.category if m.chart.category in ALL_TIME_LISTS else "other"
+    values = {
+        "title": _title(full_title(m.title, context.get("season")), escape),
+        "service": service_name(m.chart.service),
+    }
+    in_region = m.chart.region != WORLD
+    if in_region:
+        values["place"] = _region(m.chart.region, tr)
+    figure = _all_time_figure(context, tr)
     if m.kind == "entered_all_time":
-        text = f"{name} joins {owner} all-time most popular {many}{place} at No. {m.value}"
-        return text + (f" ({figure})" if figure else "")
-    text = f"{name} is now {owner} most-watched {one}{place} ever" + (f": {figure}" if figure else "")
+        key = "ms.entered_all_time.region" if in_region else "ms.entered_all_time"
+        many = f"alltime.many.{category}"
+        text = tr.gettext(key, list=tr.gettext(many), rank=_int(m.value, tr), **values)
+        return tr.gettext("ms.with_figure", text=text, figure=figure) if figure else text
+    key = "ms.all_time_no1.region" if in_region else "ms.all_time_no1"
+    one = f"alltime.one.{category}"
+    text = tr.gettext(key, kind=tr.gettext(one), **values)
+    if figure:
+        text = tr.gettext("ms.all_time_no1.figure", text=text, figure=figure)
     passed = context.get("passed")
     if passed:
-        text += f", passing {_title(full_title(passed, context.get('passed_season')), escape)}"
+        passed_name = _title(full_title(passed, context.get("passed_season")), escape)
         if context.get("passed_figure") is not None:
-            text += f" ({compact(context['passed_figure'])})"
+            return tr.gettext(
+                "ms.all_time_no1.passing_figure",
+                text=text,
+                passed=passed_name,
+                figure=compact(context["passed_figure"], tr),
+            )
+        text = tr.gettext("ms.all_time_no1.passing", text=text, passed=passed_name)
     return text
 
 
-def _all_time_figure(context: Mapping[str, Any]) -> str:
+def _all_time_figure(context: Mapping[str, Any], tr: Messages) -> str:
     """ "236.0M views in its first 91 days"."""
-    if context.get("figure") is None:
+    figure = context.get("figure")
+    if figure is None:
         return ""
-    text = f"{compact(context['figure'])} {context.get('measure') or 'hours'}"
+    measure = context.get("measure") or "hours"
+    shown = compact(figure, tr)
+    if measure in ("hours", "views"):
+        key = f"figure.{measure}"
+        text = tr.ngettext(key, _shown_count(figure), n=shown)
+    else:  # a measure with no words in the catalogues
+        text = f"{shown} {measure}"
     window = context.get("window_days")
-    return text + (f" in its first {window} days" if window else "")
+    if not window:
+        return text
+    return tr.ngettext("figure.first_days", window, figure=text, n=_int(window, tr))
 
 
-def _n_countries(count: int | None) -> str:
-    return f"{count} {'country' if count == 1 else 'countries'}"
+def _n_countries(count: int | None, tr: Messages) -> str:
+    """ "1 country", "63 countries", "63개국"."""
+    return tr.ngettext("countries", count or 0, n=_int(count, tr))
 
 
 # --- embeds ---------------------------------------------------------------------------------------
@@ -415,57 +568,97 @@ def fit_embed(embed: discord.Embed) -> discord.Embed:
     return embed
 
 
-def join_lines(lines: Iterable[str], limit: int, more: str = "…and {n} more") -> str:
-    """Whole lines up to `limit` characters, then a line saying how many were left out."""
+def join_lines(lines: Iterable[str], limit: int, tr: Messages = EN) -> str:
+    """Whole lines up to `limit` characters, then a line saying how many were left out ("…and 5 more")."""
     lines = list(lines)
     out: list[str] = []
     used = 0
     for i, line in enumerate(lines):
         rest = len(lines) - i
-        tail = len(more.format(n=rest)) + 1 if rest > 1 else 0
+        more = tr.ngettext("lines.more", rest, n=_grouped(rest, tr))
+        tail = len(more) + 1 if rest > 1 else 0
         if used + len(line) + 1 + tail > limit and out:
-            out.append(more.format(n=rest))
+            out.append(more)
             break
         out.append(clip(line, limit))
         used += len(line) + 1
     return "\n".join(out)
 
 
-def _standing_summary(s: Standing) -> str:
+def _nth_at_no1(s: Standing, tr: Messages) -> str:
+    """ "3rd week at No. 1"."""
+    if tr.locale == SOURCE:
+        nth = f"{ordinal(s.no1_streak)} {s.period}"
+    else:
+        nth = formats.ordinal_period(s.no1_streak, s.period, tr)
+    return tr.gettext("standing.streak", nth=nth)
+
+
+def _standing_summary(s: Standing, tr: Messages) -> str:
     """The lines of one chart in a standing card: rank and movement, No. 1 run, peak, time in the chart."""
-    lines = [f"**No. {s.rank}** {movement(s.rank, s.previous_rank, s.periods_in_top10)}"]
+    move = movement(s.rank, s.previous_rank, s.periods_in_top10, tr)
+    lines = [tr.gettext("standing.rank", rank=_int(s.rank, tr), move=move)]
     if s.rank == 1 and s.no1_streak:
-        lines.append(f"{ordinal(s.no1_streak)} {s.period} at No. 1")
+        lines.append(_nth_at_no1(s, tr))
     elif s.periods_at_no1:
-        lines.append(f"{units(s.periods_at_no1, s.period)} at No. 1 in all")
-    lines.append(f"peak No. {s.peak} · {date_text(s.peak_date)}")
-    lines.append(f"{units(s.periods_in_top10, s.period)} in the Top 10")
-    extra = figures(s.points, s.hours, s.views)
+        lines.append(tr.gettext("standing.no1_total", time=units(s.periods_at_no1, s.period, tr)))
+    lines.append(tr.gettext("standing.peak", peak=_int(s.peak, tr), date=date_text(s.peak_date, tr)))
+    lines.append(tr.gettext("standing.in_top10", time=units(s.periods_in_top10, s.period, tr)))
+    extra = figures(s.points, s.hours, s.views, tr)
     if extra:
         lines.append(extra)
     return "\n".join(lines)
 
 
-def _standing_headline(s: Standing) -> str:
-    word = category_word(s.category)
+def _with_category(where: str, word: str, tr: Messages) -> str:
+    return tr.gettext("where.category", where=where, category=word) if word else where
+
+
+def _standing_headline(s: Standing, tr: Messages) -> str:
+    word = category_word(s.category, tr)
     if s.region == WORLD and s.category in GLOBAL_LISTS:
-        where = f"on {service_name(s.service)}'s global {word} list"
+        where = tr.gettext("where.global_list", service=service_name(s.service), category=word)
     elif s.period == "day":
-        place = "global" if s.region == WORLD else _region(s.region).removeprefix("the ")
-        where = f"on the {place} daily Top 10" + (f" ({word})" if word else "") + _on_service(s.service)
+        if s.region == WORLD:
+            top10 = tr.gettext("top10.world.day")
+        else:
+            top10 = tr.gettext("top10.region.day", place=_region(s.region, tr).removeprefix("the "))
+        where = tr.gettext("where.on_chart", top10=top10)
+        where = _on_service(_with_category(where, word, tr), s.service, tr)
     else:
-        where = ("worldwide" if s.region == WORLD else f"in {_region(s.region)}") + (
-            f" ({word})" if word else ""
-        )
-        where += _on_service(s.service) + " this week"
-    line = f"{_flag(s.region)} **No. {s.rank}** {where}"
+        where = _on_service(_with_category(in_place(s.region, tr), word, tr), s.service, tr)
+        where = tr.gettext("where.this_week", where=where)
+    line = tr.gettext("standing.headline", flag=_flag(s.region), rank=_int(s.rank, tr), where=where)
     if s.rank == 1 and s.no1_streak > 1:
-        line += f" · {ordinal(s.no1_streak)} {s.period} at No. 1"
+        line += " · " + _nth_at_no1(s, tr)
     return line
 
 
+def _countries_line(c: CountryCount, tr: Messages) -> str:
+    """ "🌍 **No. 1 in 63 of 94 countries** this week (TV) · Top 10 in 91"."""
+    word = category_word(c.category, tr)
+    label = ""
+    if word or c.service != "netflix":
+        label = _on_service(word, c.service, tr)
+        label = f" ({label if tr.locale == SOURCE else label.strip()})"
+    head = tr.ngettext(
+        "standing.countries",
+        c.reporting,
+        no1=_int(c.no1, tr),
+        reporting=_int(c.reporting, tr),
+        now=now_word(c.period, tr),
+    )
+    top10 = tr.ngettext("standing.countries.top10", c.top10, n=_int(c.top10, tr))
+    return f"{_flag(WORLD)} {head}{label} · {top10}"
+
+
 def standing_embed(
-    report: TitleReport, *, on: date | None = None, note: str | None = None, max_charts: int = 9
+    report: TitleReport,
+    *,
+    on: date | None = None,
+    note: str | None = None,
+    max_charts: int = 9,
+    tr: Messages = EN,
 ) -> discord.Embed:
     """A title's standing: world charts first, then its best country charts, the rest in one line.
 
@@ -473,20 +666,14 @@ def standing_embed(
     """
     embed = discord.Embed(title=safe(report.title, EMBED_TITLE), colour=COLOUR)
     lines = [note] if note else []
-    lines += [_standing_headline(s) for s in report.standings if s.region == WORLD]
-    for c in report.countries:
-        word = category_word(c.category)
-        label = f" ({word}{_on_service(c.service)})" if word or c.service != "netflix" else ""
-        lines.append(
-            f"{_flag(WORLD)} **No. 1 in {c.no1} of {c.reporting} countries** {now_word(c.period)}{label}"
-            f" · Top 10 in {c.top10}"
-        )
+    lines += [_standing_headline(s, tr) for s in report.standings if s.region == WORLD]
+    lines += [_countries_line(c, tr) for c in report.countries]
     countries = [s for s in report.standings if s.region != WORLD]
     if len(countries) == 1 and not lines:
-        lines.append(_standing_headline(countries[0]))
+        lines.append(_standing_headline(countries[0], tr))
     if not report.standings:
-        lines.append(_off_the_charts(report, on))
-    embed.description = join_lines(lines, EMBED_DESCRIPTION)
+        lines.append(_off_the_charts(report, on, tr))
+    embed.description = join_lines(lines, EMBED_DESCRIPTION, tr)
     standings = sorted(report.standings, key=_reading_order)
     seasons = {s.season for s in standings}
     one_season = seasons.pop() if len(seasons) == 1 else None
@@ -495,17 +682,17 @@ def standing_embed(
     shown = standings[:max_charts]
     for s in shown:
         season = f" · {safe(s.season, 60)}" if s.season and not one_season else ""
-        word = category_word(s.category)
+        word = category_word(s.category, tr)
         embed.add_field(
-            name=f"{place_name(s.region)}{' · ' + word if word else ''}{season}",
-            value=_standing_summary(s),
+            name=f"{place_name(s.region, tr)}{' · ' + word if word else ''}{season}",
+            value=_standing_summary(s, tr),
             inline=True,
         )
     rest = standings[len(shown) :]
     if rest:
         entries = [f"{_flag(s.region) or s.region.upper()} {s.rank}" for s in rest]
         embed.add_field(
-            name=f"Also in the Top 10 in {len(rest)} more charts",
+            name=tr.ngettext("standing.also", len(rest), n=_int(len(rest), tr)),
             value=_join_within(entries, " · ", FIELD_VALUE),
             inline=False,
         )
@@ -513,9 +700,15 @@ def standing_embed(
     if dates:
         day, period = max(dates)
         services = sorted({s.service for s in report.standings} | {c.service for c in report.countries})
-        embed.set_footer(text=f"{', '.join(map(service_name, services))} Top 10 · {period_text(day, period)}")
+        embed.set_footer(
+            text=tr.gettext(
+                "footer.charts",
+                services=", ".join(map(service_name, services)),
+                period=period_text(day, period, tr),
+            )
+        )
     elif on is not None:
-        embed.set_footer(text=f"as of {date_text(on)}")
+        embed.set_footer(text=tr.gettext("period.as_of", date=date_text(on, tr)))
     return fit_embed(embed)
 
 
@@ -525,16 +718,24 @@ def _reading_order(s: Standing) -> tuple:
     return (s.region != WORLD, s.rank, major, s.region, s.category, s.period)
 
 
-def _off_the_charts(report: TitleReport, on: date | None) -> str:
-    when = f"on {date_text(on)}" if on else "right now"
+def when_text(on: date | None, tr: Messages = EN) -> str:
+    """ "on Feb 6, 2022" / "right now"."""
+    return tr.gettext("when.on", date=date_text(on, tr)) if on else tr.gettext("when.now")
+
+
+def _off_the_charts(report: TitleReport, on: date | None, tr: Messages) -> str:
+    when = when_text(on, tr)
     seen = report.last_seen
     if seen is None:
-        return f"Not in any Top 10 {when}, and no earlier chart history."
-    word = category_word(seen.category)
-    where = "worldwide" if seen.region == WORLD else f"in {_region(seen.region)}"
-    return (
-        f"Not in any Top 10 {when}. Last seen at No. {seen.rank} {where}"
-        f"{f' ({word})' if word else ''} on {date_text(seen.date)} · peak No. {seen.peak}"
+        return tr.gettext("off.never", when=when)
+    where = _with_category(in_place(seen.region, tr), category_word(seen.category, tr), tr)
+    return tr.gettext(
+        "off.last_seen",
+        when=when,
+        rank=_int(seen.rank, tr),
+        where=where,
+        date=date_text(seen.date, tr),
+        peak=_int(seen.peak, tr),
     )
 
 
@@ -550,35 +751,35 @@ def _join_within(items: Sequence[str], sep: str, limit: int) -> str:
     return sep.join(out)
 
 
-def _chart_row(row: ChartRow, has_previous: bool) -> str:
-    move = f" {movement(row.rank, row.previous_rank, row.periods_in_top10)}" if has_previous else ""
+def _chart_row(row: ChartRow, has_previous: bool, tr: Messages) -> str:
+    move = f" {movement(row.rank, row.previous_rank, row.periods_in_top10, tr)}" if has_previous else ""
     season = f" · {safe(row.season, 60)}" if row.season else ""
-    extra = figures(row.points, row.hours, row.views)
+    extra = figures(row.points, row.hours, row.views, tr)
     return f"`{row.rank:>2}.`{move} **{safe(row.title, 150)}**{season}{' · ' + extra if extra else ''}"
 
 
-def page_text(page: int, pages: int) -> str:
+def page_text(page: int, pages: int, tr: Messages = EN) -> str:
     """A page's place among its pages: "Page 2 of 7"."""
-    return f"Page {page:,} of {pages:,}"
+    return tr.gettext("page", page=_grouped(page, tr), pages=_grouped(pages, tr))
 
 
-def chart_embed(view: ChartView, *, page: tuple[int, int] | None = None) -> discord.Embed:
+def chart_embed(view: ChartView, *, page: tuple[int, int] | None = None, tr: Messages = EN) -> discord.Embed:
     """A Top 10 with movement since the previous period and the figures the source gives; `page`: the
     period's place among the stored ones, when the chart is paged."""
     series = view.series
     embed = discord.Embed(
-        title=chart_name(series.service, series.region, series.category, series.period), colour=COLOUR
+        title=chart_name(series.service, series.region, series.category, series.period, tr), colour=COLOUR
     )
     embed.description = join_lines(
-        (_chart_row(r, view.has_previous) for r in view.entries), EMBED_DESCRIPTION
+        (_chart_row(r, view.has_previous, tr) for r in view.entries), EMBED_DESCRIPTION, tr
     )
-    footer = [period_text(view.date, series.period)]
+    footer = [period_text(view.date, series.period, tr)]
     if not view.has_previous:
-        footer.append("no chart for the period before: no movement shown")
+        footer.append(tr.gettext("chart.no_previous"))
     if not view.complete:
-        footer.append("incomplete chart")
+        footer.append(tr.gettext("chart.incomplete"))
     if page is not None:
-        footer.append(page_text(*page))
+        footer.append(page_text(*page, tr))
     embed.set_footer(text=" · ".join(footer))
     return fit_embed(embed)
 
@@ -595,16 +796,19 @@ _WEIGHT = {
     "entered_top10": 8,
     "left_top10": 9,
 }
-_GROUP_VERBS = {
-    "entered_top10": "entered the Top 10",
-    "reached_no1": "reached No. 1",
-    "no1_streak": "stayed at No. 1",
-    "lost_no1": "lost No. 1",
-    "new_peak": "hit a new peak",
-    "top10_run": "reached a Top 10 run milestone",
-    "left_top10": "left the Top 10",
-    "record": "set a record for the longest No. 1 run",
-}
+# The country-level news that reads as one line over many countries (`group.<kind>`).
+_GROUPED_KINDS = frozenset(
+    {
+        "entered_top10",
+        "reached_no1",
+        "no1_streak",
+        "lost_no1",
+        "new_peak",
+        "top10_run",
+        "left_top10",
+        "record",
+    }
+)
 GROUP_AT = 3  # the same news in this many countries or more reads as one line
 
 
@@ -622,16 +826,24 @@ def fold_countries(milestones: Iterable[Milestone]) -> list[list[Milestone]]:
     return [sorted(group, key=lambda m: m.chart.region) for group in groups.values()]  # flags in code order
 
 
-def group_text(group: Sequence[Milestone]) -> list[str]:
+def group_text(group: Sequence[Milestone], tr: Messages = EN) -> list[str]:
     """The lines of one group: each milestone's own text, or one line with the countries' flags."""
     if len(group) < GROUP_AT:
-        return [milestone_text(m, escape=True) for m in group]
+        return [milestone_text(m, escape=True, tr=tr) for m in group]
     first = group[0]
-    flags = " ".join(_flag(m.chart.region) for m in group[:12]) + (" …" if len(group) > 12 else "")
-    verb = _GROUP_VERBS.get(first.kind, first.kind.replace("_", " "))
+    values = {
+        "title": safe(first.title, 200),
+        "countries": _n_countries(len(group), tr),
+        "flags": " ".join(_flag(m.chart.region) for m in group[:12]) + (" …" if len(group) > 12 else ""),
+    }
     if first.kind == "top10_run" and len({m.value for m in group}) == 1:
-        verb = f"has spent {units(first.value or 0, first.chart.period)} in the Top 10"
-    return [f"{safe(first.title, 200)} {verb} in {len(group)} countries {flags}"]
+        return [
+            tr.gettext("group.top10_run.same", time=units(first.value or 0, first.chart.period, tr), **values)
+        ]
+    if first.kind in _GROUPED_KINDS:
+        key = f"group.{first.kind}"
+        return [tr.gettext(key, **values)]
+    return [tr.gettext("group.other", kind=first.kind.replace("_", " "), **values)]
 
 
 def news_order(kind: str) -> int:
@@ -639,7 +851,14 @@ def news_order(kind: str) -> int:
     return _WEIGHT.get(kind, len(_WEIGHT))
 
 
-def milestone_lines(items: Iterable[Milestone | StoredMilestone]) -> list[str]:
+def _stamp(day: date, tr: Messages) -> str:
+    """A milestone line's date: "`Feb  6`", "`2月6日`"."""
+    if tr.locale == SOURCE:
+        return f"`{day:%b} {day.day:>2}`"
+    return f"`{date_part(day, 'MMMd', tr)}`"
+
+
+def milestone_lines(items: Iterable[Milestone | StoredMilestone], tr: Messages = EN) -> list[str]:
     """Newest first; within a date the biggest news first; one country-level event repeated in many
     countries folded into one line with their flags."""
     milestones = [i.milestone if isinstance(i, StoredMilestone) else i for i in items]
@@ -649,29 +868,30 @@ def milestone_lines(items: Iterable[Milestone | StoredMilestone]) -> list[str]:
     )
     lines = []
     for group in ordered:
-        first = group[0]
-        stamp = f"`{first.chart.date:%b} {first.chart.date.day:>2}`"
-        lines.extend(f"{stamp} {line}" for line in group_text(group))
+        stamp = _stamp(group[0].chart.date, tr)
+        lines.extend(f"{stamp} {line}" for line in group_text(group, tr))
     return lines
 
 
-NO_MILESTONES = "No milestones yet."
+NO_MILESTONES = EN.gettext("milestones.none")
 
 
 def milestones_embed(
-    items: Iterable[Milestone | StoredMilestone], *, title: str = "Latest milestones"
+    items: Iterable[Milestone | StoredMilestone], *, title: str | None = None, tr: Messages = EN
 ) -> discord.Embed:
-    return milestone_page_embed(milestone_lines(items), title=title)
+    return milestone_page_embed(
+        milestone_lines(items, tr), title=title or tr.gettext("milestones.latest"), tr=tr
+    )
 
 
 def milestone_page_embed(
-    lines: Sequence[str], *, title: str, page: tuple[int, int] | None = None
+    lines: Sequence[str], *, title: str, page: tuple[int, int] | None = None, tr: Messages = EN
 ) -> discord.Embed:
     """Lines of `milestone_lines` (one page of them, when `page` says which of how many)."""
     embed = discord.Embed(title=safe(title, EMBED_TITLE), colour=COLOUR)
-    embed.description = join_lines(lines, EMBED_DESCRIPTION) if lines else NO_MILESTONES
+    embed.description = join_lines(lines, EMBED_DESCRIPTION, tr) if lines else tr.gettext("milestones.none")
     if page is not None:
-        embed.set_footer(text=page_text(*page))
+        embed.set_footer(text=page_text(*page, tr))
     return fit_embed(embed)
 
 
@@ -790,7 +1010,7 @@ def _date_words(locale: str) -> tuple[str, ...]:
 
 
 def rank_history_png(
-    points: Sequence[tuple[str, Sequence[tuple[date, int]]]], *, title: str, locale: str = SOURCE
+    points: Sequence[tuple[str, Sequence[tuple[date, int]]]], *, title: str, locale: str | Messages = SOURCE
 ) -> bytes:
     """A rank-history chart (800×400 PNG): one line per chart, rank 1 on top, No. 1 periods in gold.
 

@@ -1,4 +1,5 @@
-"""Human output for the command line: aligned tables, flags, "No. 1 in 63 of 94 countries", progress bars."""
+"""Human output for the command line: aligned tables, flags, "No. 1 in 63 of 94 countries" (in the
+language of `--lang`: `tr`), progress bars."""
 
 from __future__ import annotations
 
@@ -8,28 +9,34 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, TextIO
 
+from bot.i18n import ENGLISH, SOURCE, Messages
+from bot.i18n import formats as local
 from bot.model import ALL_TIME
-from bot.render import category_word, chart_name, movement, place_name, service_name
+from bot.render import category_word, chart_name, date_text, movement, place_name, service_name, units
 from bot.views import SOURCE_ROW, ChartView, HealthRow, TitleReport
 
 UNITS = {"day": ("day", "days"), "week": ("week", "weeks")}
 
 
-def category_name(category: str) -> str:
+def category_name(category: str, tr: Messages = ENGLISH) -> str:
     """ "TV", "Film (Non-English)", "Overall": render's word, as a table heading."""
-    word = category_word(category) or "overall"
+    word = category_word(category, tr) or tr.gettext("kind.overall")
     return word[0].upper() + word[1:]
 
 
-def periods(count: int, period: str) -> str:
+def periods(count: int, period: str, tr: Messages = ENGLISH) -> str:
+    if tr.locale != SOURCE:
+        return units(count, period, tr)
     one, many = UNITS[period]
     return f"{count} {one if count == 1 else many}"
 
 
-def period_label(period: str, day: date) -> str:
+def period_label(period: str, day: date, tr: Messages = ENGLISH) -> str:
+    """ "week of Feb 6, 2022", "day of …", "as of …" (an all-time list, by when it was read)."""
+    when = date_text(day, tr)
     if period == ALL_TIME:
-        return f"as of {day:%b %-d, %Y}"
-    return f"week of {day:%b %-d, %Y}" if period == "week" else f"day of {day:%b %-d, %Y}"
+        return tr.gettext("period.as_of", date=when)
+    return tr.gettext("cli.week_of", date=when) if period == "week" else tr.gettext("cli.day_of", date=when)
 
 
 def width(text: str) -> int:
@@ -58,98 +65,115 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence
     return lines
 
 
-def move(rank: int, previous: int | None, periods_in_top10: int, has_previous: bool = True) -> str:
+def move(
+    rank: int, previous: int | None, periods_in_top10: int, has_previous: bool = True, tr: Messages = ENGLISH
+) -> str:
     """Movement since the previous period, blank when that period is not stored."""
-    return movement(rank, previous, periods_in_top10) if has_previous else ""
+    return movement(rank, previous, periods_in_top10, tr) if has_previous else ""
 
 
-def number(value: float | None) -> str:
+def number(value: float | None, tr: Messages = ENGLISH) -> str:
     if value is None:
         return ""
-    return f"{value:,.0f}"
+    return f"{value:,.0f}" if tr.locale == SOURCE else local.number(round(value), tr)
 
 
-def where(region: str) -> str:
-    return place_name(region)
+def where(region: str, tr: Messages = ENGLISH) -> str:
+    return place_name(region, tr)
 
 
-def format_title_report(report: TitleReport, on: date | None = None) -> str:
-    when = f"on {on:%b %-d, %Y}" if on else "in the latest charts"
+def format_title_report(report: TitleReport, on: date | None = None, tr: Messages = ENGLISH) -> str:
+    when = tr.gettext("when.on", date=date_text(on, tr)) if on else tr.gettext("cli.latest")
     lines = [f"{report.title} — {when}", ""]
     for count in report.countries:
-        lines.append(
-            f"  No. 1 in {count.no1} of {count.reporting} countries · in the top 10 of {count.top10} "
-            f"({service_name(count.service)} {category_name(count.category)}, "
-            f"{period_label(count.period, count.date)})"
+        chart = f"{service_name(count.service)} {category_name(count.category, tr)}"
+        text = tr.ngettext(
+            "cli.countries",
+            count.reporting,
+            no1=count.no1,
+            reporting=count.reporting,
+            top10=count.top10,
+            chart=chart,
+            period=period_label(count.period, count.date, tr),
         )
+        lines.append(f"  {text}")
     if report.countries:
         lines.append("")
     if not report.standings:
         if report.last_seen:
             seen = report.last_seen
-            lines.append(
-                f"  Not in any Top 10 {when}. Last seen at No. {seen.rank} in "
-                f"{chart_name(seen.service, seen.region, seen.category, seen.period)} on {seen.date:%b %-d, %Y}; "
-                f"peak No. {seen.peak}."
+            text = tr.gettext(
+                "cli.last_seen",
+                when=when,
+                rank=seen.rank,
+                chart=chart_name(seen.service, seen.region, seen.category, seen.period, tr),
+                date=date_text(seen.date, tr),
+                peak=seen.peak,
             )
         else:
-            lines.append(f"  Not in any Top 10 {when}.")
+            text = tr.gettext("cli.nowhere", when=when)
+        lines.append(f"  {text}")
         return "\n".join(lines)
     rows = []
     for s in report.standings:
         rows.append(
             [
-                where(s.region),
-                f"{service_name(s.service)} {category_name(s.category)}",
-                period_label(s.period, s.date),
-                f"No. {s.rank}",
-                move(s.rank, s.previous_rank, s.periods_in_top10),
-                f"No. {s.peak}",
-                periods(s.no1_streak, s.period) if s.no1_streak else "",
-                periods(s.periods_in_top10, s.period),
-                number(s.hours) or number(s.points),
+                where(s.region, tr),
+                f"{service_name(s.service)} {category_name(s.category, tr)}",
+                period_label(s.period, s.date, tr),
+                tr.gettext("cli.rank", rank=s.rank),
+                move(s.rank, s.previous_rank, s.periods_in_top10, tr=tr),
+                tr.gettext("cli.rank", rank=s.peak),
+                periods(s.no1_streak, s.period, tr) if s.no1_streak else "",
+                periods(s.periods_in_top10, s.period, tr),
+                number(s.hours, tr) or number(s.points, tr),
             ]
         )
-    headers = ["Region", "Chart", "Period", "Rank", "Move", "Peak", "No. 1 run", "In top 10", "Hours/points"]
+    keys = ("region", "chart", "period", "rank", "move", "peak", "no1_run", "in_top10", "figures")
+    headers = [tr.gettext(key) for key in (f"cli.head.{k}" for k in keys)]
     lines.extend("  " + line for line in table(headers, rows, right=(3, 5, 8)))
     return "\n".join(lines)
 
 
-def format_chart(view: ChartView) -> str:
+def format_chart(view: ChartView, tr: Messages = ENGLISH) -> str:
     series = view.series
-    title = chart_name(series.service, series.region, series.category, series.period)
-    lines = [f"{title} — {period_label(series.period, view.date)}", ""]
+    title = chart_name(series.service, series.region, series.category, series.period, tr)
+    lines = [f"{title} — {period_label(series.period, view.date, tr)}", ""]
     listed = series.period == ALL_TIME  # a list of the most watched ever: versions, not periods
     has_views = listed and any(r.views for r in view.entries)
     has_hours = not has_views and any(r.hours for r in view.entries)
     has_points = any(r.points for r in view.entries)
-    headers = ["#", "Move", "Title", "Season"] + ([] if listed else [f"{series.period.title()}s in top 10"])
+    headers = [tr.gettext("cli.head.number"), tr.gettext("cli.head.move")]
+    headers += [tr.gettext("cli.head.title"), tr.gettext("cli.head.season")]
+    if not listed:
+        in_top10 = f"cli.head.in_top10.{'day' if series.period == 'day' else 'week'}"
+        headers.append(tr.gettext(in_top10))
     if has_views:
-        headers.append("Views")
+        headers.append(tr.gettext("cli.head.views"))
     elif has_hours:
-        headers.append("Hours")
+        headers.append(tr.gettext("cli.head.hours"))
     elif has_points:
-        headers.append("Points")
+        headers.append(tr.gettext("cli.head.points"))
     rows = []
     for r in view.entries:
         row = [
             str(r.rank),
-            move(r.rank, r.previous_rank, r.periods_in_top10, view.has_previous),
+            move(r.rank, r.previous_rank, r.periods_in_top10, view.has_previous, tr),
             r.title,
             r.season or "",
         ]
         if not listed:
             row.append(str(r.periods_in_top10))
         if has_views:
-            row.append(number(r.views))
+            row.append(number(r.views, tr))
         elif has_hours:
-            row.append(number(r.hours))
+            row.append(number(r.hours, tr))
         elif has_points:
-            row.append(number(r.points))
+            row.append(number(r.points, tr))
         rows.append(row)
     lines.extend("  " + line for line in table(headers, rows, right=(0, 4, 5) if not listed else (0, 4)))
     if not view.complete:
-        lines.append("  (incomplete chart: fewer than 10 entries were published)")
+        lines.append("  " + tr.gettext("cli.incomplete"))
     return "\n".join(lines)
 
 

@@ -24,9 +24,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from babel.lists import format_list
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
+from bot.i18n import ENGLISH, SOURCE, Messages
 from bot.model import InputError, split_season, title_key
 
 SUGGEST_CUTOFF = 55
@@ -43,19 +45,40 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 
 class TitleNotFound(InputError):
-    """No single stored title is what was typed; `candidates` are the closest, best first."""
+    """No single stored title is what was typed; `candidates` are the closest, best first. The message
+    is English; `text(tr)` says it in another language."""
 
-    def __init__(self, message: str, candidates: list[str]) -> None:
+    def __init__(self, message: str, candidates: list[str], query: str = "") -> None:
         super().__init__(message)
         self.candidates = candidates
+        self.query = query
+
+    def text(self, tr: Messages = ENGLISH) -> str:
+        return tr.gettext("titles.type_one")
 
 
 class AmbiguousTitle(TitleNotFound):
     """Several stored titles fit what was typed equally ("the", "death to")."""
 
+    def text(self, tr: Messages = ENGLISH) -> str:
+        return tr.gettext(
+            "titles.several", title=quoted(self.query, tr), titles=_listing(self.candidates, tr)
+        )
+
 
 class UnchartedTitle(TitleNotFound):
     """No stored title is what was typed: a title not in any chart (yet), or a guess too far off."""
+
+    def text(self, tr: Messages = ENGLISH) -> str:
+        text = tr.gettext("titles.unknown", title=quoted(self.query, tr))
+        if not self.candidates:
+            return text
+        return tr.gettext("titles.did_you_mean", text=text, titles=_listing(self.candidates, tr))
+
+
+def quoted(title: str, tr: Messages = ENGLISH) -> str:
+    """A title in the language's quotation marks: “Squid Game”, 「イカゲーム」, « Squid Game »."""
+    return tr.gettext("quote", text=title)
 
 
 def loose(key: str) -> str:
@@ -114,7 +137,7 @@ class TitleIndex:
         show, _season = split_season(query) if query.strip() else ("", None)
         key = title_key(show) if show else ""
         if not key:
-            raise TitleNotFound("Type a title, e.g. “All of Us Are Dead”.", [])
+            raise TitleNotFound(ENGLISH.gettext("titles.type_one"), [], shown)
         if key in self._by_key:
             return self._match(self._by_key[key], "exact")
         same = self._by_loose.get(loose(key), [])
@@ -133,8 +156,9 @@ class TitleIndex:
         if typos:
             raise self._ambiguous(shown, typos)
         names = self._suggestions(key, starting)
-        hint = f" Did you mean {_listing(names)}?" if names else ""
-        raise UnchartedTitle(f"No title called “{shown}” in the chart history.{hint}", names)
+        uncharted = UnchartedTitle("", names, shown)
+        uncharted.args = (uncharted.text(),)  # the English message
+        raise uncharted
 
     def complete(self, query: str, limit: int = 25) -> list[tuple[str, str]]:
         """Up to `limit` choices: titles starting with the text first (popular first), then fuzzy."""
@@ -183,7 +207,9 @@ class TitleIndex:
 
     def _ambiguous(self, shown: str, titles: list[Title]) -> AmbiguousTitle:
         names = [t.title for t in sorted(titles, key=lambda t: (-t.weight, t.key))[:SUGGESTIONS]]
-        return AmbiguousTitle(f"“{shown}” matches several titles: {_listing(names)}.", names)
+        ambiguous = AmbiguousTitle("", names, shown)
+        ambiguous.args = (ambiguous.text(),)  # the English message
+        return ambiguous
 
     @staticmethod
     def _match(title: Title, how: str) -> TitleMatch:
@@ -217,6 +243,9 @@ def _different_titles(a: str, b: str) -> bool:
     return singular_a == singular_b
 
 
-def _listing(names: list[str]) -> str:
-    quoted = [f"“{n}”" for n in names]
-    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+def _listing(names: list[str], tr: Messages = ENGLISH) -> str:
+    """ "“A”, “B” or “C”" (in another language, its own way of saying "or")."""
+    shown = [quoted(n, tr) for n in names]
+    if tr.locale != SOURCE:
+        return format_list(shown, style="or", locale=tr.babel)
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]

@@ -4,12 +4,16 @@ Both groups need Manage Server, checked by the bot on every command (`default_pe
 them in Discord's UI, and on a subcommand it is ignored, so it sits on the groups), and run only in
 servers that installed the bot (`allowed_contexts` / `allowed_installs`). Every read and write
 is keyed by the interaction's guild: a server never sees or changes another's configuration. Replies
-are ephemeral: configuration is the admins' business.
+are ephemeral: configuration is the admins' business, in the admin's own language; the posts are in
+the server's (`/settings language`; by default the server's own language, which every admin command
+notes down for the announcer).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import discord
@@ -21,104 +25,132 @@ from bot.announcer import pacing, posts
 from bot.announcer import policy as rules
 from bot.announcer.policy import ALL, Policy, Watch
 from bot.buttons import Page, PageButton, Pages
+from bot.i18n import ENGLISH, LOCALES, Messages, translator
 from bot.model import InputError, split_season, title_key
 from bot.pages import (
     LIST_PAGE_SIZE,
     NEXT,
-    NEXT_LABEL,
     PREVIOUS,
-    PREVIOUS_LABEL,
     WATCH_LIST,
     PageExpired,
     Press,
     clamp_page,
     list_button,
+    next_label,
     pack,
     parse_numbered,
+    previous_label,
     turn,
 )
 from bot.render import CONTENT, clean_user_text, clip, join_lines, page_text, safe
-from bot.titles import AmbiguousTitle, TitleIndex, TitleNotFound, UnchartedTitle
+from bot.store import StoreError
+from bot.titles import AmbiguousTitle, TitleIndex, TitleNotFound, UnchartedTitle, quoted
 
 if TYPE_CHECKING:
     from bot.store import Store
 
-EVERYTHING = "All titles: No. 1 worldwide, records, No. 1 in many countries"
+log = logging.getLogger(__name__)
+
+EVERYTHING = ENGLISH.gettext("watch.everything")
 ADMIN = discord.Permissions(manage_guild=True)
 # Servers only, and only where the bot itself was added: a user install could run these where the bot is not.
 IN_SERVERS = app_commands.AppCommandContext(guild=True)
 SERVER_INSTALLS = app_commands.AppInstallationType(guild=True, user=False)
-_NEEDED = (
-    ("view_channel", "View Channel"),
-    ("send_messages", "Send Messages"),
-    ("embed_links", "Embed Links"),
-)
+# What the bot needs in a channel to post there (`permission.<name>`: Discord's own names).
+_NEEDED = ("view_channel", "send_messages", "embed_links")
+DEFAULT_LANGUAGE = "default"  # /settings language: the server's own
+LANGUAGE_CHOICES = [
+    Choice(name="Server default (the server's language in Discord)", value=DEFAULT_LANGUAGE),
+    *(Choice(name=rules.language_name(language), value=language) for language in LOCALES),
+]
 
 
-# --- plain functions --------------------------------------------------------------------------------
+# --- plain functions (texts in the admin's language: `tr`) ------------------------------------------
 
 
 def channel_problem(
-    channel: discord.abc.GuildChannel | None, me: discord.Member | None, broken: str | None = None
+    channel: discord.abc.GuildChannel | None,
+    me: discord.Member | None,
+    broken: str | None = None,
+    tr: Messages = ENGLISH,
 ) -> str | None:
     """Why the bot cannot post in a channel: a failure it met (403/404), or permissions it lacks now."""
     if broken:
         return broken
     if channel is None:
-        return "the channel no longer exists"
+        return tr.gettext("watch.problem.gone")
     if me is None or not isinstance(channel, discord.abc.Messageable):
-        return None if me is None else "not a text channel"
+        return None if me is None else tr.gettext("watch.problem.not_text")
     perms = channel.permissions_for(me)
-    missing = [name for attr, name in _NEEDED if not getattr(perms, attr)]
-    return f"missing {', '.join(missing)}" if missing else None
+    keys = {attr: f"permission.{attr}" for attr in _NEEDED}
+    missing = [tr.gettext(keys[attr]) for attr in _NEEDED if not getattr(perms, attr)]
+    return tr.gettext("watch.problem.missing", permissions=", ".join(missing)) if missing else None
 
 
-def warning(channel_id: int, problem: str) -> str:
-    return f"⚠ cannot post in <#{channel_id}>: {problem}"
+def warning(channel_id: int, problem: str, tr: Messages = ENGLISH) -> str:
+    return tr.gettext("watch.cannot_post", channel=channel_id, problem=problem)
 
 
-def watch_line(watch: Watch, policy: Policy, problem: str | None) -> str:
-    name = EVERYTHING if watch.everything else safe(watch.title, 150)
+def everything(tr: Messages = ENGLISH) -> str:
+    """What `/watch all` follows, as a watch's name."""
+    return tr.gettext("watch.everything")
+
+
+def watch_line(watch: Watch, policy: Policy, problem: str | None, tr: Messages = ENGLISH) -> str:
+    name = everything(tr) if watch.everything else safe(watch.title, 150)
     channel = watch.channel(policy)
-    where = f"<#{channel}>" if channel else "no channel (set one with `/settings channel`)"
-    line = f"• **{name}** → {where}" + (" (the server's channel)" if not watch.channel_id and channel else "")
-    return line + (f"\n  {warning(channel, problem)}" if channel and problem else "")
+    if not channel:
+        line = tr.gettext("watch.line.no_channel", name=name, command=tr.command("settings channel"))
+    elif not watch.channel_id:
+        line = tr.gettext("watch.line.server_channel", name=name, channel=channel)
+    else:
+        line = tr.gettext("watch.line", name=name, channel=channel)
+    return line + (f"\n  {warning(channel, problem, tr)}" if channel and problem else "")
 
 
-def settings_text(policy: Policy) -> str:
-    channel = f"<#{policy.channel_id}>" if policy.channel_id else "not set (`/settings channel`)"
-    digest = "one post per title and period" if policy.digest == "instant" else "one post per period (digest)"
-    role = f"<@&{policy.mention_role_id}>" if policy.mention_role_id else "nobody"
+def settings_text(policy: Policy, tr: Messages = ENGLISH) -> str:
+    if policy.channel_id:
+        channel = f"<#{policy.channel_id}>"
+    else:
+        channel = tr.gettext("settings.show.no_channel", command=tr.command("settings channel"))
+    digest_key = "settings.show.instant" if policy.digest == "instant" else "settings.show.period"
+    digest = tr.gettext(digest_key)
+    role = f"<@&{policy.mention_role_id}>" if policy.mention_role_id else tr.gettext("settings.show.nobody")
     return "\n".join(
         [
-            f"**Channel:** {channel}",
-            f"**Regions:** {rules.describe_regions(policy.regions)}",
-            f"**Events:** {rules.describe_events(policy.events)}",
-            f"**Posts:** {digest}",
-            f"**Mention:** {role}",
+            tr.gettext("settings.show.channel", channel=channel),
+            tr.gettext("settings.show.regions", regions=rules.describe_regions(policy.regions, tr)),
+            tr.gettext("settings.show.events", events=rules.describe_events(policy.events, tr)),
+            tr.gettext("settings.show.posts", posts=digest),
+            tr.gettext("settings.show.mention", role=role),
+            tr.gettext("settings.show.language", language=rules.describe_language(policy, tr)),
         ]
     )
 
 
-NOTHING_WATCHED = "This server watches nothing yet: `/watch add` a title, or `/watch all` for the headlines."
-NOT_ADMIN = "You need Manage Server to use these buttons."
+def nothing_watched(tr: Messages = ENGLISH) -> str:
+    return tr.gettext("watch.nothing", add=tr.command("watch add"), all=tr.command("watch all"))
 
 
-def list_heading(count: int) -> str:
-    return f"**Watched in this server ({count})**"
+NOTHING_WATCHED = nothing_watched()
+NOT_ADMIN = ENGLISH.gettext("watch.not_admin")
 
 
-def watch_list_pages(lines: Sequence[str], settings: str) -> list[str]:
+def list_heading(count: int, tr: Messages = ENGLISH) -> str:
+    return tr.gettext("watch.heading", count=count)
+
+
+def watch_list_pages(lines: Sequence[str], settings: str, tr: Messages = ENGLISH) -> list[str]:
     """The texts of /watch list, page by page: the heading, at most LIST_PAGE_SIZE watches, the
     server's settings and, when there are several pages, which page it is; each within a message."""
-    heading = list_heading(len(lines))
-    room = CONTENT - len(heading) - len(settings) - len(page_text(999, 999)) - 4  # newlines between parts
+    heading = list_heading(len(lines), tr)
+    room = CONTENT - len(heading) - len(settings) - len(page_text(999, 999, tr)) - 4  # newlines between parts
     chunks = pack(lines, room, LIST_PAGE_SIZE)
     texts = []
     for number, chunk in enumerate(chunks, start=1):
-        parts = [heading, join_lines(chunk, max(room, 1)), "", settings]
+        parts = [heading, join_lines(chunk, max(room, 1), tr), "", settings]
         if len(chunks) > 1:
-            parts.append(page_text(number, len(chunks)))
+            parts.append(page_text(number, len(chunks), tr))
         texts.append(clip("\n".join(parts), CONTENT))
     return texts
 
@@ -127,12 +159,12 @@ class WatchListButton(PageButton, template=r"cb:w:.*"):
     cog_name = "Watch"
 
 
-def list_buttons(owner: int, page: int, pages: int) -> list[PageButton]:
+def list_buttons(owner: int, page: int, pages: int, tr: Messages = ENGLISH) -> list[PageButton]:
     if pages <= 1:
         return []
     return [
-        WatchListButton(list_button(owner, PREVIOUS, page), label=PREVIOUS_LABEL, disabled=page <= 0),
-        WatchListButton(list_button(owner, NEXT, page), label=NEXT_LABEL, disabled=page >= pages - 1),
+        WatchListButton(list_button(owner, PREVIOUS, page), label=previous_label(tr), disabled=page <= 0),
+        WatchListButton(list_button(owner, NEXT, page), label=next_label(tr), disabled=page >= pages - 1),
     ]
 
 
@@ -144,7 +176,7 @@ def title_choices(index: TitleIndex, current: str) -> list[Choice[str]]:
     ]
 
 
-def resolve_title(index: TitleIndex, text: str) -> tuple[str, str, list[str] | None]:
+def resolve_title(index: TitleIndex, text: str, tr: Messages = ENGLISH) -> tuple[str, str, list[str] | None]:
     """(title_key, title, None) for a charted title; for one not in any chart yet (an upcoming release)
     the title as typed and, in place of None, the closest charted titles in case it was a typo.
 
@@ -153,38 +185,41 @@ def resolve_title(index: TitleIndex, text: str) -> tuple[str, str, list[str] | N
     not "Anna Karenina", "Inventing Anna" is not "Anna". A text that fits several titles is refused."""
     text = clean_user_text(text)
     if not text:
-        raise InputError("Type a title, e.g. `All of Us Are Dead` (pick one from the list as you type).")
+        raise InputError(tr.gettext("error.no_title"))
     try:
         match = index.find(text, prefixes=False)
     except AmbiguousTitle as exc:
         names = ", ".join(f"**{safe(name, 100)}**" for name in exc.candidates[:5])
         raise InputError(
-            f"“{safe(text, 100)}” could be {names}: pick one from the list as you type."
+            tr.gettext("watch.ambiguous", title=quoted(safe(text, 100), tr), titles=names)
         ) from None
     except UnchartedTitle as exc:
         show, _season = split_season(text)
         return title_key(show), show, exc.candidates
     except TitleNotFound:
-        raise InputError(f"“{safe(text, 100)}” has no letters or digits: type a title.") from None
+        raise InputError(tr.gettext("watch.no_letters", title=quoted(safe(text, 100), tr))) from None
     return match.key, match.title, None
 
 
-def remove_target(text: str, watched: Sequence[tuple[str, str]]) -> str:
+def remove_target(text: str, watched: Sequence[tuple[str, str]], tr: Messages = ENGLISH) -> str:
     """The watch target `/watch remove` means: `*` for the headlines, else a watched title."""
     text = clean_user_text(text)
-    if text in (ALL, EVERYTHING) or text.casefold() in ("all", "all titles"):
+    if text in (ALL, EVERYTHING, everything(tr)) or text.casefold() in ("all", "all titles"):
         return ALL
     for target, title in watched:
         if text in (target, title) or text.casefold() == title.casefold():
             return target
-    raise InputError(f"This server does not watch “{safe(text, 100)}”: see `/watch list`.")
+    raise InputError(
+        tr.gettext("watch.not_watched", title=quoted(safe(text, 100), tr), command=tr.command("watch list"))
+    )
 
 
 # --- the cog ----------------------------------------------------------------------------------------
 
 
 class WatchCog(commands.Cog, name="Watch"):
-    """/watch add|remove|list|all and /settings channel|regions|events|digest|mention-role|test|show."""
+    """/watch add|remove|list|all and /settings channel|regions|events|digest|mention-role|language|test|
+    show."""
 
     watch = app_commands.Group(
         name="watch",
@@ -232,7 +267,7 @@ class WatchCog(commands.Cog, name="Watch"):
     @staticmethod
     def _guild_id(interaction: discord.Interaction) -> int:
         if interaction.guild_id is None:
-            raise InputError("This command works in a server only.")
+            raise InputError(translator(interaction.locale).gettext("watch.servers_only"))
         return interaction.guild_id
 
     def _problem(
@@ -241,7 +276,31 @@ class WatchCog(commands.Cog, name="Watch"):
         guild = interaction.guild
         if guild is None:
             return broken
-        return channel_problem(guild.get_channel(channel_id), guild.me, broken)
+        return channel_problem(
+            guild.get_channel(channel_id), guild.me, broken, translator(interaction.locale)
+        )
+
+    @staticmethod
+    def _as_now(policy: Policy, interaction: discord.Interaction) -> Policy:
+        """The server's settings with its own language as Discord says it now."""
+        return replace(policy, server_language=rules.server_language(interaction.guild_locale))
+
+    @commands.Cog.listener()
+    async def on_app_command_completion(
+        self, interaction: discord.Interaction, command: app_commands.Command | app_commands.ContextMenu
+    ) -> None:
+        """After an admin command went through: note down the server's own language (Discord's
+        preferred locale of the server), the language of its posts unless one was chosen."""
+        root = getattr(command, "root_parent", None)
+        if interaction.guild_id is None or root not in (self.watch, self.settings):
+            return
+        language = rules.server_language(interaction.guild_locale)
+        try:
+            store = await self._store()
+            if (await store.guilds.policy(interaction.guild_id)).server_language != language:
+                await store.guilds.update_settings(interaction.guild_id, server_language=language)
+        except StoreError as exc:
+            log.warning("could not note the language of server %s: %s", interaction.guild_id, exc)
 
     async def _healed(self, guild_id: int, channel_id: int) -> None:
         """An admin chose this channel again: forget an old failure there, post again."""
@@ -271,14 +330,13 @@ class WatchCog(commands.Cog, name="Watch"):
         _, created = await store.guilds.add_watch(guild_id, target, title, stored)
         self._watched.pop(guild_id, None)
         await self._healed(guild_id, shown)
-        name = EVERYTHING if target == ALL else f"**{safe(title, 150)}**"
-        if created:
-            text = f"Watching {name} in <#{shown}>: milestones from now on are posted there (nothing from before)."
-        else:
-            text = f"{name} was already watched in <#{shown}>."
+        tr = translator(interaction.locale)
+        name = everything(tr) if target == ALL else f"**{safe(title, 150)}**"
+        key = "watch.added" if created else "watch.already"
+        text = tr.gettext(key, name=name, channel=shown)
         problem = self._problem(interaction, shown)
         if problem:
-            text += f"\n{warning(shown, problem)}"
+            text += f"\n{warning(shown, problem, tr)}"
         await interaction.response.send_message(clip(text + note, CONTENT), ephemeral=True)
 
     # --- /watch ----------------------------------------------------------------------------------
@@ -294,12 +352,14 @@ class WatchCog(commands.Cog, name="Watch"):
         self, interaction: discord.Interaction, title: str, channel: discord.TextChannel | None = None
     ) -> None:
         await self._store()  # opens the DB (and the title index) if it was not open yet
-        key, name, suggestions = resolve_title(self._titles, title)
+        tr = translator(interaction.locale)
+        key, name, suggestions = resolve_title(self._titles, title, tr)
         note = ""
         if suggestions is not None:
-            note = f"\n“{safe(name, 100)}” is not in any chart yet: its milestones are posted once it charts."
+            note = "\n" + tr.gettext("watch.uncharted", title=quoted(safe(name, 100), tr))
             if suggestions:
-                note += f" Did you mean {', '.join(f'**{safe(t, 100)}**' for t in suggestions[:3])}?"
+                names = ", ".join(f"**{safe(t, 100)}**" for t in suggestions[:3])
+                note = tr.gettext("watch.did_you_mean", text=note, titles=names)
         await self._add(interaction, key, name, channel, note)
 
     @watch_add.autocomplete("title")
@@ -321,14 +381,16 @@ class WatchCog(commands.Cog, name="Watch"):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def watch_remove(self, interaction: discord.Interaction, title: str) -> None:
         guild_id = self._guild_id(interaction)
+        tr = translator(interaction.locale)
         store = await self._store()
         watched = await store.guilds.watched_titles(guild_id)
-        target = remove_target(title, watched)
+        target = remove_target(title, watched, tr)
         removed = await store.guilds.remove_watches(guild_id, target)
         self._watched.pop(guild_id, None)
         shown = next((t for k, t in watched if k == target), title)
-        name = EVERYTHING if target == ALL else f"**{safe(shown, 150)}**"
-        text = f"Stopped watching {name}." if removed else f"{name} was not watched."
+        name = everything(tr) if target == ALL else f"**{safe(shown, 150)}**"
+        key = "watch.removed" if removed else "watch.not_removed"
+        text = tr.gettext(key, name=name)
         await interaction.response.send_message(text, ephemeral=True)
 
     @watch_remove.autocomplete("title")
@@ -342,29 +404,32 @@ class WatchCog(commands.Cog, name="Watch"):
                 interaction.guild_id
             )
         query = clean_user_text(current).casefold()
+        tr = translator(interaction.locale)
         choices = [
-            Choice(name=clip(EVERYTHING if target == ALL else title, 100), value=target[:100])
+            Choice(name=clip(everything(tr) if target == ALL else title, 100), value=target[:100])
             for target, title in watched
-            if query in title.casefold()
+            if query in title.casefold() or (target == ALL and query in everything(tr).casefold())
         ]
         return choices[:25]
 
     @watch.command(name="list", description="What this server watches, and whether the bot can post there")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def watch_list(self, interaction: discord.Interaction) -> None:
+        tr = translator(interaction.locale)
         texts = await self._list_texts(interaction)
         if texts is None:
-            await interaction.response.send_message(NOTHING_WATCHED, ephemeral=True)
+            await interaction.response.send_message(nothing_watched(tr), ephemeral=True)
             return
-        page = Page(content=texts[0], buttons=list_buttons(interaction.user.id, 0, len(texts)))
+        page = Page(content=texts[0], buttons=list_buttons(interaction.user.id, 0, len(texts), tr))
         await self.pages.send(interaction, page, WATCH_LIST, ephemeral=True)
 
     async def _list_texts(self, interaction: discord.Interaction) -> list[str] | None:
-        """The pages of /watch list (None: nothing is watched)."""
+        """The pages of /watch list (None: nothing is watched), in the admin's language."""
         guild_id = self._guild_id(interaction)
+        tr = translator(interaction.locale)
         store = await self._store()
         watches = await store.guilds.watches(guild_id)
-        policy = await store.guilds.policy(guild_id)
+        policy = self._as_now(await store.guilds.policy(guild_id), interaction)
         broken = await store.guilds.broken_channels(guild_id)
         errors = await store.guilds.last_errors(guild_id)
         if not watches:
@@ -373,24 +438,25 @@ class WatchCog(commands.Cog, name="Watch"):
         for watch in watches:
             channel = watch.channel(policy)
             problem = self._problem(interaction, channel, broken.get(channel)) if channel else None
-            line = watch_line(watch, policy, problem)
+            line = watch_line(watch, policy, problem, tr)
             if channel and not problem and channel in errors:
-                line += f"\n  ⏳ last attempt failed ({clip(errors[channel], 80)}); retrying"
+                line += "\n  " + tr.gettext("watch.retrying", error=clip(errors[channel], 80))
             lines.append(line)
-        return watch_list_pages(lines, settings_text(policy))
+        return watch_list_pages(lines, settings_text(policy, tr), tr)
 
     async def _turn_list(self, interaction: discord.Interaction, press: Press) -> Page:
         """Previous or next page of /watch list, read again (the admin check too: a role may be gone)."""
         if press.book != WATCH_LIST:
             raise PageExpired(press.book)
         page, _ = parse_numbered(press)
+        tr = translator(interaction.locale)
         if not interaction.permissions.manage_guild:
-            raise InputError(NOT_ADMIN)
+            raise InputError(tr.gettext("watch.not_admin"))
         texts = await self._list_texts(interaction)
         if texts is None:
-            return Page(content=NOTHING_WATCHED)
-        target = turn(clamp_page(page, len(texts)), press.action, len(texts))
-        return Page(content=texts[target], buttons=list_buttons(press.owner, target, len(texts)))
+            return Page(content=nothing_watched(tr))
+        target = turn(clamp_page(page, len(texts)), press.action, len(texts), tr)
+        return Page(content=texts[target], buttons=list_buttons(press.owner, target, len(texts), tr))
 
     # --- /settings -------------------------------------------------------------------------------
 
@@ -398,8 +464,9 @@ class WatchCog(commands.Cog, name="Watch"):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def settings_show(self, interaction: discord.Interaction) -> None:
         store = await self._store()
-        policy = await store.guilds.policy(self._guild_id(interaction))
-        await interaction.response.send_message(settings_text(policy), ephemeral=True)
+        policy = self._as_now(await store.guilds.policy(self._guild_id(interaction)), interaction)
+        text = settings_text(policy, translator(interaction.locale))
+        await interaction.response.send_message(text, ephemeral=True)
 
     @settings.command(name="channel", description="The channel milestone posts go to by default")
     @app_commands.describe(channel="The announcement channel")
@@ -409,10 +476,11 @@ class WatchCog(commands.Cog, name="Watch"):
         store = await self._store()
         await store.guilds.update_settings(guild_id, channel_id=channel.id)
         await self._healed(guild_id, channel.id)
-        text = f"Milestones are posted in <#{channel.id}> (watches without a channel of their own)."
+        tr = translator(interaction.locale)
+        text = tr.gettext("settings.channel.set", channel=channel.id)
         problem = self._problem(interaction, channel.id)
         if problem:
-            text += f"\n{warning(channel.id, problem)}"
+            text += f"\n{warning(channel.id, problem, tr)}"
         await interaction.response.send_message(text, ephemeral=True)
 
     @settings.command(name="regions", description="Which countries' own milestones to post (world always)")
@@ -420,14 +488,15 @@ class WatchCog(commands.Cog, name="Watch"):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def settings_regions(self, interaction: discord.Interaction, regions: str | None = None) -> None:
         guild_id = self._guild_id(interaction)
+        tr = translator(interaction.locale)
         store = await self._store()
         if regions is None:
             policy = await store.guilds.policy(guild_id)
-            text = f"Posting milestones of: {rules.describe_regions(policy.regions)}."
+            text = tr.gettext("settings.regions.show", regions=rules.describe_regions(policy.regions, tr))
         else:
-            chosen = rules.parse_regions(clean_user_text(regions))
+            chosen = rules.parse_regions(clean_user_text(regions), tr)
             policy = await store.guilds.update_settings(guild_id, regions=chosen)
-            text = f"From now on: milestones of {rules.describe_regions(policy.regions)}."
+            text = tr.gettext("settings.regions.set", regions=rules.describe_regions(policy.regions, tr))
         await interaction.response.send_message(clip(text, CONTENT), ephemeral=True)
 
     @settings.command(name="events", description="Which kinds of milestones to post")
@@ -437,14 +506,16 @@ class WatchCog(commands.Cog, name="Watch"):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def settings_events(self, interaction: discord.Interaction, events: str | None = None) -> None:
         guild_id = self._guild_id(interaction)
+        tr = translator(interaction.locale)
         store = await self._store()
         policy = await store.guilds.policy(guild_id)
         if events is None:
-            text = f"Posting: {rules.describe_events(policy.events)}.\nKnown kinds: {rules.known_events()}."
+            described = rules.describe_events(policy.events, tr)
+            text = tr.gettext("settings.events.show", events=described, known=rules.known_events())
         else:
-            chosen = rules.parse_events(clean_user_text(events), policy.events)
+            chosen = rules.parse_events(clean_user_text(events), policy.events, tr)
             policy = await store.guilds.update_settings(guild_id, events=chosen)
-            text = f"From now on posting: {rules.describe_events(policy.events)}."
+            text = tr.gettext("settings.events.set", events=rules.describe_events(policy.events, tr))
         await interaction.response.send_message(clip(text, CONTENT), ephemeral=True)
 
     @settings.command(name="digest", description="One post per title as news comes, or one post per period")
@@ -459,11 +530,9 @@ class WatchCog(commands.Cog, name="Watch"):
     async def settings_digest(self, interaction: discord.Interaction, mode: Choice[str]) -> None:
         store = await self._store()
         await store.guilds.update_settings(self._guild_id(interaction), digest=mode.value)
-        text = (
-            "Each title's milestones of a period are posted together, as they come."
-            if mode.value == "instant"
-            else "All milestones of a period are posted together, in one post once the period's news is in."
-        )
+        tr = translator(interaction.locale)
+        key = "settings.digest.instant" if mode.value == "instant" else "settings.digest.period"
+        text = tr.gettext(key)
         await interaction.response.send_message(text, ephemeral=True)
 
     @settings.command(name="mention-role", description="The one role pinged by milestone posts (empty: none)")
@@ -473,17 +542,37 @@ class WatchCog(commands.Cog, name="Watch"):
         self, interaction: discord.Interaction, role: discord.Role | None = None
     ) -> None:
         guild_id = self._guild_id(interaction)
+        tr = translator(interaction.locale)
         if role is not None and role.is_default():
-            raise InputError(
-                "Posts never ping the whole server: choose a role, or leave it empty to ping nobody."
-            )
+            raise InputError(tr.gettext("settings.mention.everyone"))
         store = await self._store()
         await store.guilds.update_settings(guild_id, mention_role_id=role.id if role else None)
         text = (
-            f"Milestone posts ping <@&{role.id}> (and nobody else)."
+            tr.gettext("settings.mention.role", role=role.id)
             if role
-            else "Milestone posts ping nobody."
+            else tr.gettext("settings.mention.nobody")
         )
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @settings.command(name="language", description="The language of this server's milestone posts")
+    @app_commands.describe(language="A language, or the server's own (empty: show which)")
+    @app_commands.choices(language=LANGUAGE_CHOICES)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def settings_language(
+        self, interaction: discord.Interaction, language: Choice[str] | None = None
+    ) -> None:
+        guild_id = self._guild_id(interaction)
+        tr = translator(interaction.locale)
+        store = await self._store()
+        now = rules.server_language(interaction.guild_locale)
+        if language is None:
+            policy = self._as_now(await store.guilds.policy(guild_id), interaction)
+            text = tr.gettext("settings.language.show", language=rules.describe_language(policy, tr))
+        else:
+            chosen = None if language.value == DEFAULT_LANGUAGE else language.value
+            policy = await store.guilds.update_settings(guild_id, language=chosen, server_language=now)
+            key = "settings.language.set" if chosen else "settings.language.follow"
+            text = tr.gettext(key, language=rules.language_name(policy.post_language))
         await interaction.response.send_message(text, ephemeral=True)
 
     @settings.command(name="test", description="Post a sample milestone, to see what posts will look like")
@@ -495,11 +584,13 @@ class WatchCog(commands.Cog, name="Watch"):
         guild_id = self._guild_id(interaction)
         store = await self._store()
         policy = await store.guilds.policy(guild_id)
+        tr = translator(interaction.locale)
         channel_id = channel.id if channel else policy.channel_id or interaction.channel_id
         if channel_id is None:
-            raise InputError("Choose a channel, or set one with `/settings channel`.")
+            raise InputError(tr.gettext("settings.test.no_channel", command=tr.command("settings channel")))
         await interaction.response.defer(ephemeral=True, thinking=True)
-        post = posts.sample(policy.mention_role_id)
+        language = self._as_now(policy, interaction).post_language  # the posts' own, not the admin's
+        post = posts.sample(policy.mention_role_id, language=language)
         target = self.bot.get_partial_messageable(channel_id, guild_id=guild_id)
         try:
             # The role is shown as it will be, but this sample pings nobody.
@@ -509,15 +600,14 @@ class WatchCog(commands.Cog, name="Watch"):
         except (discord.Forbidden, discord.NotFound) as exc:
             reason = pacing.broken_reason(exc.status, exc.code, exc.text)
             await store.guilds.mark_broken(guild_id, channel_id, reason)
-            await interaction.edit_original_response(content=warning(channel_id, reason))
+            await interaction.edit_original_response(content=warning(channel_id, reason, tr))
             return
         await self._healed(guild_id, channel_id)
-        note = (
-            f" It will ping <@&{policy.mention_role_id}> (this sample did not)."
-            if policy.mention_role_id
-            else ""
-        )
-        await interaction.edit_original_response(content=f"Posted a sample in <#{channel_id}>.{note}")
+        if policy.mention_role_id:
+            text = tr.gettext("settings.test.posted_ping", channel=channel_id, role=policy.mention_role_id)
+        else:
+            text = tr.gettext("settings.test.posted", channel=channel_id)
+        await interaction.edit_original_response(content=text)
 
 
 async def setup(bot: commands.Bot) -> None:

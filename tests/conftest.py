@@ -146,6 +146,15 @@ def db_target(new_db: Callable[..., str]) -> str:
 # --- the real Netflix history ------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def english_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line writes in the environment's language (`LC_ALL`, `LC_MESSAGES`, `LANG`): every
+    test starts from a neutral one, whatever the machine running them speaks."""
+    monkeypatch.delenv("LC_ALL", raising=False)
+    monkeypatch.delenv("LC_MESSAGES", raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+
+
 @pytest.fixture(scope="session")
 def netflix_snapshots() -> list[Snapshot]:
     """Every chart of the real Netflix files (weekly: 94 countries and the four global lists)."""

@@ -68,7 +68,7 @@ async def test_commands_are_synced_to_the_dev_guild_only(fake: FakeDiscord, bot:
     assert options["region"]["autocomplete"] and not options["region"].get("required")
     assert {c["value"] for c in options["category"]["choices"]} >= {"tv", "movies", "tv-non-english"}
     top = [o["name"] for o in commands["top"]["options"]]
-    assert top == ["region", "category", "service", "date"]
+    assert top == ["region", "category", "service", "date", "period"]
     assert len(bot.titles) > 1000
 
 

@@ -75,6 +75,7 @@ async def test_admin_groups_are_guild_only_and_need_manage_server(fake: Delivery
         "events",
         "digest",
         "mention-role",
+        "language",
         "test",
     }
 
@@ -93,6 +94,7 @@ async def test_admin_groups_are_guild_only_and_need_manage_server(fake: Delivery
         ("settings mention-role", {"role": FANS}),
         ("settings test", {}),
         ("settings show", {}),
+        ("settings language", {"language": "ko"}),
     ],
 )
 async def test_a_member_without_manage_server_is_refused(

@@ -262,7 +262,11 @@ class Announcer:
     async def _post(self, job: Job) -> int:
         live = [item for item in job.items if not item.retracted]  # a first post leaves withdrawn news out
         message = self._posts.message(
-            live, digest=job.digest, nonce=job.nonce, mention_role_id=job.mention_role_id
+            live,
+            digest=job.digest,
+            nonce=job.nonce,
+            mention_role_id=job.mention_role_id,
+            language=job.language,
         )
         await self.bucket.acquire()
         async with asyncio.timeout(self.config.send_timeout):
@@ -285,7 +289,11 @@ class Announcer:
 
     async def _edit(self, job: Job) -> Outcome:
         post = posts.render(
-            job.items, digest=job.digest, nonce=job.nonce, mention_role_id=job.mention_role_id
+            job.items,
+            digest=job.digest,
+            nonce=job.nonce,
+            mention_role_id=job.mention_role_id,
+            language=job.language,
         )
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         await self.bucket.acquire()

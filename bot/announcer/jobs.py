@@ -43,6 +43,7 @@ class Job:
     sending_at: datetime | None
     edit: bool
     items: list[Item] = field(default_factory=list)
+    language: str = "en"  # of the post: its server's (bot.announcer.policy.Policy.post_language)
 
     @property
     def digest(self) -> bool:

@@ -1,7 +1,7 @@
 """Who gets which milestone, grouped how, paced how fast: the announcer's rules. No Discord, no SQL.
 
-A server's `Policy` (regions, kinds, digest, mention role) and its `Watch`es decide which channels want
-a milestone; `route` turns pending milestones into (channel, group) pairs; the store groups them into
+A server's `Policy` (regions, kinds, digest, mention role, the language of its posts) and its `Watch`es
+decide which channels want a milestone; `route` turns pending milestones into (channel, group) pairs; the store groups them into
 deliveries (one message each). Pacing and failures are in `bot.announcer.pacing`.
 """
 
@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
+from bot.i18n import ENGLISH, LOCALES, SOURCE, Messages, formats, locale_for
 from bot.milestones import KINDS
 from bot.model import WORLD, InputError, Milestone
-from bot.regions import REGION_CODES, region_name, resolve_region
+from bot.regions import REGION_CODES, resolve_region
 
 ALL = "*"  # a watch of every title's headlines; in a region list: every region
 DEFAULT_REGIONS: tuple[str, ...] = (WORLD, "us", "gb", "kr")
@@ -28,18 +29,6 @@ HEADLINE_COUNTRIES = 10  # "No. 1 in many countries": the detector reports from 
 DIGEST_MODES = ("instant", "period")
 DAY_STREAK_POSTS = (2, 3, 5, 7, 10, 14, 21, 28)  # then every 7 days
 
-EVENT_NAMES: dict[str, str] = {
-    "entered_top10": "enters the Top 10",
-    "reached_no1": "reaches No. 1",
-    "no1_streak": "weeks/days at No. 1",
-    "lost_no1": "loses No. 1",
-    "new_peak": "new peak",
-    "top10_run": "time in the Top 10",
-    "left_top10": "leaves the Top 10",
-    "no1_countries": "No. 1 in many countries",
-    "top10_countries": "Top 10 in many countries",
-    "record": "records",
-}
 _EVENT_ALIASES: dict[str, str] = {
     "entered": "entered_top10",
     "enters": "entered_top10",
@@ -70,6 +59,32 @@ class Policy:
     events: frozenset[str] = DEFAULT_EVENTS
     digest: str = "instant"
     mention_role_id: int | None = None
+    language: str | None = None  # of the posts, chosen with /settings language (None: the server's)
+    server_language: str | None = (
+        None  # the server's own, as Discord said at an admin command (None: English)
+    )
+
+    @property
+    def post_language(self) -> str:
+        """The language the server's posts are written in: the one chosen, else the server's own
+        (Discord's "preferred locale" of the server, when it is one of ours), else English."""
+        return self.language or self.server_language or SOURCE
+
+
+def server_language(guild_locale: object) -> str | None:
+    """The server's own language from Discord's `guild_locale`, as `Policy.server_language` keeps it:
+    one of our languages, None for English (or a language we do not write)."""
+    if guild_locale is None:
+        return None
+    language = locale_for(guild_locale)
+    return None if language == SOURCE else language
+
+
+def check_language(language: str | None) -> str | None:
+    """A language to store (None: the server's default); ValueError for one we do not write."""
+    if language is not None and language not in LOCALES:
+        raise ValueError(f"language must be one of {LOCALES} or None, not {language!r}")
+    return language
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +217,9 @@ def _words(text: str) -> list[str]:
     return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
 
 
-def parse_regions(text: str) -> frozenset[str] | None:
-    """ "world, us, South Korea" -> codes; "all" -> None (every region); "default" -> the defaults."""
+def parse_regions(text: str, tr: Messages = ENGLISH) -> frozenset[str] | None:
+    """ "world, us, South Korea" -> codes; "all" -> None (every region); "default" -> the defaults.
+    Country names may be in the admin's language too; what is wrong is said in it (`tr`)."""
     words = _words(text)
     folded = [w.casefold() for w in words]
     if folded in (["all"], ["*"], ["every"], ["everywhere"]):
@@ -211,17 +227,19 @@ def parse_regions(text: str) -> frozenset[str] | None:
     if folded in (["default"], ["defaults"], ["reset"]):
         return frozenset(DEFAULT_REGIONS)
     if not words:
-        raise InputError("List regions separated by commas, e.g. `world, us, South Korea`, or `all`.")
+        raise InputError(tr.gettext("error.regions.empty"))
     codes = set()
     for word in words:
         if len(word) > 1 and word.casefold() in REGION_CODES:
             codes.add(word.casefold())
         else:
-            codes.add(resolve_region(word))
+            codes.add(resolve_region(word, tr))
     return frozenset(codes)
 
 
-def parse_events(text: str, current: frozenset[str] = DEFAULT_EVENTS) -> frozenset[str]:
+def parse_events(
+    text: str, current: frozenset[str] = DEFAULT_EVENTS, tr: Messages = ENGLISH
+) -> frozenset[str]:
     """ "no1, streak, record"; "default"; "all"; or changes to `current`: "+peak -entered"."""
     words = [w.casefold().replace("-", "_") for part in _words(text) for w in part.split()]
     if words in (["all"], ["*"]):
@@ -229,20 +247,20 @@ def parse_events(text: str, current: frozenset[str] = DEFAULT_EVENTS) -> frozens
     if words in (["default"], ["defaults"], ["reset"]):
         return DEFAULT_EVENTS
     if not words:
-        raise InputError(f"Name the kinds to post (known: {known_events()}), `default` or `all`.")
+        raise InputError(tr.gettext("error.events.empty", known=known_events()))
     changes = all(w[:1] in "+_" and len(w) > 1 for w in words)  # "-peak" arrives as "_peak"
     chosen: set[str] = set(current) if changes else set()
     for word in words:
         name = word[1:] if changes else word
         kind = _EVENT_ALIASES.get(name, name)
         if kind not in KINDS:
-            raise InputError(f"Unknown kind {name!r}: use {known_events()}, `default` or `all`.")
+            raise InputError(tr.gettext("error.events.unknown", kind=repr(name), known=known_events()))
         if changes and word[0] == "_":
             chosen.discard(kind)
         else:
             chosen.add(kind)
     if not chosen:
-        raise InputError("That would post nothing at all: to stop announcements, remove the watches.")
+        raise InputError(tr.gettext("error.events.nothing"))
     return frozenset(chosen)
 
 
@@ -250,12 +268,45 @@ def known_events() -> str:
     return ", ".join(f"`{k}`" for k in KINDS)
 
 
-def describe_regions(regions: frozenset[str] | None) -> str:
+def describe_regions(regions: frozenset[str] | None, tr: Messages = ENGLISH) -> str:
+    """ "Worldwide (`world`), United States (`us`)", in `tr`'s language."""
     if regions is None:
-        return "every region"
+        return tr.gettext("settings.every_region")
     ordered = sorted(regions, key=lambda c: (c != WORLD, c))
-    return ", ".join(f"{region_name(c)} (`{c}`)" for c in ordered)
+    return ", ".join(f"{formats.region_name(c, tr)} (`{c}`)" for c in ordered)
 
 
-def describe_events(events: frozenset[str]) -> str:
-    return ", ".join(f"{EVENT_NAMES.get(k, k)} (`{k}`)" for k in KINDS if k in events)
+def describe_events(events: frozenset[str], tr: Messages = ENGLISH) -> str:
+    """ "reaches No. 1 (`reached_no1`), records (`record`)", in `tr`'s language."""
+    return ", ".join(f"{event_name(k, tr)} (`{k}`)" for k in KINDS if k in events)
+
+
+def event_name(kind: str, tr: Messages = ENGLISH) -> str:
+    """What a kind of milestone is called where admins choose them (`event.<kind>`)."""
+    key = f"event.{kind}"
+    return tr.gettext(key) if kind in KINDS else kind
+
+
+def describe_language(policy: Policy, tr: Messages = ENGLISH) -> str:
+    """ "한국어", or "English (the server's language)" when none was chosen (in `tr`'s language)."""
+    name = language_name(policy.post_language)
+    return name if policy.language else tr.gettext("settings.language.default", language=name)
+
+
+def language_name(language: str) -> str:
+    """A language by its own name, as its speakers write it: "한국어", "español (España)", "English"."""
+    return LANGUAGE_NAMES[language]
+
+
+LANGUAGE_NAMES = {
+    "en": "English",
+    "ko": "한국어",
+    "ja": "日本語",
+    "es_ES": "Español (España)",
+    "es_419": "Español (Latinoamérica)",
+    "pt_BR": "Português do Brasil",
+    "fr": "Français",
+    "de": "Deutsch",
+    "id": "Bahasa Indonesia",
+}
+"""Each language by its own name (as Discord's own language menu writes them)."""

@@ -61,14 +61,16 @@ _SPLIT = {lang for lang in _BY_LANGUAGE if sum(name.split("_")[0] == lang for na
 _TAG = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z]{4}))?(?:[-_]([A-Za-z]{2}|\d{3}))?(?:[-_].*)?$")
 
 
-def locale_for(tag: str | Enum | None) -> str:
+def locale_for(tag: str | Enum | Messages | None) -> str:
     """Our locale for a Discord locale, a BCP 47 tag or a POSIX locale ("ko", "es-419", "pt_BR.UTF-8").
 
     Exact match first, then CLDR's parent locale ("es-MX" -> es_419), then the language ("es" -> es_ES,
-    "pt-PT" -> pt_BR), else English.
+    "pt-PT" -> pt_BR), else English. A `Messages` is its own locale.
     """
     if tag is None:
         return SOURCE
+    if isinstance(tag, Messages):
+        return tag.locale
     text = str(tag.value if isinstance(tag, Enum) else tag).strip()
     text = text.split(".", 1)[0].split("@", 1)[0]  # ko_KR.UTF-8, de_DE@euro
     match = _TAG.match(text)
@@ -160,6 +162,13 @@ class Messages:
             text = self._missing(key, self._english.ngettext(key, key, n))
         return self._format(key, text, values, lambda: self._english.ngettext(key, key, n))
 
+    def command(self, path: str) -> str:
+        """A slash command as this language's Discord shows it: "watch list" -> "/watch list", "/알림 목록"."""
+        parts = path.split()
+        keys = [f"command.{'.'.join(parts[: i + 1])}.name" for i in range(len(parts))]
+        names = [self.gettext(key) for key in keys]
+        return "/" + " ".join(names)
+
     def _missing(self, key: str, english: str) -> str:
         if english == key:
             log.warning("no message %r in the English catalogue", key)
@@ -177,11 +186,18 @@ class Messages:
             return english().format(**values)
 
 
-def translator(locale: str | Enum | None) -> Messages:
-    """The texts of the language for `locale` (any tag `locale_for` reads)."""
+def translator(locale: str | Enum | Messages | None) -> Messages:
+    """The texts of the language for `locale` (any tag `locale_for` reads; a `Messages` is returned as
+    it is, so that functions may take either)."""
+    if isinstance(locale, Messages):
+        return locale
     return _messages(locale_for(locale))
 
 
 @functools.cache
 def _messages(locale: str) -> Messages:
     return Messages(locale)
+
+
+ENGLISH = translator(SOURCE)
+"""English: the texts of any function not told another language."""

@@ -17,10 +17,10 @@ from babel.dates import format_date, format_skeleton
 from babel.numbers import format_compact_decimal, format_decimal
 
 from bot import regions
-from bot.i18n.catalogues import SOURCE, locale_for, translator
+from bot.i18n.catalogues import SOURCE, Messages, locale_for, translator
 from bot.model import WORLD
 
-Tag = str | Enum | None
+Tag = str | Enum | Messages | None
 
 PERIODS = ("day", "week")
 """The periods whose words are in the catalogues (an all-time list has no run lengths)."""
@@ -57,6 +57,26 @@ def region_name(code: str, locale: Tag) -> str:
         return tr.gettext("region.world")
     # A few CLDR names are formal ("홍콩(중국 특별행정구)"); the catalogue holds CLDR's short forms.
     return tr.lookup(f"region.{code}") or tr.babel.territories.get(code.upper()) or english
+
+
+def region_phrase(code: str, locale: Tag) -> str:
+    """A region inside a sentence, with its flag: "the 🇺🇸 U.S." / "🇰🇷 South Korea" in English (as
+    bot.regions.region_phrase writes it), "🇺🇸 미국" / "🇰🇷 Corea del Sur" in the others; the
+    prepositions and articles around it are the sentence's (each language's catalogue).
+
+    A code that is not a region reads as the code in capitals.
+    """
+    try:
+        if _lang(locale) == SOURCE:
+            return regions.region_phrase(code)
+        return f"{regions.flag(code)} {region_name(code, locale)}"
+    except ValueError:
+        return code.upper()
+
+
+def chart_place(code: str, locale: Tag) -> str:
+    """A region naming a chart: "🇺🇸 U.S.", "🇳🇱 Netherlands" (English drops its "the"), "🇺🇸 미국"."""
+    return region_phrase(code, locale).removeprefix("the ")
 
 
 def flag(region: str) -> str:

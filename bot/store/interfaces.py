@@ -328,7 +328,12 @@ class SourceBook(Protocol):
 class GuildConfig(Protocol):
     async def policy(self, guild_id: int) -> Policy: ...
 
-    async def update_settings(self, guild_id: int, **changes: Any) -> Policy: ...
+    async def update_settings(self, guild_id: int, **changes: Any) -> Policy:
+        """Change some of a server's settings, the others kept: `channel_id`, `regions`, `events`,
+        `digest`, `mention_role_id`, `language` (of its posts; None: the server's own) and
+        `server_language` (the server's own, from Discord; None: English). TypeError for another name,
+        ValueError for a digest mode or a language chartbot does not have."""
+        ...
 
     async def add_watch(
         self, guild_id: int, target: str, title: str, channel_id: int = 0
@@ -358,7 +363,10 @@ class DeliveryQueue(Protocol):
 
     async def flag_edits(self, changed_since: datetime) -> int: ...
 
-    async def due_jobs(self, *, limit: int, skip: Iterable[int] = ()) -> list[Job]: ...
+    async def due_jobs(self, *, limit: int, skip: Iterable[int] = ()) -> list[Job]:
+        """Deliveries due now, each with its milestones and the language of its server's posts
+        (`Job.language`: the one chosen, else the server's own, else English)."""
+        ...
 
     async def begin_sending(self, ids: Sequence[int]) -> None: ...
 

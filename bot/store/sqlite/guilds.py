@@ -42,12 +42,13 @@ def _seconds(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-SETTINGS = ("channel_id", "regions", "events", "digest", "mention_role_id")
+SETTINGS = ("channel_id", "regions", "events", "digest", "mention_role_id", "language", "server_language")
+_POLICY_COLUMNS = "channel_id, regions, events, digest, mention_role_id, language, server_language"
 _WATCH_COLUMNS = "id, guild_id, target, title, channel_id, since_id, since_read"
 
 
 def _policy(guild_id: int, row: Sequence) -> Policy:
-    channel_id, regions, events, digest, role = row
+    channel_id, regions, events, digest, role, language, server_language = row
     region_set: frozenset[str] | None = frozenset(rules.DEFAULT_REGIONS)
     if regions is not None:
         codes = json.loads(regions)
@@ -59,6 +60,8 @@ def _policy(guild_id: int, row: Sequence) -> Policy:
         events=frozenset(json.loads(events)) if events is not None else rules.DEFAULT_EVENTS,
         digest=digest,
         mention_role_id=role,
+        language=language,
+        server_language=server_language,
     )
 
 
@@ -77,15 +80,18 @@ class SqliteGuildConfig:
             raise TypeError(f"unknown settings: {sorted(unknown)}")
         if changes.get("digest", "instant") not in rules.DIGEST_MODES:
             raise ValueError(f"digest must be one of {rules.DIGEST_MODES}")
+        for name in ("language", "server_language"):
+            rules.check_language(changes.get(name))
         async with self.db.transaction() as db:
             values = replace(await _get_policy(db, guild_id), **changes)
             region_list = [ALL] if values.regions is None else sorted(values.regions)
             at = stamp(now())
             await db.execute(
-                "INSERT INTO guild_settings (guild_id, channel_id, regions, events, digest, mention_role_id, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET "
+                f"INSERT INTO guild_settings (guild_id, {_POLICY_COLUMNS}, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET "
                 "channel_id = excluded.channel_id, regions = excluded.regions, events = excluded.events, "
                 "digest = excluded.digest, mention_role_id = excluded.mention_role_id, "
+                "language = excluded.language, server_language = excluded.server_language, "
                 "updated_at = excluded.updated_at",
                 (
                     guild_id,
@@ -94,6 +100,8 @@ class SqliteGuildConfig:
                     json.dumps(sorted(values.events)),
                     values.digest,
                     values.mention_role_id,
+                    values.language,
+                    values.server_language,
                     at,
                     at,
                 ),
@@ -192,7 +200,7 @@ class SqliteGuildConfig:
 
 async def _get_policy(db: Db, guild_id: int) -> Policy:
     row = await db.fetchone(
-        "SELECT channel_id, regions, events, digest, mention_role_id FROM guild_settings WHERE guild_id = ?",
+        f"SELECT {_POLICY_COLUMNS} FROM guild_settings WHERE guild_id = ?",
         (guild_id,),
     )
     return _policy(guild_id, row) if row else Policy(guild_id)
@@ -257,13 +265,16 @@ class SqliteDeliveryQueue:
         at = stamp(now())
         skipped = set(skip)
         rows = await self.reader.fetch(
-            "SELECT id, guild_id, channel_id, group_key, nonce, state, message_id, mention_role_id, attempts, "
-            "sending_at, edit_needed FROM deliveries WHERE ((state IN ('planned', 'sending') AND due_at <= ?) "
-            "OR (state = 'sent' AND edit_needed = 1 AND due_at <= ?)) ORDER BY due_at, id LIMIT ?",
+            "SELECT d.id, d.guild_id, d.channel_id, d.group_key, d.nonce, d.state, d.message_id, "
+            "d.mention_role_id, d.attempts, d.sending_at, d.edit_needed, "
+            "coalesce(g.language, g.server_language) FROM deliveries d "
+            "LEFT JOIN guild_settings g ON g.guild_id = d.guild_id "
+            "WHERE ((d.state IN ('planned', 'sending') AND d.due_at <= ?) "
+            "OR (d.state = 'sent' AND d.edit_needed = 1 AND d.due_at <= ?)) ORDER BY d.due_at, d.id LIMIT ?",
             (at, at, limit + len(skipped)),
         )
         jobs = [
-            Job(*row[:9], sending_at=_moment(row[9]), edit=row[5] == SENT)
+            Job(*row[:9], sending_at=_moment(row[9]), edit=row[5] == SENT, language=row[11] or rules.SOURCE)
             for row in rows
             if row[0] not in skipped
         ][:limit]
@@ -384,8 +395,7 @@ async def _routing(
     for part in chunks(guilds, VARIABLES):
         marks = placeholders(len(part))
         for row in await db.fetch(
-            "SELECT guild_id, channel_id, regions, events, digest, mention_role_id FROM guild_settings "
-            f"WHERE guild_id IN ({marks})",
+            f"SELECT guild_id, {_POLICY_COLUMNS} FROM guild_settings WHERE guild_id IN ({marks})",
             part,
         ):
             policies[row[0]] = _policy(row[0], row[1:])

@@ -345,6 +345,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN read_id INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE watches ADD COLUMN since_read INTEGER NOT NULL DEFAULT 0;
     """,
+    # 8: the language of a server's posts: the one an admin chose (/settings language; NULL: the
+    # server's own), and the server's own as Discord last named it at an admin command (one of
+    # chartbot's languages; NULL: English, or not seen yet).
+    """
+    ALTER TABLE guild_settings ADD COLUMN language TEXT;
+    ALTER TABLE guild_settings ADD COLUMN server_language TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
