@@ -15,6 +15,7 @@ from typing import Any
 
 import discord
 import pytest
+from engines import both_engines
 from fake_discord import MANAGE_GUILD, FakeChannel, FakeDiscord, FakeMember, FakeRole, Reply
 from test_render import assert_within_limits, milestone
 
@@ -545,8 +546,9 @@ async def test_top_all_time_pages_through_the_versions(fake: FakeDiscord, all_ti
 # --- posts in the server's language ---------------------------------------------------------------------
 
 
+@both_engines
 async def test_a_portuguese_server_gets_its_posts_in_portuguese(
-    tmp_path: Path, netflix_snapshots: list[Any]
+    db_target: str, netflix_snapshots: list[Any]
 ) -> None:
     from announce_worker import make_bot
     from fake_discord_ext import DeliveryFake
@@ -554,7 +556,7 @@ async def test_a_portuguese_server_gets_its_posts_in_portuguese(
     from bot.ingest import Ingester
 
     jan23, jan30 = date(2022, 1, 23), date(2022, 1, 30)
-    db = tmp_path / "chartbot.sqlite3"
+    db = db_target
     async with await open_store(db) as store:
         await Ingester(store).ingest([s for s in netflix_snapshots if s.key.date <= jan23], news=False)
     brazil, club = GUILD, GUILD + 1
@@ -667,8 +669,9 @@ async def _until(read: Any, check: Any, seconds: float = 3.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_the_language_setting_is_stored_and_checked(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite3"
+@both_engines
+async def test_the_language_setting_is_stored_and_checked(db_target: str) -> None:
+    path = db_target
     async with await open_store(path) as store:
         policy = await store.guilds.update_settings(GUILD, language="ko", server_language="de")
         assert (policy.language, policy.server_language) == ("ko", "de")

@@ -127,7 +127,7 @@ TABLES: tuple[Table, ...] = (
         "guild_settings",
         _cols(
             "guild_id:int channel_id:int regions:json events:json digest:text mention_role_id:int "
-            "created_at:time updated_at:time",
+            "created_at:time updated_at:time language:text server_language:text",
             timespec="milliseconds",
         ),
         ("guild_id",),

@@ -46,13 +46,13 @@ def _seconds(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
-SETTINGS = ("channel_id", "regions", "events", "digest", "mention_role_id")
+SETTINGS = ("channel_id", "regions", "events", "digest", "mention_role_id", "language", "server_language")
 _SETTINGS_COLUMNS = ", ".join(SETTINGS)
 _WATCH_COLUMNS = "id, guild_id, target, title, channel_id, since_id, since_read"
 
 
 def _policy(guild_id: int, row: Sequence) -> Policy:
-    channel_id, regions, events, digest, role = row
+    channel_id, regions, events, digest, role, language, server_language = row
     region_set: frozenset[str] | None = frozenset(rules.DEFAULT_REGIONS)
     if regions is not None:
         codes = json.loads(regions)
@@ -64,6 +64,8 @@ def _policy(guild_id: int, row: Sequence) -> Policy:
         events=frozenset(json.loads(events)) if events is not None else rules.DEFAULT_EVENTS,
         digest=digest,
         mention_role_id=role,
+        language=language,
+        server_language=server_language,
     )
 
 
@@ -82,6 +84,8 @@ class PostgresGuildConfig:
             raise TypeError(f"unknown settings: {sorted(unknown)}")
         if changes.get("digest", "instant") not in rules.DIGEST_MODES:
             raise ValueError(f"digest must be one of {rules.DIGEST_MODES}")
+        for name in ("language", "server_language"):
+            rules.check_language(changes.get(name))
         async with self.db.transaction() as db:
             # the server's row locked first: two changes at once apply one after the other, none lost
             await db.execute(
@@ -95,13 +99,15 @@ class PostgresGuildConfig:
             region_list = [ALL] if values.regions is None else sorted(values.regions)
             await db.execute(
                 "UPDATE guild_settings SET channel_id = $2, regions = $3, events = $4, digest = $5, "
-                "mention_role_id = $6, updated_at = $7 WHERE guild_id = $1",
+                "mention_role_id = $6, language = $7, server_language = $8, updated_at = $9 WHERE guild_id = $1",
                 guild_id,
                 values.channel_id,
                 json.dumps(region_list),
                 json.dumps(sorted(values.events)),
                 values.digest,
                 values.mention_role_id,
+                values.language,
+                values.server_language,
                 stamp(now()),
             )
             return await _get_policy(db, guild_id)
@@ -294,14 +300,18 @@ class PostgresDeliveryQueue:
         at = stamp(now())
         skipped = set(skip)
         rows = await self.db.fetch(
-            "SELECT id, guild_id, channel_id, group_key, nonce, state, message_id, mention_role_id, attempts, "
-            "sending_at FROM deliveries WHERE ((state IN ('planned', 'sending') AND due_at <= $1) "
-            "OR (state = 'sent' AND edit_needed AND due_at <= $1)) ORDER BY due_at, id LIMIT $2",
+            "SELECT d.id, d.guild_id, d.channel_id, d.group_key, d.nonce, d.state, d.message_id, "
+            "d.mention_role_id, d.attempts, d.sending_at, coalesce(g.language, g.server_language) "
+            "FROM deliveries d LEFT JOIN guild_settings g ON g.guild_id = d.guild_id "
+            "WHERE ((d.state IN ('planned', 'sending') AND d.due_at <= $1) "
+            "OR (d.state = 'sent' AND d.edit_needed AND d.due_at <= $1)) ORDER BY d.due_at, d.id LIMIT $2",
             at,
             limit + len(skipped),
         )
         jobs = [
-            Job(*row[:9], sending_at=row[9], edit=row[5] == SENT) for row in rows if row[0] not in skipped
+            Job(*row[:9], sending_at=row[9], edit=row[5] == SENT, language=row[10] or rules.SOURCE)
+            for row in rows
+            if row[0] not in skipped
         ][:limit]
         await self._load_items(jobs)
         return jobs
