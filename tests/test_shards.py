@@ -341,7 +341,7 @@ async def test_an_unanswered_gateway_bot_is_waited_for(
 async def test_two_bots_split_four_shards_and_each_answers_its_own_servers(
     fake: FakeDiscord, chart_db: Path
 ) -> None:
-    fake.max_concurrency = 2
+    fake.max_concurrency = 4  # a key per shard: two processes pace their own IDENTIFYs only
     servers = {shard: [guild_on(shard, 4, n) for n in range(2)] for shard in range(4)}
     add_servers(fake, [g for ids in servers.values() for g in ids])
     env = {"CHARTBOT_SHARD_COUNT": "4"}
