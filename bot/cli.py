@@ -25,6 +25,7 @@ from typing import NoReturn, TextIO
 
 from bot import terminal
 from bot.charts import top_charts
+from bot.copying import copy_store
 from bot.i18n import DISCORD_LOCALES, ENGLISH, SOURCE, Messages, locale_for, translator
 from bot.i18n import formats as local
 from bot.ingest import Ingester, IngestReport
@@ -34,7 +35,16 @@ from bot.regions import resolve_region
 from bot.settings import Settings, load_dotenv, shard_selection
 from bot.sources import files
 from bot.sources.tables import Charts
-from bot.store import MEMORY, SchemaError, Store, StoreError, StoreInUse, is_postgres_url, open_store
+from bot.store import (
+    MEMORY,
+    SchemaError,
+    Store,
+    StoreError,
+    StoreInUse,
+    is_postgres_url,
+    open_store,
+    redact,
+)
 from bot.titles import TitleIndex, TitleNotFound
 
 EXIT_USAGE = 2
@@ -127,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--source", choices=("flixpatrol",), default="flixpatrol")
     p.add_argument("--json", action="store_true")
+    db = sub.add_parser("db", help="the database itself: copy it between engines, show what it holds")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION", parser_class=Parser)
+    p = db_sub.add_parser("copy", help="copy a whole database into another (SQLite file <-> PostgreSQL URL)")
+    p.add_argument("source", metavar="SOURCE", help="a SQLite file or a postgresql:// URL")
+    p.add_argument("target", metavar="TARGET", help="a SQLite file or a postgresql:// URL")
+    p.add_argument("--replace", action="store_true", help="overwrite a target that already holds charts")
+    p = db_sub.add_parser("status", help="the database's engine, schema version and row counts")
+    p.add_argument("--db", metavar="PATH_OR_URL", help="default: $CHARTBOT_DB, else ./chartbot.sqlite3")
     return parser
 
 
@@ -562,6 +580,27 @@ async def status_main(settings: Settings, out: TextIO, *, every_chart: bool = Fa
     return 0
 
 
+@command("db")
+async def database(args: argparse.Namespace, out: TextIO) -> int:
+    if args.db_command == "status":
+        async with await open_existing(args) as store:
+            out.write(terminal.format_store_status(await store.status()) + "\n")
+        return 0
+    source_path, target_path = args.source, args.target
+    if source_path == target_path:
+        raise InputError("SOURCE and TARGET are the same database")
+    if not is_postgres_url(source_path) and not Path(source_path).is_file():
+        raise InputError(f"no database at {source_path}")
+    async with await open_store(source_path) as source, await open_store(target_path) as target:
+        with terminal.Progress() as progress:
+            report = await copy_store(source, target, replace=args.replace, progress=progress.update)
+    out.write(
+        f"copied {report.rows:,} rows in {len(report.counts)} tables from {redact(source_path)} "
+        f"to {redact(target_path)}; every table's count checked\n"
+    )
+    return 0
+
+
 @command("parse")
 async def parse(args: argparse.Namespace, out: TextIO) -> int:
     from bot.sources.flixpatrol import parse_main
@@ -570,6 +609,11 @@ async def parse(args: argparse.Namespace, out: TextIO) -> int:
 
 
 # --- entry point --------------------------------------------------------------------------------------
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """ "rank", "db copy": how the command was called, for its error lines."""
+    return " ".join(filter(None, (args.command, getattr(args, "db_command", None))))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -585,13 +629,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return asyncio.run(COMMANDS[args.command](args, sys.stdout))
     except InputError as error:
-        print(f"chartbot {args.command}: {error}", file=sys.stderr)
+        print(f"chartbot {command_name(args)}: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (SchemaError, StoreInUse) as error:
-        print(f"chartbot {args.command}: {error}", file=sys.stderr)
+        print(f"chartbot {command_name(args)}: {error}", file=sys.stderr)
         return EXIT_USAGE
     except StoreError as error:
-        print(f"chartbot {args.command}: the database cannot be used: {error}", file=sys.stderr)
+        print(f"chartbot {command_name(args)}: the database cannot be used: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -13,6 +13,7 @@ from bot.i18n import ENGLISH, SOURCE, Messages
 from bot.i18n import formats as local
 from bot.model import ALL_TIME
 from bot.render import category_word, chart_name, date_text, movement, place_name, service_name, units
+from bot.store import StoreStatus
 from bot.views import SOURCE_ROW, ChartView, HealthRow, TitleReport
 
 UNITS = {"day": ("day", "days"), "week": ("week", "weeks")}
@@ -289,3 +290,16 @@ def is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):  # no isatty, or closed
         return False
+
+
+def format_store_status(status: StoreStatus) -> str:
+    """`chartbot db status`: the engine, where, the schema version, each table's rows."""
+    lines = [
+        f"engine:  {status.engine}",
+        f"where:   {status.location}",
+        f"schema:  version {status.schema_version}",
+        "",
+    ]
+    rows = [[name, f"{count:,}"] for name, count in status.counts.items()]
+    lines.extend(table(["TABLE", "ROWS"], rows, right=(1,)))
+    return "\n".join(lines)

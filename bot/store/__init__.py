@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from bot.store.catalog import TABLES
 from bot.store.interfaces import (
     ChartHistory,
     ChartQueries,
@@ -101,6 +102,7 @@ async def claim_process(target: str | Path = MEMORY, *, shard_subset: bool = Fal
 
 __all__ = [
     "MEMORY",
+    "TABLES",
     "ChartHistory",
     "ChartQueries",
     "CountryInputs",
