@@ -94,7 +94,9 @@ class Ingester:
         `read`: the read whose data it stores (`SourceBook.begin_read`; None: a read begun now)."""
         try:
             async with self.store.history.write(read) as tx:
-                yield Batch(tx, self._memos)
+                batch = Batch(tx, self._memos)
+                yield batch
+                await batch.finish()
         except BaseException:
             self._memos.clear()  # they may hold the state of what was just rolled back
             raise
@@ -110,11 +112,41 @@ async def ingest(
 class Batch:
     """The steps of one history transaction, and what they did."""
 
+    # Running stats changed by the batch wait in memory and are written once, at the end (or when this
+    # many are waiting): a long history fed in chunks would otherwise rewrite a title's stats per chunk.
+    STATS_KEPT = 250_000
+
     def __init__(self, tx: HistoryWrite, memos: dict[SeriesKey, _Memo]) -> None:
         self.tx = tx
         self.memos = memos
         self.report = IngestReport()
         self.names: dict[str, str] = {}  # title key -> display title, of every title this batch met
+        self.unsaved: dict[SeriesKey, dict[str, TitleStats]] = {}  # stats not written yet, newest
+        self.unsaved_count = 0
+
+    async def keep_stats(self, series: SeriesKey, stats: Mapping[str, TitleStats]) -> None:
+        """Stats to write before the transaction ends (read back from here until then)."""
+        kept = self.unsaved.setdefault(series, {})
+        before = len(kept)
+        kept.update(stats)
+        self.unsaved_count += len(kept) - before
+        if self.unsaved_count >= self.STATS_KEPT:
+            await self.save_stats()
+
+    async def save_stats(self, series: SeriesKey | None = None) -> None:
+        """Write the stats kept (of one series, or all)."""
+        keys = [series] if series is not None else list(self.unsaved)
+        rows = []
+        for key in keys:
+            kept = self.unsaved.pop(key, {})
+            self.unsaved_count -= len(kept)
+            rows.extend((key, title, kept[title]) for title in sorted(kept))
+        if rows:
+            await self.tx.save_stats(rows)
+
+    async def finish(self) -> None:
+        """What must be written before the transaction commits."""
+        await self.save_stats()
 
     # --- charts -----------------------------------------------------------------------------------
 
@@ -283,9 +315,9 @@ class Batch:
         charts = [chart for s in work for chart in s.new_charts]
         if charts:
             await self.tx.add_charts(charts)
-        stats = [(s.key, t, s.stats[t]) for s in work for t in sorted(s.dirty)]
-        if stats:
-            await self.tx.save_stats(stats)
+        for s in work:
+            if s.dirty:
+                await self.keep_stats(s.key, {t: s.stats[t] for t in s.dirty})
         news = [m for s in work for m in s.news_found]
         if news:
             await self.tx.add_milestones(news, scope="chart", new_period=True)
@@ -351,9 +383,11 @@ class _SeriesIngest:
         memo = batch.memos.pop(self.key, None)  # back in remember() if still true
         self.memo = memo if memo is not None and memo.version == state.version else None
         self.stats: dict[str, TitleStats] = dict(self.memo.stats) if self.memo else {}
+        self.stats.update(batch.unsaved.get(self.key, {}))  # newer than the database's, until written
         self.previous: dict[str, int] | None = self.memo.last_ranks if self.memo else None
         self.dirty: set[str] = set()
         self.fresh: list[Snapshot] = []
+        self.fresh_ranks: list[dict[str, int]] = []  # each fresh chart's ranks, by stored identity
         self.late: list[tuple[Snapshot, bool]] = []  # (chart, replaces a stored one)
         self.new_charts: list[tuple[Snapshot, str]] = []
         self.news_found: list[Milestone] = []
@@ -367,6 +401,7 @@ class _SeriesIngest:
                 self.report.unchanged += 1
             elif self.latest is None or snapshot.key.date > self.latest:
                 self.fresh.append(snapshot)
+                self.fresh_ranks.append(self.ranks_of(snapshot))
             else:
                 self.late.append((snapshot, known is not None))
 
@@ -377,7 +412,7 @@ class _SeriesIngest:
 
     def titles_to_load(self) -> set[str]:
         """The titles whose stored stats the fresh charts need (and are not known already)."""
-        charted = {t for snapshot in self.fresh for t in self.ranks_of(snapshot)}
+        charted = {t for ranks in self.fresh_ranks for t in ranks}
         return (charted | set(self.previous or ())) - set(self.stats)
 
     def names_needed(self) -> set[str]:
@@ -439,13 +474,16 @@ class _SeriesIngest:
     async def _recompute(self, titles: set[str]) -> None:
         folded = await self._fold(titles, until=None)
         gone = [t for t in titles if t not in folded]
+        kept = self.batch.unsaved.get(self.key, {})
         for title in gone:
             self.stats.pop(title, None)
+            if kept.pop(title, None) is not None:
+                self.batch.unsaved_count -= 1
+        self.stats.update(folded)
+        await self.batch.keep_stats(self.key, folded)
+        await self.batch.save_stats(self.key)  # the record is read from the stats stored
         if gone:
             await self.tx.drop_stats(self.key, gone)
-        self.stats.update(folded)
-        if folded:
-            await self.tx.save_stats([(self.key, t, folded[t]) for t in sorted(folded)])
         self.record = await self.tx.run_record(self.key)
 
     async def _fold(self, titles: Iterable[str], until: date | None) -> dict[str, TitleStats]:
@@ -478,8 +516,7 @@ class _SeriesIngest:
         """The hot path of every ingest: keep it lean (one pass, stats advanced in memory)."""
         stats, step, news = self.stats, self.step, self.news
         previous = self.previous
-        for snapshot in self.fresh:
-            ranks = self.ranks_of(snapshot)
+        for snapshot, ranks in zip(self.fresh, self.fresh_ranks, strict=True):
             day = snapshot.key.date
             after = {t: advance(stats.get(t), day, r, step) for t, r in ranks.items()}
             if news and previous is not None:  # `stats` is still as it was before this chart
