@@ -26,6 +26,7 @@ from discord.ext import commands
 
 from bot import compat
 from bot.announcer.engine import Announcer, AnnouncerConfig
+from bot.announcer.pacing import InvalidRequests
 from bot.i18n.commands import ChartTranslator
 from bot.model import InputError
 from bot.poller import Poller
@@ -88,6 +89,9 @@ class ChartBot(commands.Bot):
         cache_kib: int = 16 * 1024,
         freeze_gc: bool = False,
     ) -> None:
+        # Every REST answer is seen here: Discord bans an IP after 10,000 invalid ones in 10 minutes, and
+        # the announcer stops posting well before (bot/announcer/pacing.py).
+        self.invalid_requests = InvalidRequests()
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents(guilds=True),
@@ -95,6 +99,10 @@ class ChartBot(commands.Bot):
             help_command=None,
             tree_cls=ChartTree,
             guild_ready_timeout=guild_ready_timeout,
+            http_trace=self.invalid_requests.trace_config(),
+            # A route limit longer than this (publishing: ~10 an hour per channel) raises RateLimited
+            # with Discord's retry_after instead of holding a worker asleep for it.
+            max_ratelimit_timeout=60.0,
         )
         self.settings = settings
         self.extensions_wanted = tuple(extensions)

@@ -28,7 +28,14 @@ from bot.client import ChartBot
 from bot.settings import Settings
 
 FAST = AnnouncerConfig(
-    interval=0.05, hold=0.0, digest_hold=0.3, flush_every=0.05, retry_base=0.05, retry_cap=0.2
+    interval=0.05,
+    hold=0.0,
+    digest_hold=0.3,
+    flush_every=0.05,
+    retry_base=0.05,
+    retry_cap=0.2,
+    pause_base=0.05,
+    pause_cap=0.2,
 )
 
 

@@ -70,6 +70,7 @@ class Policy:
     events: frozenset[str] = DEFAULT_EVENTS
     digest: str = "instant"
     mention_role_id: int | None = None
+    publish: bool = False  # publish posts made in announcement channels (other servers Follow them)
 
 
 @dataclass(frozen=True, slots=True)
