@@ -6,6 +6,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
+from bot.announcer.jobs import PostingHalt
 from bot.render import category_word, chart_name, movement, place_name, service_name
 from bot.views import SOURCE_ROW, ChartView, HealthRow, TitleReport
 
@@ -185,3 +186,17 @@ def format_status(
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+def format_posting(halt: PostingHalt | None, waiting: int, blocked: int = 0) -> str:
+    """`chartbot status`: whether the bot posts, and what waits."""
+    if halt is not None:
+        line = (
+            f"posting  STOPPED since {_when(halt.since)}: {halt.reason}; set a good DISCORD_TOKEN and "
+            f"restart chartbot (nothing is lost: {waiting} waiting)"
+        )
+    else:
+        line = f"posting  ok ({waiting} waiting)"
+    if blocked:
+        line += f"; {blocked} channel{'s' if blocked != 1 else ''} wait for a permission (see /watch list)"
+    return line + "\n"

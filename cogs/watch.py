@@ -17,7 +17,7 @@ from discord import app_commands
 from discord.app_commands import Choice
 from discord.ext import commands
 
-from bot.announcer import pacing, posts
+from bot.announcer import pacing, permissions, posts
 from bot.announcer import policy as rules
 from bot.announcer.policy import ALL, Policy, Watch
 from bot.model import InputError, split_season, title_key
@@ -32,11 +32,7 @@ ADMIN = discord.Permissions(manage_guild=True)
 # Servers only, and only where the bot itself was added: a user install could run these where the bot is not.
 IN_SERVERS = app_commands.AppCommandContext(guild=True)
 SERVER_INSTALLS = app_commands.AppInstallationType(guild=True, user=False)
-_NEEDED = (
-    ("view_channel", "View Channel"),
-    ("send_messages", "Send Messages"),
-    ("embed_links", "Embed Links"),
-)
+WAITS = "posts wait until that is fixed"
 
 
 # --- plain functions --------------------------------------------------------------------------------
@@ -45,16 +41,14 @@ _NEEDED = (
 def channel_problem(
     channel: discord.abc.GuildChannel | None, me: discord.Member | None, broken: str | None = None
 ) -> str | None:
-    """Why the bot cannot post in a channel: a failure it met (403/404), or permissions it lacks now."""
+    """Why the bot cannot post in a channel: a failure it met (403/404), or permissions it lacks now
+    (the announcer's own rule, `bot.announcer.permissions`: its posts there wait until they are back)."""
     if broken:
         return broken
     if channel is None:
         return "the channel no longer exists"
-    if me is None or not isinstance(channel, discord.abc.Messageable):
-        return None if me is None else "not a text channel"
-    perms = channel.permissions_for(me)
-    missing = [name for attr, name in _NEEDED if not getattr(perms, attr)]
-    return f"missing {', '.join(missing)}" if missing else None
+    missing = permissions.problem(channel, me)
+    return f"{missing} ({WAITS})" if missing and missing.startswith("missing") else missing
 
 
 def warning(channel_id: int, problem: str) -> str:
@@ -73,6 +67,7 @@ def settings_text(policy: Policy) -> str:
     channel = f"<#{policy.channel_id}>" if policy.channel_id else "not set (`/settings channel`)"
     digest = "one post per title and period" if policy.digest == "instant" else "one post per period (digest)"
     role = f"<@&{policy.mention_role_id}>" if policy.mention_role_id else "nobody"
+    publish = "on: posts in announcement channels are published" if policy.publish else "off"
     return "\n".join(
         [
             f"**Channel:** {channel}",
@@ -80,6 +75,7 @@ def settings_text(policy: Policy) -> str:
             f"**Events:** {rules.describe_events(policy.events)}",
             f"**Posts:** {digest}",
             f"**Mention:** {role}",
+            f"**Publish:** {publish}",
         ]
     )
 
@@ -132,7 +128,7 @@ def remove_target(text: str, watched: Sequence[tuple[str, str]]) -> str:
 
 
 class WatchCog(commands.Cog, name="Watch"):
-    """/watch add|remove|list|all and /settings channel|regions|events|digest|mention-role|test|show."""
+    """/watch add|remove|list|all and /settings channel|regions|events|digest|mention-role|publish|test|show."""
 
     watch = app_commands.Group(
         name="watch",
@@ -293,6 +289,7 @@ class WatchCog(commands.Cog, name="Watch"):
         watches = await store.guilds.watches(guild_id)
         policy = await store.guilds.policy(guild_id)
         broken = await store.guilds.broken_channels(guild_id)
+        blocked = await store.guilds.blocked_channels(guild_id)
         errors = await store.guilds.last_errors(guild_id)
         if not watches:
             text = "This server watches nothing yet: `/watch add` a title, or `/watch all` for the headlines."
@@ -302,6 +299,8 @@ class WatchCog(commands.Cog, name="Watch"):
         for watch in watches:
             channel = watch.channel(policy)
             problem = self._problem(interaction, channel, broken.get(channel)) if channel else None
+            if channel and not problem and channel in blocked:  # as the announcer last found it
+                problem = f"{blocked[channel]} ({WAITS})"
             line = watch_line(watch, policy, problem)
             if channel and not problem and channel in errors:
                 line += f"\n  ⏳ last attempt failed ({clip(errors[channel], 80)}); retrying"
@@ -401,6 +400,42 @@ class WatchCog(commands.Cog, name="Watch"):
             if role
             else "Milestone posts ping nobody."
         )
+        me = interaction.guild.me if interaction.guild else None
+        if role is not None and not permissions.can_ping(role, me):
+            text += (
+                f"\n⚠ <@&{role.id}> cannot be pinged by the bot: the role is not mentionable and the bot "
+                "lacks Mention Everyone. Turn on “Allow anyone to @mention this role” in the role's "
+                "settings (or give the bot Mention Everyone); until then posts show the role but ping nobody."
+            )
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @settings.command(
+        name="publish",
+        description="Publish posts made in announcement channels, for servers that Follow them",
+    )
+    @app_commands.describe(mode="on: publish each post in an announcement channel; off: only post it")
+    @app_commands.choices(
+        mode=[
+            Choice(name="on: publish posts in announcement channels", value="on"),
+            Choice(name="off: only post them", value="off"),
+        ]
+    )
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def settings_publish(self, interaction: discord.Interaction, mode: Choice[str]) -> None:
+        guild_id = self._guild_id(interaction)
+        store = await self._store()
+        policy = await store.guilds.update_settings(guild_id, publish=mode.value == "on")
+        if not policy.publish:
+            text = "Posts in announcement channels are no longer published (they are still posted)."
+        else:
+            text = (
+                "Posts in announcement channels are published: they reach every server that Follows the "
+                "channel. Discord allows about 10 an hour per channel; beyond that, posts wait their turn."
+            )
+            guild = interaction.guild
+            channel = guild.get_channel(policy.channel_id) if guild and policy.channel_id else None
+            if channel is not None and channel.type != discord.ChannelType.news:
+                text += f"\n<#{channel.id}> is not an announcement channel: its posts are not published."
         await interaction.response.send_message(text, ephemeral=True)
 
     @settings.command(name="test", description="Post a sample milestone, to see what posts will look like")
@@ -415,6 +450,12 @@ class WatchCog(commands.Cog, name="Watch"):
         channel_id = channel.id if channel else policy.channel_id or interaction.channel_id
         if channel_id is None:
             raise InputError("Choose a channel, or set one with `/settings channel`.")
+        _, problem = permissions.in_cache(self.bot, guild_id, channel_id)
+        if problem is not None:  # what the announcer meets there too: its posts wait
+            await store.guilds.block_channel(guild_id, channel_id, problem)
+            text = warning(channel_id, f"{problem} ({WAITS})")
+            await interaction.response.send_message(text, ephemeral=True)
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         post = posts.sample(policy.mention_role_id)
         target = self.bot.get_partial_messageable(channel_id, guild_id=guild_id)

@@ -73,6 +73,7 @@ async def test_admin_groups_are_guild_only_and_need_manage_server(fake: Delivery
         "events",
         "digest",
         "mention-role",
+        "publish",
         "test",
     }
 
@@ -192,9 +193,11 @@ async def test_settings_test_posts_a_sample_that_pings_nobody(fake: DeliveryFake
     assert post.content == f"<@&{FANS}>" and post.allowed_mentions == {"parse": []}
     assert post.embeds[0]["title"] == "All of Us Are Dead"
     reply = await ask(fake, ALICE, "settings test", {"channel": LOCKED})
-    assert f"⚠ cannot post in <#{LOCKED}>: missing permissions" in reply.content
+    assert f"⚠ cannot post in <#{LOCKED}>: missing Send Messages (posts wait" in reply.content
+    assert fake.sent_messages(LOCKED) == []  # checked before trying: no 403 drawn
     store = await bot.get_store()
-    assert await store.guilds.broken_channels(GUILD) == {LOCKED: "missing permissions"}
+    assert await store.guilds.blocked_channels(GUILD) == {LOCKED: "missing Send Messages"}
+    assert await store.guilds.broken_channels(GUILD) == {}
 
 
 async def test_settings_test_answers_a_database_error_in_its_private_placeholder(

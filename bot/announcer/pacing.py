@@ -95,21 +95,25 @@ class SlidingWindow:
     reached Discord inside one window; when it took its permit, every other one had either not been
     answered yet or been answered after the window's start, i.e. less than `window` before.)
 
-    Pure bookkeeping on a clock the caller passes in; `WindowBudget` adds the waiting.
+    Pure bookkeeping on a clock the caller passes in; `WindowBudget` adds the waiting. An answer is
+    kept a microsecond longer than `window`: at the very boundary `t - window` and `answer + window`
+    round differently in floating point, and Discord's side of the boundary must never be the wrong one.
     """
+
+    MARGIN = 1e-6
 
     def __init__(self, limit: int, window: float = 1.0) -> None:
         if limit < 1 or not window > 0:
             raise ValueError("a sliding window needs limit >= 1 and window > 0")
         self.limit = limit
         self.window = window
+        self.span = window + self.MARGIN
         self.in_flight = 0
-        self.answered: deque[float] = deque()  # answer times of the last `window` seconds, oldest first
+        self.answered: deque[float] = deque()  # answer times of the last `span` seconds, oldest first
 
     def _forget(self, now: float) -> None:
-        horizon = now - self.window
-        answered = self.answered
-        while answered and answered[0] <= horizon:
+        answered, span = self.answered, self.span
+        while answered and answered[0] + span <= now:
             answered.popleft()
 
     def free(self, now: float) -> int:
@@ -125,7 +129,7 @@ class SlidingWindow:
             return now
         if missing > len(self.answered):
             return math.inf
-        return self.answered[missing - 1] + self.window
+        return self.answered[missing - 1] + self.span
 
     def take(self) -> None:
         self.in_flight += 1

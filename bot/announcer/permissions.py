@@ -23,9 +23,17 @@ TO_PING_ANY_ROLE = "mention_everyone"
 
 
 def missing(permissions: discord.Permissions, *, files: bool = False) -> list[str]:
-    """The names of what the bot lacks to post (with a picture when `files`), in Discord's words."""
+    """The names of what the bot lacks to post (with a picture when `files`), in Discord's words.
+
+    Only the cause is named: without View Channel nothing else counts, and without Send Messages
+    Discord (and discord.py) denies Embed Links and Attach Files too."""
+    if not permissions.view_channel:
+        return ["View Channel"]
     needed = (*TO_POST, TO_ATTACH) if files else TO_POST
-    return [name for attr, name in needed if not getattr(permissions, attr)]
+    lacking = [name for attr, name in needed if not getattr(permissions, attr)]
+    if not permissions.send_messages:
+        lacking = [name for name in lacking if name not in ("Embed Links", "Attach Files")]
+    return lacking
 
 
 def describe(names: list[str]) -> str | None:
@@ -35,9 +43,9 @@ def describe(names: list[str]) -> str | None:
 
 def problem(channel: object, me: discord.Member | None, *, files: bool = False) -> str | None:
     """Why the bot cannot post in this cached channel right now, or None (also when it cannot tell)."""
-    if me is None or not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+    if me is None or channel is None:
         return None
-    if not isinstance(channel, discord.abc.Messageable):
+    if not isinstance(channel, discord.abc.Messageable) or not hasattr(channel, "permissions_for"):
         return "not a text channel"
     return describe(missing(channel.permissions_for(me), files=files))
 
