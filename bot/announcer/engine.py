@@ -25,6 +25,17 @@ Every REST call passes one gate (`_call`), as Discord documents its failures:
 - the invalid requests of the last 10 minutes (401, 403, 429) are counted: near the budget, posting
   is held until the window allows.
 
+What discord.py (2.5-2.7, `HTTPClient.request`) raises for each, and so what is caught here:
+- 401: `HTTPException` (status 401, not `Forbidden`), at once.
+- 429 without `Via` (or with a body that is not JSON): `HTTPException` (status 429), at once - "banned by
+  Cloudflare, more than likely". Its `Retry-After` header, when there is one, sets the pause.
+- 429 with `Via`: discord.py sleeps `retry_after` and tries again (5 tries in all, then `HTTPException`
+  429); when `retry_after` exceeds the client's `max_ratelimit_timeout` (ChartBot: 60 s), it raises
+  `RateLimited` (not an `HTTPException`) at once instead - how a publish hears "wait an hour".
+- 500, 502, 504, 524: discord.py tries 5 times, sleeping 1, 3, 5 and 7 s, then `DiscordServerError`;
+  503 and any other 5xx: `DiscordServerError` at once. Both are `HTTPException`s with `status >= 500`.
+- no connection: aiohttp's `ClientError`s / `OSError` (a reset connection is retried by discord.py first).
+
 Before a channel is posted to, the bot's permissions there are read from discord.py's cache: a missing
 one blocks the channel with its reason (deliveries stay pending, not failed) until each round finds
 it back. Forbidden / Unknown Channel from Discord still marks the channel broken for good (shown in
@@ -99,7 +110,7 @@ class AnnouncerConfig:
     pause_base: float = 5.0  # the first pause of all posting when Discord is down (then doubling)
     pause_cap: float = 300.0
     invalid_budget: int = 1000  # invalid requests allowed in 10 minutes (Discord bans at 10,000)
-    invalid_margin: int = 100  # posting is held this far below the budget (calls in flight may add some)
+    invalid_margin: int = 100  # posting is held this far below the budget (at least `workers`: one per call)
     publish_retry: float = 600.0  # a publish refused with a 429 that gave no retry_after waits this long
     clock: Callable[[], float] = time.monotonic  # pauses and the invalid-request window
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -157,7 +168,8 @@ class Announcer:
         self._broken: set[tuple[int, int]] = set()
         self._blocked: dict[tuple[int, int], str] = {}  # waiting for a permission: the reason
         self._publish_wait: dict[int, datetime] = {}  # channel -> when Discord allows publishing again
-        self._held_logged = 0.0
+        self._recheck_due = True  # blocked channels to re-check at the next round
+        self._rechecked_at = 0.0
         self._outcomes: list[Outcome] = []
         self._fed = asyncio.Event()
         self._edit_cursor = config.now() - timedelta(days=3650)
@@ -250,7 +262,8 @@ class Announcer:
         edits = await store.deliveries.flag_edits(cursor)
         if edits:
             log.info("%d posts to edit: their milestones were revised or withdrawn", edits)
-        await self._recheck_blocked(store)
+        if self._recheck_due or config.clock() >= self._rechecked_at + config.interval:
+            await self._recheck_blocked(store)
         if len(self._ready) + self._queue.qsize() < config.load // 2:
             jobs = await store.deliveries.due_jobs(
                 limit=config.load, skip=set(self._inflight), at=config.now()
@@ -263,7 +276,9 @@ class Announcer:
         self.rounds += 1
 
     async def _recheck_blocked(self, store: Store) -> None:
-        """Channels waiting for a permission: posting resumes by itself once the cache shows it back."""
+        """Channels waiting for a permission: posting resumes by itself once the cache shows it back.
+        Every `interval` at most, and at once after a gateway event that may have changed permissions."""
+        self._recheck_due, self._rechecked_at = False, self.config.clock()
         blocked = await store.guilds.blocked_everywhere()
         for (guild_id, channel_id), reason in blocked.items():
             known, problem = permissions.in_cache(self.bot, guild_id, channel_id)
@@ -283,6 +298,7 @@ class Announcer:
 
     def permissions_changed(self) -> None:
         """A channel, role or the bot's member changed (gateway events): re-check blocked channels now."""
+        self._recheck_due = True
         if self._blocked:
             self.wake()
 
@@ -426,11 +442,10 @@ class Announcer:
     async def _pass(self) -> int:
         if self.halt is not None:
             raise Halted
-        ceiling = self.config.invalid_budget - self.config.invalid_margin
+        ceiling = self.config.invalid_budget - max(self.config.invalid_margin, self.config.workers)
         if self.invalid.count() >= ceiling:
-            until = self.invalid.below_at(ceiling)
-            if until > self._held_logged:
-                self._held_logged = until
+            until = self.invalid.below_at(ceiling)  # the counter and the breaker share one clock
+            if self.breaker.held_until <= self.breaker.clock():  # a new hold: one line in the log
                 log.warning(
                     "%d invalid requests (401/403/429) in the last 10 minutes: posting held for %.0f s "
                     "(chartbot stays under %d; Discord bans an IP at 10,000)",
@@ -439,7 +454,8 @@ class Announcer:
                     self.config.invalid_budget,
                 )
             self.breaker.hold(until)
-        ticket = await self.breaker.wait()
+        breaker = self.breaker
+        ticket = breaker.ticket if breaker.passable() else await breaker.wait()
         if self.halt is not None:
             self.breaker.done(ticket)
             raise Halted

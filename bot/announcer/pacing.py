@@ -349,12 +349,22 @@ class Breaker:
 
     def ok(self) -> None:
         """Discord answered a call (whatever it said): the outage is over."""
+        if self.paused_until is None and not self._probing:
+            return  # the usual case, once per call: nothing changes
         if self.paused_until is not None:
             log.info("Discord answers again after %d pause(s): posting resumes", self.failures)
         self.paused_until = None
         self.failures = 0
         self._probing = False
         self._notify()
+
+    def passable(self) -> bool:
+        """Whether `wait()` would return at once without a probe (checked without awaiting it)."""
+        return self.paused_until is None and self.held_until <= self.clock()
+
+    @property
+    def ticket(self) -> int:
+        return self._ticket
 
     def done(self, ticket: int) -> None:
         """A call let through is over without `ok()` or `trip()` (cancelled, or it never reached Discord):

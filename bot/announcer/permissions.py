@@ -19,7 +19,8 @@ TO_POST: tuple[tuple[str, str], ...] = (
     ("read_message_history", "Read Message History"),
 )
 TO_ATTACH = ("attach_files", "Attach Files")
-TO_PING_ANY_ROLE = "mention_everyone"
+_ALL_TO_POST = discord.Permissions(**{attr: True for attr, _ in TO_POST}).value
+_ALL_TO_ATTACH = discord.Permissions(attach_files=True).value | _ALL_TO_POST
 
 
 def missing(permissions: discord.Permissions, *, files: bool = False) -> list[str]:
@@ -27,6 +28,9 @@ def missing(permissions: discord.Permissions, *, files: bool = False) -> list[st
 
     Only the cause is named: without View Channel nothing else counts, and without Send Messages
     Discord (and discord.py) denies Embed Links and Attach Files too."""
+    wanted = _ALL_TO_ATTACH if files else _ALL_TO_POST
+    if permissions.value & wanted == wanted:  # the usual answer, read from the bits at once
+        return []
     if not permissions.view_channel:
         return ["View Channel"]
     needed = (*TO_POST, TO_ATTACH) if files else TO_POST
@@ -58,7 +62,7 @@ def in_cache(
     guild = client.get_guild(guild_id)
     if guild is None:
         return False, None
-    channel = guild.get_channel_or_thread(channel_id)
+    channel = guild.get_channel(channel_id) or guild.get_thread(channel_id)
     me = guild.me
     if channel is None or me is None:
         return False, None
