@@ -222,6 +222,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX delivery_items_by_delivery ON delivery_items (delivery_id);
     CREATE INDEX delivery_items_by_milestone ON delivery_items (milestone_id);
     """,
+    # 2 (SQLite's 9): Discord's failures as Discord documents them, and publishing. A channel where the
+    # bot lacks a permission now is `blocked` with the reason: its deliveries wait (pending, not failed)
+    # until the permission is back. A delivery keeps its publishing state and when Discord's
+    # per-channel limit lets it be published. `bot_state`: what holds for the whole bot.
+    """
+    ALTER TABLE guild_settings ADD COLUMN publish boolean NOT NULL DEFAULT false;
+    ALTER TABLE channel_health ADD COLUMN blocked text;  -- a permission missing now ('missing Embed Links')
+    ALTER TABLE channel_health ADD COLUMN blocked_at timestamptz;
+    ALTER TABLE deliveries ADD COLUMN publish text;      -- NULL, 'pending', 'published', 'refused', 'skipped'
+    ALTER TABLE deliveries ADD COLUMN publish_at timestamptz;  -- when a 'pending' one may be published
+    CREATE INDEX deliveries_publish ON deliveries (publish_at) WHERE publish = 'pending';
+    CREATE TABLE bot_state (
+        key text PRIMARY KEY,                          -- 'posting_halted'
+        value text NOT NULL,
+        updated_at timestamptz NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
