@@ -7,11 +7,14 @@ Three figures, all in one run, each into a database of its own:
 - import: one ingest of the whole history in one call, as `chartbot import` stores a file;
 - per day: one ingest (one transaction) per day's 190 charts, as the poller stores them.
 
-    python bench/ingest.py [--days 365] [--db postgresql://user:password@host/dbname]
+    python bench/ingest.py [--days 365] [--db postgresql://user:password@host/dbname] [--no-catch-up]
 
 Without `--db`, SQLite files in a temporary folder. With a PostgreSQL URL, each run gets a schema of
 its own in that database (`chartbot_bench_*`, dropped at the end; nothing else is touched).
 Targets: import ≥ 100,000 entries/s and ≤ 3× the floor.
+
+Then, on SQLite, the catch-up figure (`bench/catchup.py`, one run): a first poll of Netflix's real
+2022-11-13 country file from a local server beside `chartbot import` of the same file. Target ≤ 1.5×.
 """
 
 from __future__ import annotations
@@ -199,6 +202,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--db", help="a PostgreSQL URL (a scratch schema per run); default: SQLite files")
+    parser.add_argument(
+        "--no-catch-up", dest="catch_up", action="store_false", help="skip the catch-up figure"
+    )
     args = parser.parse_args()
     built = time.perf_counter()
     days = list(history(args.days))
@@ -223,6 +229,24 @@ def main() -> None:
         f"per day (one transaction a day): {daily:6.2f} s  {entries / daily:>10,.0f} entries/s  ratio {daily / base:.2f}"
     )
     print("targets: import ≥ 100,000 entries/s, ratio ≤ 3")
+    if args.catch_up and not args.db:
+        catch_up()
+
+
+def catch_up() -> None:
+    """A first poll of the real country file beside `chartbot import` of it (see bench/catchup.py)."""
+    import catchup
+
+    if not catchup.DEFAULT.is_file():
+        print(f"catch-up: skipped (no file at {catchup.DEFAULT})")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        imported = catchup.import_once(catchup.DEFAULT, Path(folder))
+    with tempfile.TemporaryDirectory() as folder:
+        polled, entries = asyncio.run(catchup.poll_once(catchup.DEFAULT.read_bytes(), Path(folder)))
+    print(f"catch-up: {catchup.DEFAULT.name}, {entries:,} entries")
+    print(f"  chartbot import: {imported:6.2f} s")
+    print(f"  first poll:      {polled:6.2f} s  ratio {polled / imported:.2f} (target ≤ 1.5)")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """What both engines make of their rows: standings folded from appearances, current country counts,
-the series a rank-history picture shows. Pure functions, no SQL."""
+the series a rank-history picture shows, a server's policy. Pure functions, no SQL."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import date
 
+from bot.announcer import policy as rules
+from bot.announcer.policy import ALL, Policy
 from bot.milestones import MIN_REPORTING
 from bot.model import PERIODS, WORLD
 from bot.stats import fold
@@ -79,3 +82,39 @@ def choose_histories(
 
     chosen = sorted(found.items(), key=preference)[:limit]
     return [RankHistory(*series, points=sorted(points)) for series, points in chosen]
+
+
+# --- a server's settings -------------------------------------------------------------------------------
+
+# The settings columns of `guild_settings`, in the order `policy_from_row` reads them.
+SETTINGS = (
+    "channel_id",
+    "regions",
+    "events",
+    "digest",
+    "mention_role_id",
+    "language",
+    "server_language",
+    "publish",
+)
+HALTED = "posting_halted"  # bot_state key: why posting stopped for the whole bot
+
+
+def policy_from_row(guild_id: int, row: Sequence) -> Policy:
+    """A server's `Policy` from its `SETTINGS` columns (regions and events as JSON text)."""
+    channel_id, regions, events, digest, role, language, server_language, publish = row
+    region_set: frozenset[str] | None = frozenset(rules.DEFAULT_REGIONS)
+    if regions is not None:
+        codes = json.loads(regions)
+        region_set = None if codes == [ALL] else frozenset(codes)
+    return Policy(
+        guild_id=guild_id,
+        channel_id=channel_id,
+        regions=region_set,
+        events=frozenset(json.loads(events)) if events is not None else rules.DEFAULT_EVENTS,
+        digest=digest,
+        mention_role_id=role,
+        language=language,
+        server_language=server_language,
+        publish=bool(publish),
+    )

@@ -27,6 +27,7 @@ from bot.announcer.policy import ALL, Pending, Policy, Route, Watch
 from bot.store.postgres.connection import HISTORY, PLAN, Conn, Pg
 from bot.store.postgres.history import columns
 from bot.store.postgres.queries import MILESTONE_COLUMNS, MILESTONE_JOINS, milestone_from_row
+from bot.store.shaping import HALTED, SETTINGS, policy_from_row
 
 __all__ = ["FAILED", "PostgresDeliveryQueue", "PostgresGuildConfig"]
 
@@ -46,38 +47,8 @@ def _seconds(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
-SETTINGS = (
-    "channel_id",
-    "regions",
-    "events",
-    "digest",
-    "mention_role_id",
-    "language",
-    "server_language",
-    "publish",
-)
 _SETTINGS_COLUMNS = ", ".join(SETTINGS)
-HALTED = "posting_halted"  # bot_state key: why posting stopped for the whole bot
 _WATCH_COLUMNS = "id, guild_id, target, title, channel_id, since_id, since_read"
-
-
-def _policy(guild_id: int, row: Sequence) -> Policy:
-    channel_id, regions, events, digest, role, language, server_language, publish = row
-    region_set: frozenset[str] | None = frozenset(rules.DEFAULT_REGIONS)
-    if regions is not None:
-        codes = json.loads(regions)
-        region_set = None if codes == [ALL] else frozenset(codes)
-    return Policy(
-        guild_id=guild_id,
-        channel_id=channel_id,
-        regions=region_set,
-        events=frozenset(json.loads(events)) if events is not None else rules.DEFAULT_EVENTS,
-        digest=digest,
-        mention_role_id=role,
-        language=language,
-        server_language=server_language,
-        publish=publish,
-    )
 
 
 class PostgresGuildConfig:
@@ -86,7 +57,7 @@ class PostgresGuildConfig:
 
     async def policy(self, guild_id: int) -> Policy:
         async with self.db.connection() as conn:
-            return await _get_policy(conn, guild_id)
+            return await _getpolicy_from_row(conn, guild_id)
 
     async def update_settings(self, guild_id: int, **changes: Any) -> Policy:
         """Change some of a server's settings (`SETTINGS`; the others keep their values)."""
@@ -106,7 +77,7 @@ class PostgresGuildConfig:
                 stamp(now()),
             )
             await db.execute("SELECT 1 FROM guild_settings WHERE guild_id = $1 FOR UPDATE", guild_id)
-            values = replace(await _get_policy(db, guild_id), **changes)
+            values = replace(await _getpolicy_from_row(db, guild_id), **changes)
             region_list = [ALL] if values.regions is None else sorted(values.regions)
             await db.execute(
                 "UPDATE guild_settings SET channel_id = $2, regions = $3, events = $4, digest = $5, "
@@ -123,7 +94,7 @@ class PostgresGuildConfig:
                 values.publish,
                 stamp(now()),
             )
-            return await _get_policy(db, guild_id)
+            return await _getpolicy_from_row(db, guild_id)
 
     async def add_watch(
         self, guild_id: int, target: str, title: str, channel_id: int = 0
@@ -280,9 +251,9 @@ class PostgresGuildConfig:
         return {channel_id: error for channel_id, error in rows}
 
 
-async def _get_policy(db: Conn, guild_id: int) -> Policy:
+async def _getpolicy_from_row(db: Conn, guild_id: int) -> Policy:
     row = await db.fetchrow(f"SELECT {_SETTINGS_COLUMNS} FROM guild_settings WHERE guild_id = $1", guild_id)
-    return _policy(guild_id, row) if row else Policy(guild_id)
+    return policy_from_row(guild_id, row) if row else Policy(guild_id)
 
 
 # --- the delivery queue ------------------------------------------------------------------------------
@@ -530,7 +501,7 @@ async def _routing(
             f"SELECT guild_id, {_SETTINGS_COLUMNS} FROM guild_settings WHERE guild_id = ANY($1::bigint[])",
             guilds,
         ):
-            policies[row[0]] = _policy(row[0], row[1:])
+            policies[row[0]] = policy_from_row(row[0], row[1:])
         broken.update(
             (guild_id, channel_id)
             for guild_id, channel_id in await db.fetch(

@@ -18,6 +18,7 @@ from typing import Any
 from bot.announcer import policy as rules
 from bot.announcer.jobs import FAILED, SENT, Item, Job, Outcome, PlanReport, PostingHalt, new_nonce
 from bot.announcer.policy import ALL, Pending, Policy, Route, Watch
+from bot.store.shaping import HALTED, SETTINGS, policy_from_row
 from bot.store.sqlite.connection import VARIABLES, Db, chunks, placeholders, rows_placeholders
 from bot.store.sqlite.queries import MILESTONE_COLUMNS, MILESTONE_JOINS, milestone_from_row
 
@@ -42,38 +43,8 @@ def _seconds(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-SETTINGS = (
-    "channel_id",
-    "regions",
-    "events",
-    "digest",
-    "mention_role_id",
-    "language",
-    "server_language",
-    "publish",
-)
 _POLICY_COLUMNS = ", ".join(SETTINGS)
-HALTED = "posting_halted"  # bot_state key: why posting stopped for the whole bot
 _WATCH_COLUMNS = "id, guild_id, target, title, channel_id, since_id, since_read"
-
-
-def _policy(guild_id: int, row: Sequence) -> Policy:
-    channel_id, regions, events, digest, role, language, server_language, publish = row
-    region_set: frozenset[str] | None = frozenset(rules.DEFAULT_REGIONS)
-    if regions is not None:
-        codes = json.loads(regions)
-        region_set = None if codes == [ALL] else frozenset(codes)
-    return Policy(
-        guild_id=guild_id,
-        channel_id=channel_id,
-        regions=region_set,
-        events=frozenset(json.loads(events)) if events is not None else rules.DEFAULT_EVENTS,
-        digest=digest,
-        mention_role_id=role,
-        language=language,
-        server_language=server_language,
-        publish=bool(publish),
-    )
 
 
 class SqliteGuildConfig:
@@ -82,7 +53,7 @@ class SqliteGuildConfig:
         self.reader = reader
 
     async def policy(self, guild_id: int) -> Policy:
-        return await _get_policy(self.reader, guild_id)
+        return await _getpolicy_from_row(self.reader, guild_id)
 
     async def update_settings(self, guild_id: int, **changes: Any) -> Policy:
         """Change some of a server's settings (`SETTINGS`; the others keep their values)."""
@@ -94,7 +65,7 @@ class SqliteGuildConfig:
         for name in ("language", "server_language"):
             rules.check_language(changes.get(name))
         async with self.db.transaction() as db:
-            values = replace(await _get_policy(db, guild_id), **changes)
+            values = replace(await _getpolicy_from_row(db, guild_id), **changes)
             region_list = [ALL] if values.regions is None else sorted(values.regions)
             at = stamp(now())
             await db.execute(
@@ -118,7 +89,7 @@ class SqliteGuildConfig:
                     at,
                 ),
             )
-            return await _get_policy(db, guild_id)
+            return await _getpolicy_from_row(db, guild_id)
 
     async def add_watch(
         self, guild_id: int, target: str, title: str, channel_id: int = 0
@@ -244,12 +215,12 @@ class SqliteGuildConfig:
         return dict(rows)
 
 
-async def _get_policy(db: Db, guild_id: int) -> Policy:
+async def _getpolicy_from_row(db: Db, guild_id: int) -> Policy:
     row = await db.fetchone(
         f"SELECT {_POLICY_COLUMNS} FROM guild_settings WHERE guild_id = ?",
         (guild_id,),
     )
-    return _policy(guild_id, row) if row else Policy(guild_id)
+    return policy_from_row(guild_id, row) if row else Policy(guild_id)
 
 
 # --- the delivery queue ------------------------------------------------------------------------------
@@ -496,7 +467,7 @@ async def _routing(
             f"SELECT guild_id, {_POLICY_COLUMNS} FROM guild_settings WHERE guild_id IN ({marks})",
             part,
         ):
-            policies[row[0]] = _policy(row[0], row[1:])
+            policies[row[0]] = policy_from_row(row[0], row[1:])
         broken.update(
             await db.fetch(
                 f"SELECT guild_id, channel_id FROM channel_health WHERE broken IS NOT NULL AND guild_id IN ({marks})",
