@@ -24,7 +24,8 @@ from typing import Any
 from bot.announcer import policy as rules
 from bot.announcer.jobs import FAILED, SENT, Item, Job, Outcome, PlanReport, new_nonce
 from bot.announcer.policy import ALL, Pending, Policy, Route, Watch
-from bot.store.postgres.connection import HISTORY, PLAN, Conn, Pg
+from bot.store.interfaces import DELIVERIES_PLANNED, SETTINGS_CHANGED, ShardScope
+from bot.store.postgres.connection import HISTORY, MEMBER_SPACE, PLAN, Conn, Pg
 from bot.store.postgres.history import columns
 from bot.store.postgres.queries import MILESTONE_COLUMNS, MILESTONE_JOINS, milestone_from_row
 
@@ -110,6 +111,7 @@ class PostgresGuildConfig:
                 values.server_language,
                 stamp(now()),
             )
+            await db.notify(SETTINGS_CHANGED, str(guild_id))
             return await _get_policy(db, guild_id)
 
     async def add_watch(
@@ -139,6 +141,8 @@ class PostgresGuildConfig:
                 since_read,
                 stamp(now()),
             )
+            if created is not None:
+                await db.notify(SETTINGS_CHANGED, str(guild_id))
             row = await db.fetchrow(
                 f"SELECT {_WATCH_COLUMNS} FROM watches WHERE guild_id = $1 AND target = $2 AND channel_id = $3",
                 guild_id,
@@ -151,15 +155,19 @@ class PostgresGuildConfig:
     async def remove_watches(self, guild_id: int, target: str, channel_id: int | None = None) -> int:
         async with self.db.transaction() as db:
             if channel_id is None:
-                return await db.execute(
+                removed = await db.execute(
                     "DELETE FROM watches WHERE guild_id = $1 AND target = $2", guild_id, target
                 )
-            return await db.execute(
-                "DELETE FROM watches WHERE guild_id = $1 AND target = $2 AND channel_id = $3",
-                guild_id,
-                target,
-                channel_id,
-            )
+            else:
+                removed = await db.execute(
+                    "DELETE FROM watches WHERE guild_id = $1 AND target = $2 AND channel_id = $3",
+                    guild_id,
+                    target,
+                    channel_id,
+                )
+            if removed:
+                await db.notify(SETTINGS_CHANGED, str(guild_id))
+            return removed
 
     async def watches(self, guild_id: int) -> list[Watch]:
         rows = await self.db.fetch(
@@ -212,12 +220,14 @@ class PostgresGuildConfig:
             )
 
     async def clear_broken(self, guild_id: int, channel_id: int) -> bool:
+        """The channel works again: every process posts there again (the notice names it)."""
         async with self.db.transaction() as db:
-            return bool(
-                await db.execute(
-                    "DELETE FROM channel_health WHERE guild_id = $1 AND channel_id = $2", guild_id, channel_id
-                )
+            cleared = await db.execute(
+                "DELETE FROM channel_health WHERE guild_id = $1 AND channel_id = $2", guild_id, channel_id
             )
+            if cleared:
+                await db.notify(SETTINGS_CHANGED, f"{guild_id} {channel_id}")
+            return bool(cleared)
 
     async def last_errors(self, guild_id: int) -> dict[int, str]:
         """channel id -> the error of its newest delivery that has one (a retry waiting, a failure)."""
@@ -235,6 +245,19 @@ async def _get_policy(db: Conn, guild_id: int) -> Policy:
 
 
 # --- the delivery queue ------------------------------------------------------------------------------
+
+THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+"""pg_locks shows the locks of every database of the server: this one's only."""
+
+
+def live_members(parameter: int) -> str:
+    """A `live` CTE: the cluster members alive now, those whose connection holds their advisory lock
+    (see cluster.py). The query passes MEMBER_SPACE as its parameter number `parameter`."""
+    return (
+        "live AS (SELECT objid::bigint AS id FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        f"AND objsubid = 2 AND classid::bigint = ${parameter} AND {THIS_DATABASE})"
+    )
+
 
 _PENDING_COLUMNS = f"{MILESTONE_COLUMNS}, o.status, o.revision, o.id, o.read_id"
 
@@ -288,6 +311,8 @@ class PostgresDeliveryQueue:
             )
             report.planned = len(routed)
             report.unwanted = len(pending) - len(routed)
+            if report.deliveries or report.joined:
+                await db.notify(DELIVERIES_PLANNED)
         return report
 
     async def flag_edits(self, changed_since: datetime) -> int:
@@ -295,18 +320,37 @@ class PostgresDeliveryQueue:
         async with self.db.transaction() as db:
             return await db.execute(FLAG_EDITS, _seconds(changed_since))
 
-    async def due_jobs(self, *, limit: int, skip: Iterable[int] = ()) -> list[Job]:
-        """Deliveries due now: to send (planned), to reconcile (sending), to edit (sent, revised)."""
+    async def due_jobs(
+        self,
+        *,
+        limit: int,
+        skip: Iterable[int] = (),
+        shards: ShardScope | None = None,
+        member: int | None = None,
+    ) -> list[Job]:
+        """Deliveries due now: to send (planned), to reconcile (sending), to edit (sent, revised).
+
+        `shards`: of servers on these shards only. A 'sending' delivery claimed by another live process
+        is that process's (it is posting it); one claimed by a process that died is due here."""
         at = stamp(now())
         skipped = set(skip)
         rows = await self.db.fetch(
+            f"WITH {live_members(6)} "
             "SELECT d.id, d.guild_id, d.channel_id, d.group_key, d.nonce, d.state, d.message_id, "
             "d.mention_role_id, d.attempts, d.sending_at, coalesce(g.language, g.server_language) "
             "FROM deliveries d LEFT JOIN guild_settings g ON g.guild_id = d.guild_id "
             "WHERE ((d.state IN ('planned', 'sending') AND d.due_at <= $1) "
-            "OR (d.state = 'sent' AND d.edit_needed AND d.due_at <= $1)) ORDER BY d.due_at, d.id LIMIT $2",
+            "OR (d.state = 'sent' AND d.edit_needed AND d.due_at <= $1)) "
+            "AND ($3::int IS NULL OR (d.guild_id >> 22) % $3 = ANY($4::int[])) "
+            "AND (d.state != 'sending' OR d.claimed_by IS NULL OR d.claimed_by = $5 "
+            "OR d.claimed_by NOT IN (SELECT id FROM live)) "
+            "ORDER BY d.due_at, d.id LIMIT $2",
             at,
             limit + len(skipped),
+            shards.count if shards else None,
+            sorted(shards.ids) if shards else [],
+            member,
+            MEMBER_SPACE,
         )
         jobs = [
             Job(*row[:9], sending_at=row[9], edit=row[5] == SENT, language=row[10] or rules.SOURCE)
@@ -336,22 +380,31 @@ class PostgresDeliveryQueue:
             )
             by_id[delivery_id].items.append(item)
 
-    async def begin_sending(self, ids: Sequence[int]) -> None:
-        """Mark deliveries 'sending' before their POST: after a crash they are looked for, not resent blind.
+    async def begin_sending(self, ids: Sequence[int], *, member: int | None = None) -> list[int]:
+        """Mark deliveries 'sending' (claimed by `member`) before their POST: after a crash they are
+        looked for, not resent blind. Returns the ids claimed.
 
-        One UPDATE claims them all, and only those still 'planned' or 'sending' (never a sent or failed
-        one, whatever another process did meanwhile)."""
+        One UPDATE claims them all, and only those still 'planned', or 'sending' and claimed by this
+        member, by none or by a process no longer alive (never a sent or failed one, nor one another
+        live process took). Rows another transaction is claiming are skipped, not waited for
+        (FOR UPDATE SKIP LOCKED): two processes never take one delivery."""
         if not ids:
-            return
+            return []
         at = stamp(now())
         async with self.db.transaction() as db:
-            await db.fetch(
-                "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, "
-                "sending_at = coalesce(sending_at, $1), updated_at = $1 WHERE id = ANY($2::bigint[]) "
-                "AND state IN ('planned', 'sending') RETURNING id",
+            rows = await db.fetch(
+                f"WITH {live_members(4)}, claim AS (SELECT id FROM deliveries WHERE id = ANY($2::bigint[]) "
+                "AND (state = 'planned' OR (state = 'sending' AND (claimed_by IS NULL OR claimed_by = $3 "
+                "OR claimed_by NOT IN (SELECT id FROM live)))) ORDER BY id FOR UPDATE SKIP LOCKED) "
+                "UPDATE deliveries d SET state = 'sending', attempts = d.attempts + 1, claimed_by = $3, "
+                "sending_at = coalesce(d.sending_at, $1), updated_at = $1 FROM claim WHERE d.id = claim.id "
+                "RETURNING d.id",
                 at,
                 sorted(set(ids)),
+                member,
+                MEMBER_SPACE,
             )
+        return sorted(row[0] for row in rows)
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """A batch of outcomes in one transaction (posts made, edits made, failures, retries)."""

@@ -18,6 +18,7 @@ from typing import Any
 from bot.announcer import policy as rules
 from bot.announcer.jobs import FAILED, SENT, Item, Job, Outcome, PlanReport, new_nonce
 from bot.announcer.policy import ALL, Pending, Policy, Route, Watch
+from bot.store.interfaces import ShardScope
 from bot.store.sqlite.connection import VARIABLES, Db, chunks, placeholders, rows_placeholders
 from bot.store.sqlite.queries import MILESTONE_COLUMNS, MILESTONE_JOINS, milestone_from_row
 
@@ -260,18 +261,32 @@ class SqliteDeliveryQueue:
         async with self.db.transaction() as db:
             return await db.execute(FLAG_EDITS, (_seconds(changed_since),))
 
-    async def due_jobs(self, *, limit: int, skip: Iterable[int] = ()) -> list[Job]:
-        """Deliveries due now: to send (planned), to reconcile (sending), to edit (sent, revised)."""
+    async def due_jobs(
+        self,
+        *,
+        limit: int,
+        skip: Iterable[int] = (),
+        shards: ShardScope | None = None,
+        member: int | None = None,
+    ) -> list[Job]:
+        """Deliveries due now: to send (planned), to reconcile (sending), to edit (sent, revised).
+        `shards`: of servers on these shards only. `member` means nothing here: one process per file."""
+        del member
         at = stamp(now())
         skipped = set(skip)
+        scope, scope_params = "", ()
+        if shards is not None:
+            ids = sorted(shards.ids)
+            scope = f"AND ((d.guild_id >> 22) % ?) IN ({placeholders(len(ids))}) "
+            scope_params = (shards.count, *ids)
         rows = await self.reader.fetch(
             "SELECT d.id, d.guild_id, d.channel_id, d.group_key, d.nonce, d.state, d.message_id, "
             "d.mention_role_id, d.attempts, d.sending_at, d.edit_needed, "
             "coalesce(g.language, g.server_language) FROM deliveries d "
             "LEFT JOIN guild_settings g ON g.guild_id = d.guild_id "
             "WHERE ((d.state IN ('planned', 'sending') AND d.due_at <= ?) "
-            "OR (d.state = 'sent' AND d.edit_needed = 1 AND d.due_at <= ?)) ORDER BY d.due_at, d.id LIMIT ?",
-            (at, at, limit + len(skipped)),
+            f"OR (d.state = 'sent' AND d.edit_needed = 1 AND d.due_at <= ?)) {scope}ORDER BY d.due_at, d.id LIMIT ?",
+            (at, at, *scope_params, limit + len(skipped)),
         )
         jobs = [
             Job(*row[:9], sending_at=_moment(row[9]), edit=row[5] == SENT, language=row[11] or rules.SOURCE)
@@ -300,17 +315,23 @@ class SqliteDeliveryQueue:
                 )
                 by_id[delivery_id].items.append(item)
 
-    async def begin_sending(self, ids: Sequence[int]) -> None:
-        """Mark deliveries 'sending' before their POST: after a crash they are looked for, not resent blind."""
+    async def begin_sending(self, ids: Sequence[int], *, member: int | None = None) -> list[int]:
+        """Mark deliveries 'sending' before their POST: after a crash they are looked for, not resent blind.
+        Returns the ids claimed (those still 'planned' or 'sending'); one process per file, so no other
+        process claims them."""
+        del member
         at = stamp(now())
+        claimed: list[int] = []
         async with self.db.transaction() as db:
-            for part in chunks(list(ids), VARIABLES - 2):
-                await db.execute(
+            for part in chunks(sorted(set(ids)), VARIABLES - 2):
+                rows = await db.fetch(
                     "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, "
                     f"sending_at = coalesce(sending_at, ?), updated_at = ? WHERE id IN ({placeholders(len(part))}) "
-                    "AND state IN ('planned', 'sending')",
+                    "AND state IN ('planned', 'sending') RETURNING id",
                     (at, at, *part),
                 )
+                claimed += (row[0] for row in rows)
+        return sorted(claimed)
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """A batch of outcomes in one transaction (posts made, edits made, failures, retries)."""
