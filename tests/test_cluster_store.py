@@ -14,6 +14,7 @@ import pytest
 from engines import both_engines
 from postgres import PostgresServer
 
+from bot.cli import main
 from bot.ingest import ingest
 from bot.model import Snapshot
 from bot.store import (
@@ -252,3 +253,22 @@ async def test_on_sqlite_the_one_process_holds_every_job(tmp_path) -> None:
         assert await store.cluster.members() == []
     await link.close()
     assert link.held() == frozenset()
+
+
+async def test_chartbot_status_shows_the_cluster(pg_target: str, netflix_snapshots, capsys) -> None:
+    async with await open_store(pg_target) as store, links(pg_target, 2) as (one, two):
+        await one.heartbeat(report("host:1", (0, 1)))
+        await two.heartbeat(MemberReport("host:2", (2, 3), SHARDS, "warning: delivery 7 failed", None))
+        await one.hold(POLL)
+        await _deliveries(store, netflix_snapshots)
+        assert await asyncio.to_thread(main, ["status", "--db", pg_target]) == 0
+        out = capsys.readouterr().out
+        assert "cluster: 2 live processes" in out
+        lines = {line.split()[1]: line for line in out.splitlines() if line[:1].isdigit()}
+        assert "shards 0-1 of 4" in lines["host:1"] and "polls" in lines["host:1"]
+        assert "shards 2-3 of 4" in lines["host:2"] and "warning: delivery 7 failed" in lines["host:2"]
+        assert "no process plans right now" in out
+    async with await open_store(pg_target) as store:
+        assert await store.cluster.members() == []
+    assert await asyncio.to_thread(main, ["status", "--db", pg_target]) == 0
+    assert "cluster" not in capsys.readouterr().out  # nobody running: the sources' health only
