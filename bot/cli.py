@@ -574,14 +574,19 @@ async def status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def status_main(settings: Settings, out: TextIO, *, every_chart: bool = False) -> int:
-    """Each source's health, then the charts that fail (all of them with `every_chart`)."""
+    """Each source's health, then the charts that fail (all of them with `every_chart`), then whether
+    the bot posts (stopped for a rejected token, and what waits)."""
     path = settings.db_path
     if path != MEMORY and not is_postgres_url(path) and not Path(path).is_file():
         raise InputError(f"no chart history at {path}: run `chartbot poll` first, or set CHARTBOT_DB")
     async with await open_store(path) as store:
         rows = await store.sources.health()
+        halt = await store.deliveries.halted()
+        waiting = await store.deliveries.open_work()
+        blocked = len(await store.guilds.blocked_everywhere())
         members = await store.cluster.members()
     out.write(terminal.format_status(rows, settings.sources, every_chart=every_chart))
+    out.write("\n" + terminal.format_posting(halt, waiting, blocked))
     if members:  # several bot processes share a PostgreSQL database
         out.write("\n" + terminal.format_cluster(members))
     return 0

@@ -29,6 +29,7 @@ from discord.ext import commands
 
 from bot import compat
 from bot.announcer.engine import Announcer, AnnouncerConfig
+from bot.announcer.pacing import InvalidRequests, RestGate
 from bot.cluster import Duties, LastError, tick_for
 from bot.i18n import ENGLISH, SOURCE, Messages, translator
 from bot.i18n.commands import ChartTranslator
@@ -148,6 +149,13 @@ class ChartBot(commands.AutoShardedBot):
         freeze_gc: bool = False,
         identify_window: float = IDENTIFY_WINDOW,
     ) -> None:
+        # Every REST answer is seen here: Discord bans an IP after 10,000 invalid ones in 10 minutes, and
+        # the announcer stops posting well before (bot/announcer/pacing.py).
+        self.invalid_requests = InvalidRequests()
+        # ...and every REST call takes a permit of one budget: Discord's global limit is per bot.
+        self.rest_gate = RestGate()
+        trace = aiohttp.TraceConfig()
+        self.rest_gate.attach(trace)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents(guilds=True),
@@ -157,6 +165,10 @@ class ChartBot(commands.AutoShardedBot):
             guild_ready_timeout=guild_ready_timeout,
             shard_count=settings.shard_count,
             shard_ids=list(settings.shards) if settings.shards is not None else None,
+            http_trace=self.invalid_requests.trace_config(trace),
+            # A route limit longer than this (publishing: ~10 an hour per channel) raises RateLimited
+            # with Discord's retry_after instead of holding a worker asleep for it.
+            max_ratelimit_timeout=60.0,
         )
         self.settings = settings
         self.identify_pacer = IdentifyPacer(window=identify_window)
@@ -176,6 +188,7 @@ class ChartBot(commands.AutoShardedBot):
             hold=settings.announce_hold,
         )
         self.announcer: Announcer = Announcer(self, self.announce_config)
+        self.rest_gate.budget = self.announcer.budget
         self.poller: Poller | None = None  # set by cogs/poll.py when the bot polls its sources
         self.duties: Duties | None = None  # the jobs this process does for the cluster (setup_hook)
         self.last_error = LastError()
@@ -211,6 +224,7 @@ class ChartBot(commands.AutoShardedBot):
         )
         if self.announcer.config is not self.announce_config:  # tests and benches set their own
             self.announcer = Announcer(self, self.announce_config)
+            self.rest_gate.budget = self.announcer.budget
         await self.tree.set_translator(ChartTranslator())  # commands in the fans' languages
         try:
             await self.get_store()
@@ -270,9 +284,8 @@ class ChartBot(commands.AutoShardedBot):
 
     async def _on_job(self, job: str, held: bool) -> None:
         if job == PLAN:
-            self.announcer.plans = held
             if held:
-                self.announcer.wake()
+                self.announcer.wake()  # (the announcer plans while this process holds PLAN)
         elif job == POLL and self.poller is not None:
             if held:
                 self.poller.start()

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, TextIO
 
+from bot.announcer.jobs import PostingHalt
 from bot.i18n import ENGLISH, SOURCE, Messages
 from bot.i18n import formats as local
 from bot.model import ALL_TIME
@@ -324,3 +325,17 @@ def format_store_status(status: StoreStatus) -> str:
     rows = [[name, f"{count:,}"] for name, count in status.counts.items()]
     lines.extend(table(["TABLE", "ROWS"], rows, right=(1,)))
     return "\n".join(lines)
+
+
+def format_posting(halt: PostingHalt | None, waiting: int, blocked: int = 0) -> str:
+    """`chartbot status`: whether the bot posts, and what waits."""
+    if halt is not None:
+        line = (
+            f"posting  STOPPED since {_when(halt.since)}: {halt.reason}; set a good DISCORD_TOKEN and "
+            f"restart chartbot (nothing is lost: {waiting} waiting)"
+        )
+    else:
+        line = f"posting  ok ({waiting} waiting)"
+    if blocked:
+        line += f"; {blocked} channel{'s' if blocked != 1 else ''} wait for a permission (see /watch list)"
+    return line + "\n"

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import io
 import re
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 from typing import TypeVar
@@ -27,6 +27,7 @@ from discord import app_commands
 from discord.app_commands import Choice
 from discord.ext import commands
 
+from bot.answers import within
 from bot.buttons import Page, PageButton, Pages
 from bot.charts import top_charts
 from bot.client import ChartBot, collect_garbage
@@ -388,19 +389,6 @@ def milestone_buttons(
 
 
 # --- answering ------------------------------------------------------------------------------------
-
-
-async def within(interaction: discord.Interaction, work: Awaitable[T], budget: float) -> T:
-    """Await `work`; if it takes longer than `budget` seconds, defer first (Discord waits 3 s at most)."""
-    task = asyncio.ensure_future(work)
-    done, _ = await asyncio.wait({task}, timeout=budget)
-    if not done and not interaction.response.is_done():
-        try:
-            await interaction.response.defer(thinking=True)
-        except BaseException:
-            task.cancel()  # nobody can be answered any more
-            raise
-    return await task
 
 
 class Rank(commands.Cog):

@@ -21,9 +21,10 @@ from discord import app_commands
 from discord.app_commands import Choice
 from discord.ext import commands
 
-from bot.announcer import pacing, posts
+from bot.announcer import pacing, permissions, posts
 from bot.announcer import policy as rules
 from bot.announcer.policy import ALL, Policy, Watch
+from bot.answers import in_time, reply, settle
 from bot.buttons import Page, PageButton, Pages
 from bot.i18n import ENGLISH, LOCALES, Messages, translator
 from bot.model import InputError, split_season, title_key
@@ -56,8 +57,6 @@ ADMIN = discord.Permissions(manage_guild=True)
 # Servers only, and only where the bot itself was added: a user install could run these where the bot is not.
 IN_SERVERS = app_commands.AppCommandContext(guild=True)
 SERVER_INSTALLS = app_commands.AppInstallationType(guild=True, user=False)
-# What the bot needs in a channel to post there (`permission.<name>`: Discord's own names).
-_NEEDED = ("view_channel", "send_messages", "embed_links")
 DEFAULT_LANGUAGE = "default"  # /settings language: the server's own
 LANGUAGE_CHOICES = [
     Choice(name="Server default (the server's language in Discord)", value=DEFAULT_LANGUAGE),
@@ -74,17 +73,23 @@ def channel_problem(
     broken: str | None = None,
     tr: Messages = ENGLISH,
 ) -> str | None:
-    """Why the bot cannot post in a channel: a failure it met (403/404), or permissions it lacks now."""
+    """Why the bot cannot post in a channel: a failure it met (403/404), or permissions it lacks now
+    (the announcer's own rule, `bot.announcer.permissions`: its posts there wait until they are back)."""
     if broken:
         return broken
     if channel is None:
         return tr.gettext("watch.problem.gone")
-    if me is None or not isinstance(channel, discord.abc.Messageable):
-        return None if me is None else tr.gettext("watch.problem.not_text")
-    perms = channel.permissions_for(me)
-    keys = {attr: f"permission.{attr}" for attr in _NEEDED}
-    missing = [tr.gettext(keys[attr]) for attr in _NEEDED if not getattr(perms, attr)]
-    return tr.gettext("watch.problem.missing", permissions=", ".join(missing)) if missing else None
+    if me is None:
+        return None
+    if not permissions.is_text(channel):
+        return tr.gettext("watch.problem.not_text")
+    missing = permissions.missing(channel.permissions_for(me))
+    return waits(permissions.describe(missing, tr), tr) if missing else None
+
+
+def waits(problem: str, tr: Messages = ENGLISH) -> str:
+    """A permission missing now: the announcer's posts there wait until it is back."""
+    return tr.gettext("watch.problem.waits", problem=problem)
 
 
 def warning(channel_id: int, problem: str, tr: Messages = ENGLISH) -> str:
@@ -116,6 +121,9 @@ def settings_text(policy: Policy, tr: Messages = ENGLISH) -> str:
     digest_key = "settings.show.instant" if policy.digest == "instant" else "settings.show.period"
     digest = tr.gettext(digest_key)
     role = f"<@&{policy.mention_role_id}>" if policy.mention_role_id else tr.gettext("settings.show.nobody")
+    publish = (
+        tr.gettext("settings.show.publish_on") if policy.publish else tr.gettext("settings.show.publish_off")
+    )
     return "\n".join(
         [
             tr.gettext("settings.show.channel", channel=channel),
@@ -124,6 +132,7 @@ def settings_text(policy: Policy, tr: Messages = ENGLISH) -> str:
             tr.gettext("settings.show.posts", posts=digest),
             tr.gettext("settings.show.mention", role=role),
             tr.gettext("settings.show.language", language=rules.describe_language(policy, tr)),
+            tr.gettext("settings.show.publish", publish=publish),
         ]
     )
 
@@ -218,8 +227,8 @@ def remove_target(text: str, watched: Sequence[tuple[str, str]], tr: Messages = 
 
 
 class WatchCog(commands.Cog, name="Watch"):
-    """/watch add|remove|list|all and /settings channel|regions|events|digest|mention-role|language|test|
-    show."""
+    """/watch add|remove|list|all and /settings channel|regions|events|digest|mention-role|language|
+    publish|test|show."""
 
     watch = app_commands.Group(
         name="watch",
@@ -245,7 +254,7 @@ class WatchCog(commands.Cog, name="Watch"):
             bot,
             (WatchListButton,),
             self._turn_list,
-            defer_after=lambda: getattr(self.bot, "defer_after", 2.0),
+            defer_after=lambda: self._defer_after,
         )
 
     async def cog_load(self) -> None:
@@ -259,6 +268,11 @@ class WatchCog(commands.Cog, name="Watch"):
     async def _store(self) -> Store:
         get_store = getattr(self.bot, "get_store", None)
         return await get_store() if get_store else self.bot.store  # type: ignore[attr-defined]
+
+    @property
+    def _defer_after(self) -> float:
+        """Seconds an admin command may take before its answer is deferred (Discord waits 3 s)."""
+        return getattr(self.bot, "defer_after", 2.0)
 
     @property
     def _titles(self) -> TitleIndex:
@@ -337,7 +351,7 @@ class WatchCog(commands.Cog, name="Watch"):
         problem = self._problem(interaction, shown)
         if problem:
             text += f"\n{warning(shown, problem, tr)}"
-        await interaction.response.send_message(clip(text + note, CONTENT), ephemeral=True)
+        await reply(interaction, clip(text + note, CONTENT))
 
     # --- /watch ----------------------------------------------------------------------------------
 
@@ -351,16 +365,17 @@ class WatchCog(commands.Cog, name="Watch"):
     async def watch_add(
         self, interaction: discord.Interaction, title: str, channel: discord.TextChannel | None = None
     ) -> None:
-        await self._store()  # opens the DB (and the title index) if it was not open yet
-        tr = translator(interaction.locale)
-        key, name, suggestions = resolve_title(self._titles, title, tr)
-        note = ""
-        if suggestions is not None:
-            note = "\n" + tr.gettext("watch.uncharted", title=quoted(safe(name, 100), tr))
-            if suggestions:
-                names = ", ".join(f"**{safe(t, 100)}**" for t in suggestions[:3])
-                note = tr.gettext("watch.did_you_mean", text=note, titles=names)
-        await self._add(interaction, key, name, channel, note)
+        async with in_time(interaction, self._defer_after):
+            await self._store()  # opens the DB (and the title index) if it was not open yet
+            tr = translator(interaction.locale)
+            key, name, suggestions = resolve_title(self._titles, title, tr)
+            note = ""
+            if suggestions is not None:
+                note = "\n" + tr.gettext("watch.uncharted", title=quoted(safe(name, 100), tr))
+                if suggestions:
+                    names = ", ".join(f"**{safe(t, 100)}**" for t in suggestions[:3])
+                    note = tr.gettext("watch.did_you_mean", text=note, titles=names)
+            await self._add(interaction, key, name, channel, note)
 
     @watch_add.autocomplete("title")
     async def _add_title(self, interaction: discord.Interaction, current: str) -> list[Choice[str]]:
@@ -374,24 +389,26 @@ class WatchCog(commands.Cog, name="Watch"):
     async def watch_all(
         self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
     ) -> None:
-        await self._add(interaction, ALL, EVERYTHING, channel)
+        async with in_time(interaction, self._defer_after):
+            await self._add(interaction, ALL, EVERYTHING, channel)
 
     @watch.command(name="remove", description="Stop posting a title's milestones (or `all`)")
     @app_commands.describe(title="A watched title, or `all` for every title's headlines")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def watch_remove(self, interaction: discord.Interaction, title: str) -> None:
-        guild_id = self._guild_id(interaction)
-        tr = translator(interaction.locale)
-        store = await self._store()
-        watched = await store.guilds.watched_titles(guild_id)
-        target = remove_target(title, watched, tr)
-        removed = await store.guilds.remove_watches(guild_id, target)
-        self._watched.pop(guild_id, None)
-        shown = next((t for k, t in watched if k == target), title)
-        name = everything(tr) if target == ALL else f"**{safe(shown, 150)}**"
-        key = "watch.removed" if removed else "watch.not_removed"
-        text = tr.gettext(key, name=name)
-        await interaction.response.send_message(text, ephemeral=True)
+        async with in_time(interaction, self._defer_after):
+            guild_id = self._guild_id(interaction)
+            tr = translator(interaction.locale)
+            store = await self._store()
+            watched = await store.guilds.watched_titles(guild_id)
+            target = remove_target(title, watched, tr)
+            removed = await store.guilds.remove_watches(guild_id, target)
+            self._watched.pop(guild_id, None)
+            shown = next((t for k, t in watched if k == target), title)
+            name = everything(tr) if target == ALL else f"**{safe(shown, 150)}**"
+            key = "watch.removed" if removed else "watch.not_removed"
+            text = tr.gettext(key, name=name)
+            await reply(interaction, text)
 
     @watch_remove.autocomplete("title")
     async def _remove_title(self, interaction: discord.Interaction, current: str) -> list[Choice[str]]:
@@ -415,13 +432,15 @@ class WatchCog(commands.Cog, name="Watch"):
     @watch.command(name="list", description="What this server watches, and whether the bot can post there")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def watch_list(self, interaction: discord.Interaction) -> None:
-        tr = translator(interaction.locale)
-        texts = await self._list_texts(interaction)
-        if texts is None:
-            await interaction.response.send_message(nothing_watched(tr), ephemeral=True)
-            return
-        page = Page(content=texts[0], buttons=list_buttons(interaction.user.id, 0, len(texts), tr))
-        await self.pages.send(interaction, page, WATCH_LIST, ephemeral=True)
+        async with in_time(interaction, self._defer_after):
+            tr = translator(interaction.locale)
+            texts = await self._list_texts(interaction)
+            if texts is None:
+                await reply(interaction, nothing_watched(tr))
+                return
+            page = Page(content=texts[0], buttons=list_buttons(interaction.user.id, 0, len(texts), tr))
+            await settle(interaction)
+            await self.pages.send(interaction, page, WATCH_LIST, ephemeral=True)
 
     async def _list_texts(self, interaction: discord.Interaction) -> list[str] | None:
         """The pages of /watch list (None: nothing is watched), in the admin's language."""
@@ -431,6 +450,7 @@ class WatchCog(commands.Cog, name="Watch"):
         watches = await store.guilds.watches(guild_id)
         policy = self._as_now(await store.guilds.policy(guild_id), interaction)
         broken = await store.guilds.broken_channels(guild_id)
+        blocked = await store.guilds.blocked_channels(guild_id)
         errors = await store.guilds.last_errors(guild_id)
         if not watches:
             return None
@@ -438,6 +458,8 @@ class WatchCog(commands.Cog, name="Watch"):
         for watch in watches:
             channel = watch.channel(policy)
             problem = self._problem(interaction, channel, broken.get(channel)) if channel else None
+            if channel and not problem and channel in blocked:  # as the announcer last found it
+                problem = waits(blocked[channel], tr)
             line = watch_line(watch, policy, problem, tr)
             if channel and not problem and channel in errors:
                 line += "\n  " + tr.gettext("watch.retrying", error=clip(errors[channel], 80))
@@ -463,41 +485,44 @@ class WatchCog(commands.Cog, name="Watch"):
     @settings.command(name="show", description="This server's announcement settings")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def settings_show(self, interaction: discord.Interaction) -> None:
-        store = await self._store()
-        policy = self._as_now(await store.guilds.policy(self._guild_id(interaction)), interaction)
-        text = settings_text(policy, translator(interaction.locale))
-        await interaction.response.send_message(text, ephemeral=True)
+        async with in_time(interaction, self._defer_after):
+            store = await self._store()
+            policy = self._as_now(await store.guilds.policy(self._guild_id(interaction)), interaction)
+            text = settings_text(policy, translator(interaction.locale))
+            await reply(interaction, text)
 
     @settings.command(name="channel", description="The channel milestone posts go to by default")
     @app_commands.describe(channel="The announcement channel")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def settings_channel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
-        guild_id = self._guild_id(interaction)
-        store = await self._store()
-        await store.guilds.update_settings(guild_id, channel_id=channel.id)
-        await self._healed(guild_id, channel.id)
-        tr = translator(interaction.locale)
-        text = tr.gettext("settings.channel.set", channel=channel.id)
-        problem = self._problem(interaction, channel.id)
-        if problem:
-            text += f"\n{warning(channel.id, problem, tr)}"
-        await interaction.response.send_message(text, ephemeral=True)
+        async with in_time(interaction, self._defer_after):
+            guild_id = self._guild_id(interaction)
+            store = await self._store()
+            await store.guilds.update_settings(guild_id, channel_id=channel.id)
+            await self._healed(guild_id, channel.id)
+            tr = translator(interaction.locale)
+            text = tr.gettext("settings.channel.set", channel=channel.id)
+            problem = self._problem(interaction, channel.id)
+            if problem:
+                text += f"\n{warning(channel.id, problem, tr)}"
+            await reply(interaction, text)
 
     @settings.command(name="regions", description="Which countries' own milestones to post (world always)")
     @app_commands.describe(regions="e.g. `world, us, South Korea`; `all`; `default`. Empty: show them")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def settings_regions(self, interaction: discord.Interaction, regions: str | None = None) -> None:
-        guild_id = self._guild_id(interaction)
-        tr = translator(interaction.locale)
-        store = await self._store()
-        if regions is None:
-            policy = await store.guilds.policy(guild_id)
-            text = tr.gettext("settings.regions.show", regions=rules.describe_regions(policy.regions, tr))
-        else:
-            chosen = rules.parse_regions(clean_user_text(regions), tr)
-            policy = await store.guilds.update_settings(guild_id, regions=chosen)
-            text = tr.gettext("settings.regions.set", regions=rules.describe_regions(policy.regions, tr))
-        await interaction.response.send_message(clip(text, CONTENT), ephemeral=True)
+        async with in_time(interaction, self._defer_after):
+            guild_id = self._guild_id(interaction)
+            tr = translator(interaction.locale)
+            store = await self._store()
+            if regions is None:
+                policy = await store.guilds.policy(guild_id)
+                text = tr.gettext("settings.regions.show", regions=rules.describe_regions(policy.regions, tr))
+            else:
+                chosen = rules.parse_regions(clean_user_text(regions), tr)
+                policy = await store.guilds.update_settings(guild_id, regions=chosen)
+                text = tr.gettext("settings.regions.set", regions=rules.describe_regions(policy.regions, tr))
+            await reply(interaction, clip(text, CONTENT))
 
     @settings.command(name="events", description="Which kinds of milestones to post")
     @app_commands.describe(
@@ -505,18 +530,19 @@ class WatchCog(commands.Cog, name="Watch"):
     )
     @app_commands.checks.has_permissions(manage_guild=True)
     async def settings_events(self, interaction: discord.Interaction, events: str | None = None) -> None:
-        guild_id = self._guild_id(interaction)
-        tr = translator(interaction.locale)
-        store = await self._store()
-        policy = await store.guilds.policy(guild_id)
-        if events is None:
-            described = rules.describe_events(policy.events, tr)
-            text = tr.gettext("settings.events.show", events=described, known=rules.known_events())
-        else:
-            chosen = rules.parse_events(clean_user_text(events), policy.events, tr)
-            policy = await store.guilds.update_settings(guild_id, events=chosen)
-            text = tr.gettext("settings.events.set", events=rules.describe_events(policy.events, tr))
-        await interaction.response.send_message(clip(text, CONTENT), ephemeral=True)
+        async with in_time(interaction, self._defer_after):
+            guild_id = self._guild_id(interaction)
+            tr = translator(interaction.locale)
+            store = await self._store()
+            policy = await store.guilds.policy(guild_id)
+            if events is None:
+                described = rules.describe_events(policy.events, tr)
+                text = tr.gettext("settings.events.show", events=described, known=rules.known_events())
+            else:
+                chosen = rules.parse_events(clean_user_text(events), policy.events, tr)
+                policy = await store.guilds.update_settings(guild_id, events=chosen)
+                text = tr.gettext("settings.events.set", events=rules.describe_events(policy.events, tr))
+            await reply(interaction, clip(text, CONTENT))
 
     @settings.command(name="digest", description="One post per title as news comes, or one post per period")
     @app_commands.describe(mode="instant: a post per title and period; period: one grouped post per period")
@@ -528,12 +554,13 @@ class WatchCog(commands.Cog, name="Watch"):
     )
     @app_commands.checks.has_permissions(manage_guild=True)
     async def settings_digest(self, interaction: discord.Interaction, mode: Choice[str]) -> None:
-        store = await self._store()
-        await store.guilds.update_settings(self._guild_id(interaction), digest=mode.value)
-        tr = translator(interaction.locale)
-        key = "settings.digest.instant" if mode.value == "instant" else "settings.digest.period"
-        text = tr.gettext(key)
-        await interaction.response.send_message(text, ephemeral=True)
+        async with in_time(interaction, self._defer_after):
+            store = await self._store()
+            await store.guilds.update_settings(self._guild_id(interaction), digest=mode.value)
+            tr = translator(interaction.locale)
+            key = "settings.digest.instant" if mode.value == "instant" else "settings.digest.period"
+            text = tr.gettext(key)
+            await reply(interaction, text)
 
     @settings.command(name="mention-role", description="The one role pinged by milestone posts (empty: none)")
     @app_commands.describe(role="The role to ping; leave empty to ping nobody")
@@ -541,18 +568,50 @@ class WatchCog(commands.Cog, name="Watch"):
     async def settings_mention_role(
         self, interaction: discord.Interaction, role: discord.Role | None = None
     ) -> None:
-        guild_id = self._guild_id(interaction)
-        tr = translator(interaction.locale)
-        if role is not None and role.is_default():
-            raise InputError(tr.gettext("settings.mention.everyone"))
-        store = await self._store()
-        await store.guilds.update_settings(guild_id, mention_role_id=role.id if role else None)
-        text = (
-            tr.gettext("settings.mention.role", role=role.id)
-            if role
-            else tr.gettext("settings.mention.nobody")
-        )
-        await interaction.response.send_message(text, ephemeral=True)
+        async with in_time(interaction, self._defer_after):
+            guild_id = self._guild_id(interaction)
+            tr = translator(interaction.locale)
+            if role is not None and role.is_default():
+                raise InputError(tr.gettext("settings.mention.everyone"))
+            store = await self._store()
+            await store.guilds.update_settings(guild_id, mention_role_id=role.id if role else None)
+            text = (
+                tr.gettext("settings.mention.role", role=role.id)
+                if role
+                else tr.gettext("settings.mention.nobody")
+            )
+            me = interaction.guild.me if interaction.guild else None
+            if role is not None and not permissions.can_ping(role, me):
+                text += "\n" + tr.gettext("settings.mention.cannot_ping", role=role.id)
+            await reply(interaction, text)
+
+    @settings.command(
+        name="publish",
+        description="Publish posts made in announcement channels, for servers that Follow them",
+    )
+    @app_commands.describe(mode="on: publish each post in an announcement channel; off: only post it")
+    @app_commands.choices(
+        mode=[
+            Choice(name="on: publish posts in announcement channels", value="on"),
+            Choice(name="off: only post them", value="off"),
+        ]
+    )
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def settings_publish(self, interaction: discord.Interaction, mode: Choice[str]) -> None:
+        async with in_time(interaction, self._defer_after):
+            guild_id = self._guild_id(interaction)
+            tr = translator(interaction.locale)
+            store = await self._store()
+            policy = await store.guilds.update_settings(guild_id, publish=mode.value == "on")
+            if not policy.publish:
+                text = tr.gettext("settings.publish.off")
+            else:
+                text = tr.gettext("settings.publish.on")
+                guild = interaction.guild
+                channel = guild.get_channel(policy.channel_id) if guild and policy.channel_id else None
+                if channel is not None and channel.type != discord.ChannelType.news:
+                    text += "\n" + tr.gettext("settings.publish.not_news", channel=channel.id)
+            await reply(interaction, text)
 
     @settings.command(name="language", description="The language of this server's milestone posts")
     @app_commands.describe(language="A language, or the server's own (empty: show which)")
@@ -561,19 +620,20 @@ class WatchCog(commands.Cog, name="Watch"):
     async def settings_language(
         self, interaction: discord.Interaction, language: Choice[str] | None = None
     ) -> None:
-        guild_id = self._guild_id(interaction)
-        tr = translator(interaction.locale)
-        store = await self._store()
-        now = rules.server_language(interaction.guild_locale)
-        if language is None:
-            policy = self._as_now(await store.guilds.policy(guild_id), interaction)
-            text = tr.gettext("settings.language.show", language=rules.describe_language(policy, tr))
-        else:
-            chosen = None if language.value == DEFAULT_LANGUAGE else language.value
-            policy = await store.guilds.update_settings(guild_id, language=chosen, server_language=now)
-            key = "settings.language.set" if chosen else "settings.language.follow"
-            text = tr.gettext(key, language=rules.language_name(policy.post_language))
-        await interaction.response.send_message(text, ephemeral=True)
+        async with in_time(interaction, self._defer_after):
+            guild_id = self._guild_id(interaction)
+            tr = translator(interaction.locale)
+            store = await self._store()
+            now = rules.server_language(interaction.guild_locale)
+            if language is None:
+                policy = self._as_now(await store.guilds.policy(guild_id), interaction)
+                text = tr.gettext("settings.language.show", language=rules.describe_language(policy, tr))
+            else:
+                chosen = None if language.value == DEFAULT_LANGUAGE else language.value
+                policy = await store.guilds.update_settings(guild_id, language=chosen, server_language=now)
+                key = "settings.language.set" if chosen else "settings.language.follow"
+                text = tr.gettext(key, language=rules.language_name(policy.post_language))
+            await reply(interaction, text)
 
     @settings.command(name="test", description="Post a sample milestone, to see what posts will look like")
     @app_commands.describe(channel="Where to post it (default: the server's channel)")
@@ -581,33 +641,46 @@ class WatchCog(commands.Cog, name="Watch"):
     async def settings_test(
         self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
     ) -> None:
-        guild_id = self._guild_id(interaction)
-        store = await self._store()
-        policy = await store.guilds.policy(guild_id)
-        tr = translator(interaction.locale)
-        channel_id = channel.id if channel else policy.channel_id or interaction.channel_id
-        if channel_id is None:
-            raise InputError(tr.gettext("settings.test.no_channel", command=tr.command("settings channel")))
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        language = self._as_now(policy, interaction).post_language  # the posts' own, not the admin's
-        post = posts.sample(policy.mention_role_id, language=language)
-        target = self.bot.get_partial_messageable(channel_id, guild_id=guild_id)
-        try:
-            # The role is shown as it will be, but this sample pings nobody.
-            await target.send(
-                content=post.content, embed=post.embed, allowed_mentions=discord.AllowedMentions.none()
-            )
-        except (discord.Forbidden, discord.NotFound) as exc:
-            reason = pacing.broken_reason(exc.status, exc.code, exc.text)
-            await store.guilds.mark_broken(guild_id, channel_id, reason)
-            await interaction.edit_original_response(content=warning(channel_id, reason, tr))
-            return
-        await self._healed(guild_id, channel_id)
-        if policy.mention_role_id:
-            text = tr.gettext("settings.test.posted_ping", channel=channel_id, role=policy.mention_role_id)
-        else:
-            text = tr.gettext("settings.test.posted", channel=channel_id)
-        await interaction.edit_original_response(content=text)
+        async with in_time(interaction, self._defer_after):
+            guild_id = self._guild_id(interaction)
+            store = await self._store()
+            policy = await store.guilds.policy(guild_id)
+            tr = translator(interaction.locale)
+            channel_id = channel.id if channel else policy.channel_id or interaction.channel_id
+            if channel_id is None:
+                raise InputError(
+                    tr.gettext("settings.test.no_channel", command=tr.command("settings channel"))
+                )
+            _, problem = permissions.in_cache(self.bot, guild_id, channel_id)
+            if problem is not None:  # what the announcer meets there too: its posts wait
+                await store.guilds.block_channel(guild_id, channel_id, problem)
+                _, shown = permissions.in_cache(self.bot, guild_id, channel_id, tr=tr)
+                await reply(interaction, warning(channel_id, waits(shown or problem, tr), tr))
+                return
+            await settle(interaction)
+            if not interaction.response.is_done():  # posting the sample takes a moment
+                await interaction.response.defer(ephemeral=True, thinking=True)
+            language = self._as_now(policy, interaction).post_language  # the posts' own, not the admin's
+            post = posts.sample(policy.mention_role_id, language=language)
+            target = self.bot.get_partial_messageable(channel_id, guild_id=guild_id)
+            try:
+                # The role is shown as it will be, but this sample pings nobody.
+                await target.send(
+                    content=post.content, embed=post.embed, allowed_mentions=discord.AllowedMentions.none()
+                )
+            except (discord.Forbidden, discord.NotFound) as exc:
+                reason = pacing.broken_reason(exc.status, exc.code, exc.text)
+                await store.guilds.mark_broken(guild_id, channel_id, reason)
+                await interaction.edit_original_response(content=warning(channel_id, reason, tr))
+                return
+            await self._healed(guild_id, channel_id)
+            if policy.mention_role_id:
+                text = tr.gettext(
+                    "settings.test.posted_ping", channel=channel_id, role=policy.mention_role_id
+                )
+            else:
+                text = tr.gettext("settings.test.posted", channel=channel_id)
+            await interaction.edit_original_response(content=text)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -3,7 +3,8 @@
     DISCORD_API_BASE=... DISCORD_GATEWAY_URL=... python tests/announce_worker.py DB [--kill-after-posts N]
 
 Runs ChartBot with the watch and announce cogs against the given database until the announcer has
-nothing left to do, then exits 0. With `--kill-after-posts N` (or CHARTBOT_KILL_AFTER_POSTS=N) the
+nothing left to do (with `--until-blocked`: nothing but deliveries of channels blocked by a missing
+permission), then exits 0. With `--kill-after-posts N` (or CHARTBOT_KILL_AFTER_POSTS=N) the
 process SIGKILLs itself right after the N-th message POST returns, before the announcer can record it:
 the crash between "sent" and "marked" that must never cause a second post.
 """
@@ -28,7 +29,14 @@ from bot.client import ChartBot
 from bot.settings import Settings
 
 FAST = AnnouncerConfig(
-    interval=0.05, hold=0.0, digest_hold=0.3, flush_every=0.05, retry_base=0.05, retry_cap=0.2
+    interval=0.05,
+    hold=0.0,
+    digest_hold=0.3,
+    flush_every=0.05,
+    retry_base=0.05,
+    retry_cap=0.2,
+    pause_base=0.05,
+    pause_cap=0.2,
 )
 
 
@@ -65,7 +73,13 @@ def kill_after_posts(count: int) -> None:
     discord.http.HTTPClient.send_message = send_message  # type: ignore[method-assign]
 
 
-async def run(db: str, limit: float) -> int:
+BLOCKED_WORK = (
+    "SELECT count(*) FROM deliveries d JOIN channel_health h USING (guild_id, channel_id) "
+    "WHERE h.blocked IS NOT NULL AND d.state IN ('planned', 'sending')"
+)
+
+
+async def run(db: str, limit: float, until_blocked: bool = False) -> int:
     env = os.environ
     bot = make_bot(db, api_base=env["DISCORD_API_BASE"], gateway_url=env["DISCORD_GATEWAY_URL"])
     async with bot:
@@ -77,7 +91,12 @@ async def run(db: str, limit: float) -> int:
         announcer = bot.announcer
         while loop.time() < deadline:
             await asyncio.sleep(0.1)
-            if announcer.rounds and not announcer.busy and await store.deliveries.open_work() == 0:
+            if not announcer.rounds or announcer.busy:
+                continue
+            left = await store.deliveries.open_work()
+            if until_blocked and left:
+                left -= (await store.fetch_all(BLOCKED_WORK))[0][0]
+            if left == 0:
                 break
         else:
             print("announcer still busy at the deadline", file=sys.stderr)
@@ -94,11 +113,12 @@ def main() -> int:
         "--kill-after-posts", type=int, default=int(os.environ.get("CHARTBOT_KILL_AFTER_POSTS", 0))
     )
     parser.add_argument("--timeout", type=float, default=20.0)
+    parser.add_argument("--until-blocked", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="worker %(levelname)s %(name)s: %(message)s")
     if args.kill_after_posts:
         kill_after_posts(args.kill_after_posts)
-    return asyncio.run(run(args.db, args.timeout))
+    return asyncio.run(run(args.db, args.timeout, args.until_blocked))
 
 
 if __name__ == "__main__":

@@ -150,6 +150,7 @@ DEFAULT_BOT_PERMISSIONS = discord.Permissions(
 ).value
 
 # Message flags and interaction callback types.
+CROSSPOSTED = 1
 EPHEMERAL = 64
 LOADING = 128
 CALLBACK_PONG = 1
@@ -335,6 +336,7 @@ class FakeRole:
     permissions: int = 0
     position: int = 1
     bot_id: int | None = None  # set on the bot's managed role
+    mentionable: bool = False  # "Allow anyone to @mention this role"
 
     def payload(self) -> Json:
         data: Json = {
@@ -346,7 +348,7 @@ class FakeRole:
             "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
             "hoist": False,
             "managed": self.bot_id is not None,
-            "mentionable": False,
+            "mentionable": self.mentionable,
             "icon": None,
             "unicode_emoji": None,
             "flags": 0,
@@ -843,6 +845,15 @@ class SyncCall:
 
 
 @dataclass
+class Crosspost:
+    """A message the bot published to the servers that Follow its announcement channel."""
+
+    channel_id: int
+    message_id: int
+    at: float  # on ``FakeDiscord.clock``
+
+
+@dataclass
 class InjectedFailure:
     """A failure queued with :meth:`FakeDiscord.fail_next`; ``hits`` counts how often it was served."""
 
@@ -1172,6 +1183,13 @@ class FakeDiscord:
         """How many requests a Cloudflare ban answered (429 without ``Via``)."""
         self.outage_answers = 0
         """How many requests an outage answered (502/503)."""
+        self.crosspost_limit: RouteLimit | None = RouteLimit(10, 3600.0)
+        """Publishes allowed per announcement channel: a sliding window on :attr:`clock` (``None``: no limit)."""
+        self.crossposts: list[Crosspost] = []
+        """Every message published (``POST /channels/{id}/messages/{id}/crosspost``), in order."""
+        self.crosspost_refusals = 0
+        """How many publishes the per-channel limit answered with 429."""
+        self._crossposted_at: dict[int, deque[float]] = {}
 
         self._commands: dict[int | None, list[Json]] = {}
         self._command_ids: dict[tuple[int | None, str, int], int] = {}
@@ -2238,6 +2256,7 @@ class FakeDiscord:
             ("POST", r"/channels/(?P<cid>\d+)/messages", self._post_message),
             ("GET", r"/channels/(?P<cid>\d+)/messages", self._history),
             ("*", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", self._channel_msg),
+            ("POST", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)/crosspost", self._crosspost),
             ("POST", r"/channels/(?P<cid>\d+)/typing", self._typing),
             ("GET", r"/guilds/(?P<guild_id>\d+)", self._get_guild),
             ("GET", r"/guilds/(?P<guild_id>\d+)/channels", self._get_guild_channels),
@@ -2873,3 +2892,60 @@ class FakeDiscord:
             if origin is not None:
                 payload["interaction_metadata"] = self._interaction_metadata(origin)
         return payload
+
+    # -- announcement channels and permission changes ------------------------------------------------
+
+    async def _crosspost(self, rec: RecordedRequest, cid: str, mid: str) -> Json | web.Response:
+        """``POST /channels/{id}/messages/{id}/crosspost``: publish a message of an announcement channel
+        (type 5) to the servers that Follow it. Discord allows a few per channel an hour
+        (:attr:`crosspost_limit`, on :attr:`clock`): beyond, 429 with the ``retry_after`` until the
+        oldest publish of the window ages out. A message already published answers 400 (40033)."""
+        guild, channel = self._channel_checked(cid, write=True)
+        if channel.type != 5:
+            raise _HTTPError(400, 50068, "Invalid message type")  # only announcement channels publish
+        if not self._bot_permissions(guild, cid) & SEND_MESSAGES:
+            raise _HTTPError(403, 50013, "Missing Permissions")
+        msg = self.messages.get(int(mid))
+        if msg is None or msg.deleted or msg.channel_id != int(cid):
+            raise _HTTPError(404, 10008, "Unknown Message")
+        if msg.flags & CROSSPOSTED:
+            raise _HTTPError(400, 40033, "This message has already been crossposted.")
+        limit, now = self.crosspost_limit, self.clock()
+        if limit is not None:
+            window = self._crossposted_at.setdefault(int(cid), deque())
+            while window and window[0] <= now - limit.per:
+                window.popleft()
+            if len(window) >= limit.limit:
+                self.crosspost_refusals += 1
+                return _too_many(window[0] + limit.per - now, is_global=False)
+            window.append(now)
+        msg.flags |= CROSSPOSTED
+        self.crossposts.append(Crosspost(int(cid), msg.id, now))
+        return self._message_payload(msg)
+
+    def crossposted(self, channel_id: int) -> list[SentMessage]:
+        """The bot's messages in a channel that were published, in the order they were published."""
+        return [self.messages[c.message_id] for c in self.crossposts if c.channel_id == channel_id]
+
+    async def send_channel_update(self, guild_id: int, channel_id: int) -> None:
+        """Dispatch CHANNEL_UPDATE with the channel as it is now (after changing its ``overwrites``)."""
+        channel = self.guilds[guild_id].channels[channel_id]
+        await self.dispatch("CHANNEL_UPDATE", channel.payload(guild_id), guild_id=guild_id)
+
+    async def send_role_update(self, guild_id: int, role_id: int) -> None:
+        """Dispatch GUILD_ROLE_UPDATE with the role as it is now (after changing its ``permissions``)."""
+        role = self.guilds[guild_id].roles[role_id]
+        await self.dispatch(
+            "GUILD_ROLE_UPDATE", {"guild_id": str(guild_id), "role": role.payload()}, guild_id=guild_id
+        )
+
+    async def send_member_update(self, guild_id: int, user_id: int) -> None:
+        """Dispatch GUILD_MEMBER_UPDATE with the member as it is now (after changing its ``roles``)."""
+        member = self.guilds[guild_id].members[user_id]
+        await self.dispatch(
+            "GUILD_MEMBER_UPDATE", {**member.payload(), "guild_id": str(guild_id)}, guild_id=guild_id
+        )
+
+    def bot_role(self, guild_id: int) -> FakeRole:
+        """The bot's managed role in a guild (its permissions are the bot's, with @everyone's)."""
+        return next(r for r in self.guilds[guild_id].roles.values() if r.bot_id == self.bot_user_id)

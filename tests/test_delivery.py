@@ -1,4 +1,5 @@
-"""The announcer's rules without Discord or SQL: who wants what, grouping, parsing, errors, pacing."""
+"""The announcer's rules without Discord or SQL: who wants what, grouping, parsing, errors, backoff
+(pacing: tests/test_pacing.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import date
 import pytest
 
 from bot.announcer import policy as delivery
-from bot.announcer.pacing import TokenBucket, backoff, classify
+from bot.announcer.pacing import backoff, classify
 from bot.announcer.policy import (
     ALL,
     DEFAULT_EVENTS,
@@ -187,68 +188,3 @@ def test_backoff_doubles_up_to_a_cap_with_jitter() -> None:
     top = [backoff(n, base=1, cap=60, rng=lambda: 1.0) for n in range(1, 9)]
     assert top == [1, 2, 4, 8, 16, 32, 60, 60]
     assert backoff(3, base=1, cap=60, rng=lambda: 0.0) == 2  # jitter: between half and all of it
-
-
-def test_token_bucket_bursts_then_paces() -> None:
-    now = [0.0]
-    bucket = TokenBucket(rate=50, burst=5, clock=lambda: now[0])
-    waits = [bucket.take() for _ in range(10)]
-    assert waits[:5] == [0, 0, 0, 0, 0]
-    assert waits[5:] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.10])  # queued, one slot each
-    now[0] = 10.0  # idle for long: the bucket refills to its burst, no more
-    assert [bucket.take() for _ in range(6)][4:] == pytest.approx([0, 0.02])
-
-
-def test_token_bucket_in_steps_releases_callers_together() -> None:
-    now = [0.0]
-    bucket = TokenBucket(rate=48, burst=24, step=24, clock=lambda: now[0])
-    waits = [bucket.take() for _ in range(60)]
-    assert waits[:24] == [0.0] * 24
-    assert waits[24:48] == pytest.approx([0.5] * 24)  # the next step: all at the same instant
-    assert waits[48:] == pytest.approx([1.0] * 12)
-    now[0] = 0.5  # a latecomer joins the step due at 1.0, which has room
-    assert bucket.take() == pytest.approx(0.5)
-
-
-def _slots(gap: float, count: int = 400) -> list[float]:
-    """When `count` callers, arriving `gap` seconds apart at a stepped bucket, are let through."""
-    now, times = [0.0], []
-    bucket = TokenBucket(rate=48, burst=24, step=24, clock=lambda: now[0])
-    for _ in range(count):
-        now[0] += gap
-        times.append(now[0] + bucket.take())
-    return sorted(times)
-
-
-def _refused(times: list[float], rate: float = 50, burst: float = 50) -> int:
-    """How many of these requests Discord's global limit would refuse (modelled, as the fake does, as a
-    token bucket of 50 a second)."""
-    tokens, last, refused = burst, times[0], 0
-    for t in times:
-        tokens, last = min(burst, tokens + (t - last) * rate), t
-        if tokens >= 1:
-            tokens -= 1
-        else:
-            refused += 1
-    return refused
-
-
-@pytest.mark.parametrize("gap", [0.0, 0.003, 0.02, 0.37, 1.3])
-def test_token_bucket_in_steps_stays_within_discords_limit(gap: float) -> None:
-    times = _slots(gap)
-    assert _refused(times) == 0
-    if gap < 1 / 48:  # callers faster than the rate: it is held
-        assert len(times) / (times[-1] - times[0]) == pytest.approx(48, rel=0.1)
-
-
-def test_token_bucket_refuses_a_step_beyond_its_burst() -> None:
-    with pytest.raises(ValueError):
-        TokenBucket(rate=48, burst=5, step=24)
-
-
-def test_token_bucket_holds_the_rate_over_time() -> None:
-    now = [0.0]
-    bucket = TokenBucket(rate=48, burst=5, clock=lambda: now[0])
-    for _ in range(1000):
-        now[0] += bucket.take()  # a caller that sleeps exactly as told
-    assert 1000 / now[0] == pytest.approx(48, rel=0.01)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from announce_worker import make_bot
 from engines import both_engines
-from fake_discord import MANAGE_GUILD, SEND_MESSAGES, FakeChannel, FakeMember, FakeRole, Overwrite
+from fake_discord import (
+    CALLBACK_DEFERRED_MESSAGE,
+    EPHEMERAL,
+    MANAGE_GUILD,
+    SEND_MESSAGES,
+    FakeChannel,
+    FakeMember,
+    FakeRole,
+    Overwrite,
+)
 from fake_discord_ext import DeliveryFake
 
 from bot.announcer.policy import ALL, DEFAULT_EVENTS, Policy
@@ -76,6 +88,7 @@ async def test_admin_groups_are_guild_only_and_need_manage_server(fake: Delivery
         "digest",
         "mention-role",
         "language",
+        "publish",
         "test",
     }
 
@@ -196,9 +209,11 @@ async def test_settings_test_posts_a_sample_that_pings_nobody(fake: DeliveryFake
     assert post.content == f"<@&{FANS}>" and post.allowed_mentions == {"parse": []}
     assert post.embeds[0]["title"] == "All of Us Are Dead"
     reply = await ask(fake, ALICE, "settings test", {"channel": LOCKED})
-    assert f"⚠ cannot post in <#{LOCKED}>: missing permissions" in reply.content
+    assert f"⚠ cannot post in <#{LOCKED}>: missing Send Messages (posts wait" in reply.content
+    assert fake.sent_messages(LOCKED) == []  # checked before trying: no 403 drawn
     store = await bot.get_store()
-    assert await store.guilds.broken_channels(GUILD) == {LOCKED: "missing permissions"}
+    assert await store.guilds.blocked_channels(GUILD) == {LOCKED: "missing Send Messages"}
+    assert await store.guilds.broken_channels(GUILD) == {}
 
 
 async def test_settings_test_answers_a_database_error_in_its_private_placeholder(
@@ -281,3 +296,58 @@ async def test_a_watch_made_while_a_read_is_under_way_never_gets_its_news(
         planned = await store.deliveries.plan()
         assert planned.deliveries == 1  # one post for the title and week
         assert planned.planned == len(wanted) > 0
+
+
+# --- the database busy behind another writer -----------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def history_write_held(target: str | Path) -> AsyncIterator[None]:
+    """Another process holding the history's write lock, as a long `chartbot import` does: SQLite's one
+    write transaction, PostgreSQL's HISTORY advisory lock."""
+    if isinstance(target, Path):
+        conn = sqlite3.connect(target, isolation_level=None, timeout=30, check_same_thread=False)
+        # in a thread: waiting here for the bot's own writes must not stop the event loop they run on
+        await asyncio.to_thread(conn.execute, "BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    import asyncpg
+
+    from bot.store.postgres.connection import HISTORY, LOCK_SPACE
+
+    pg = await asyncpg.connect(target)
+    try:
+        await pg.execute("SELECT pg_advisory_lock($1, $2)", LOCK_SPACE, HISTORY)
+        yield
+    finally:
+        await pg.close()
+
+
+async def test_watch_add_behind_a_held_write_lock_is_deferred_then_answered(
+    fake: DeliveryFake, bot: ChartBot, chart_db: str | Path
+) -> None:
+    async with history_write_held(chart_db):
+        asked = await fake.slash(GUILD, CHARTS, ALICE, "watch add", {"title": "All of Us Are Dead"})
+        await asyncio.sleep(bot.defer_after + 1.0)  # past Discord's 3 s: an answer must be on its way
+        assert asked.callback_type == CALLBACK_DEFERRED_MESSAGE  # "thinking…", privately
+        assert asked.callback["data"]["flags"] & EPHEMERAL
+        assert asked.answered_after is not None and asked.answered_after < 3.0
+        async with await open_store(chart_db) as store:
+            assert await store.guilds.watches(GUILD) == []  # still waiting for the lock
+    reply = await asked.response(timeout=20)
+    assert "All of Us Are Dead" in reply.content and f"<#{CHARTS}>" in reply.content
+    assert reply.ephemeral and not reply.followups  # the "thinking…" message became the answer
+    async with await open_store(chart_db) as store:
+        assert [w.target for w in await store.guilds.watches(GUILD)] == [AOUAD]
+
+
+async def test_a_quick_admin_command_is_answered_at_once_without_a_deferral(
+    fake: DeliveryFake, bot: ChartBot
+) -> None:
+    asked = await fake.slash(GUILD, CHARTS, ALICE, "settings show", {})
+    reply = await asked.response()
+    assert asked.callback_type == 4 and reply.ephemeral  # a private message at once: nothing to wait for

@@ -63,6 +63,7 @@ class Policy:
     server_language: str | None = (
         None  # the server's own, as Discord said at an admin command (None: English)
     )
+    publish: bool = False  # publish posts made in announcement channels (other servers Follow them)
 
     @property
     def post_language(self) -> str:

@@ -127,7 +127,7 @@ TABLES: tuple[Table, ...] = (
         "guild_settings",
         _cols(
             "guild_id:int channel_id:int regions:json events:json digest:text mention_role_id:int "
-            "created_at:time updated_at:time language:text server_language:text",
+            "created_at:time updated_at:time language:text server_language:text publish:bool",
             timespec="milliseconds",
         ),
         ("guild_id",),
@@ -144,7 +144,10 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "channel_health",
-        _cols("guild_id:int channel_id:int broken:text broken_at:time", timespec="milliseconds"),
+        _cols(
+            "guild_id:int channel_id:int broken:text broken_at:time blocked:text blocked_at:time",
+            timespec="milliseconds",
+        ),
         ("guild_id", "channel_id"),
     ),
     Table(
@@ -152,7 +155,7 @@ TABLES: tuple[Table, ...] = (
         _cols(
             "id:int guild_id:int channel_id:int group_key:text nonce:text state:text message_id:int "
             "mention_role_id:int attempts:int last_error:text due_at:time edit_needed:bool sending_at:time "
-            "created_at:time updated_at:time",
+            "created_at:time updated_at:time publish:text publish_at:time",
             timespec="milliseconds",
         ),
         ("id",),
@@ -163,6 +166,7 @@ TABLES: tuple[Table, ...] = (
         _cols("channel_id:int milestone_id:int delivery_id:int revision:int retracted:bool"),
         ("channel_id", "milestone_id"),
     ),
+    Table("bot_state", _cols("key:text value:text updated_at:time", timespec="milliseconds"), ("key",)),
 )
 
 TABLE_NAMES: tuple[str, ...] = tuple(t.name for t in TABLES)

@@ -7,7 +7,8 @@ Five interfaces, all async, each a narrow face of one store:
   change only through it, and only one history write runs at a time across every process.
 - `ChartQueries`: standings, charts, milestones, rank histories and the title catalogue (`bot.views`).
 - `SourceBook`: how each source fares, HTTP validators, what is stored already.
-- `GuildConfig`: each server's announcement policy, watches and channel health.
+- `GuildConfig`: each server's announcement policy, watches and channel health (broken for good, or
+  blocked while a permission is missing).
 - `DeliveryQueue`: milestones turned into deliveries, claimed, and their outcomes recorded.
 - `ClusterBook`: the bot processes serving this database, as `chartbot status` shows them.
 
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from bot.announcer.jobs import Job, Outcome, PlanReport
+from bot.announcer.jobs import Job, Outcome, PlanReport, PostingHalt
 from bot.announcer.policy import Policy, Watch
 from bot.model import Milestone, Snapshot
 from bot.stats import TitleStats
@@ -440,9 +441,10 @@ class GuildConfig(Protocol):
 
     async def update_settings(self, guild_id: int, **changes: Any) -> Policy:
         """Change some of a server's settings, the others kept: `channel_id`, `regions`, `events`,
-        `digest`, `mention_role_id`, `language` (of its posts; None: the server's own) and
-        `server_language` (the server's own, from Discord; None: English). TypeError for another name,
-        ValueError for a digest mode or a language chartbot does not have."""
+        `digest`, `mention_role_id`, `language` (of its posts; None: the server's own),
+        `server_language` (the server's own, from Discord; None: English) and `publish`. Returns the
+        policy as stored. TypeError for another name, ValueError for a digest mode or a language
+        chartbot does not have."""
         ...
 
     async def add_watch(
@@ -457,11 +459,36 @@ class GuildConfig(Protocol):
 
     async def watched_titles(self, guild_id: int) -> list[tuple[str, str]]: ...
 
-    async def broken_channels(self, guild_id: int) -> dict[int, str]: ...
+    async def broken_channels(self, guild_id: int) -> dict[int, str]:
+        """channel id -> why posting there failed for good (Discord answered 403/404)."""
+        ...
 
-    async def mark_broken(self, guild_id: int, channel_id: int, reason: str) -> int: ...
+    async def mark_broken(self, guild_id: int, channel_id: int, reason: str) -> int:
+        """A channel Discord refuses posts in: remember why, and fail its queued deliveries (how many)."""
+        ...
 
-    async def clear_broken(self, guild_id: int, channel_id: int) -> bool: ...
+    async def clear_broken(self, guild_id: int, channel_id: int) -> bool:
+        """Forget a channel's health (broken and blocked alike): an admin chose it again."""
+        ...
+
+    async def block_channel(self, guild_id: int, channel_id: int, reason: str) -> None:
+        """The bot lacks a permission in a channel now (`reason`: "missing Embed Links"): its deliveries
+        stay pending - not failed - and are not handed out by `DeliveryQueue.due_jobs` until
+        `unblock_channel`. Blocking again updates the reason and keeps the first time."""
+        ...
+
+    async def unblock_channel(self, guild_id: int, channel_id: int) -> bool:
+        """The permission is back: the channel's deliveries are due again. False if it was not blocked."""
+        ...
+
+    async def blocked_channels(self, guild_id: int) -> dict[int, str]:
+        """channel id -> the permission this server's channel waits for."""
+        ...
+
+    async def blocked_everywhere(self) -> dict[tuple[int, int], str]:
+        """(guild id, channel id) -> reason, for every blocked channel of every server (the announcer
+        re-checks them each round)."""
+        ...
 
     async def last_errors(self, guild_id: int) -> dict[int, str]: ...
 
@@ -478,11 +505,16 @@ class DeliveryQueue(Protocol):
         *,
         limit: int,
         skip: Iterable[int] = (),
+        at: datetime | None = None,
         shards: ShardScope | None = None,
         member: int | None = None,
     ) -> list[Job]:
-        """Deliveries due now, each with its milestones and the language of its server's posts
-        (`Job.language`: the one chosen, else the server's own, else English).
+        """Deliveries due at `at` (default: now), oldest due first, but those in `skip` and those of
+        blocked channels: to send ('planned'), to look for ('sending'), to edit ('sent' with an edit
+        due: `Job.edit`), to publish ('sent' with publishing 'pending' and `publish_at` reached:
+        `Job.publish` is 'pending'; a publishing not due yet reads as None). `Job.publishes`: the
+        server's `publish` setting now; `Job.language`: its server's post language (the one chosen,
+        else the server's own, else English).
 
         `shards`: only those of servers on these shards (None: every server). `member`: the process
         asking (`ClusterLink.member_id`); a delivery another live process claimed is its own, not due
@@ -497,11 +529,26 @@ class DeliveryQueue(Protocol):
         waited for), so two processes never take one delivery."""
         ...
 
-    async def record(self, outcomes: Sequence[Outcome]) -> None: ...
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        """A batch of outcomes in one transaction. An outcome's `publish` (when not None) and
+        `publish_at` replace the delivery's publishing state and time."""
+        ...
 
     async def open_work(self) -> int:
-        """Pending milestones and unfinished deliveries: zero when nothing is left to do."""
+        """Pending milestones and unfinished deliveries (to send, to edit, to publish): zero when
+        nothing is left to do."""
         ...
+
+    async def halt(self, reason: str) -> None:
+        """Posting stopped for the whole bot (Discord rejected its token): kept, with the time it
+        first stopped, until `resume()`; `chartbot status` shows it."""
+        ...
+
+    async def resume(self) -> None:
+        """Forget a stop (the bot started with a token Discord accepts)."""
+        ...
+
+    async def halted(self) -> PostingHalt | None: ...
 
 
 class TableRows(Protocol):

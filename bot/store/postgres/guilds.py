@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.announcer import policy as rules
-from bot.announcer.jobs import FAILED, SENT, Item, Job, Outcome, PlanReport, new_nonce
+from bot.announcer.jobs import FAILED, SENT, Item, Job, Outcome, PlanReport, PostingHalt, new_nonce
 from bot.announcer.policy import ALL, Pending, Policy, Route, Watch
 from bot.store.interfaces import DELIVERIES_PLANNED, SETTINGS_CHANGED, ShardScope
 from bot.store.postgres.connection import HISTORY, MEMBER_SPACE, PLAN, Conn, Pg
@@ -47,13 +47,23 @@ def _seconds(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
-SETTINGS = ("channel_id", "regions", "events", "digest", "mention_role_id", "language", "server_language")
+SETTINGS = (
+    "channel_id",
+    "regions",
+    "events",
+    "digest",
+    "mention_role_id",
+    "language",
+    "server_language",
+    "publish",
+)
 _SETTINGS_COLUMNS = ", ".join(SETTINGS)
+HALTED = "posting_halted"  # bot_state key: why posting stopped for the whole bot
 _WATCH_COLUMNS = "id, guild_id, target, title, channel_id, since_id, since_read"
 
 
 def _policy(guild_id: int, row: Sequence) -> Policy:
-    channel_id, regions, events, digest, role, language, server_language = row
+    channel_id, regions, events, digest, role, language, server_language, publish = row
     region_set: frozenset[str] | None = frozenset(rules.DEFAULT_REGIONS)
     if regions is not None:
         codes = json.loads(regions)
@@ -67,6 +77,7 @@ def _policy(guild_id: int, row: Sequence) -> Policy:
         mention_role_id=role,
         language=language,
         server_language=server_language,
+        publish=publish,
     )
 
 
@@ -100,7 +111,8 @@ class PostgresGuildConfig:
             region_list = [ALL] if values.regions is None else sorted(values.regions)
             await db.execute(
                 "UPDATE guild_settings SET channel_id = $2, regions = $3, events = $4, digest = $5, "
-                "mention_role_id = $6, language = $7, server_language = $8, updated_at = $9 WHERE guild_id = $1",
+                "mention_role_id = $6, language = $7, server_language = $8, publish = $9, updated_at = $10 "
+                "WHERE guild_id = $1",
                 guild_id,
                 values.channel_id,
                 json.dumps(region_list),
@@ -109,6 +121,7 @@ class PostgresGuildConfig:
                 values.mention_role_id,
                 values.language,
                 values.server_language,
+                values.publish,
                 stamp(now()),
             )
             await db.notify(SETTINGS_CHANGED, str(guild_id))
@@ -220,7 +233,8 @@ class PostgresGuildConfig:
             )
 
     async def clear_broken(self, guild_id: int, channel_id: int) -> bool:
-        """The channel works again: every process posts there again (the notice names it)."""
+        """Forget why a channel failed or waited (an admin chose it again): posting there resumes, in
+        every process (the notice names the channel)."""
         async with self.db.transaction() as db:
             cleared = await db.execute(
                 "DELETE FROM channel_health WHERE guild_id = $1 AND channel_id = $2", guild_id, channel_id
@@ -228,6 +242,43 @@ class PostgresGuildConfig:
             if cleared:
                 await db.notify(SETTINGS_CHANGED, f"{guild_id} {channel_id}")
             return bool(cleared)
+
+    async def block_channel(self, guild_id: int, channel_id: int, reason: str) -> None:
+        """The bot lacks a permission in a channel now: its deliveries wait (pending) until unblocked."""
+        async with self.db.transaction() as db:
+            await db.execute(
+                "INSERT INTO channel_health (guild_id, channel_id, blocked, blocked_at) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (guild_id, channel_id) DO UPDATE SET blocked = excluded.blocked, "
+                "blocked_at = coalesce(channel_health.blocked_at, excluded.blocked_at)",
+                guild_id,
+                channel_id,
+                reason,
+                stamp(now()),
+            )
+
+    async def unblock_channel(self, guild_id: int, channel_id: int) -> bool:
+        async with self.db.transaction() as db:
+            return bool(
+                await db.execute(
+                    "UPDATE channel_health SET blocked = NULL, blocked_at = NULL "
+                    "WHERE guild_id = $1 AND channel_id = $2 AND blocked IS NOT NULL",
+                    guild_id,
+                    channel_id,
+                )
+            )
+
+    async def blocked_channels(self, guild_id: int) -> dict[int, str]:
+        rows = await self.db.fetch(
+            "SELECT channel_id, blocked FROM channel_health WHERE guild_id = $1 AND blocked IS NOT NULL",
+            guild_id,
+        )
+        return {channel_id: reason for channel_id, reason in rows}
+
+    async def blocked_everywhere(self) -> dict[tuple[int, int], str]:
+        rows = await self.db.fetch(
+            "SELECT guild_id, channel_id, blocked FROM channel_health WHERE blocked IS NOT NULL"
+        )
+        return {(guild_id, channel_id): reason for guild_id, channel_id, reason in rows}
 
     async def last_errors(self, guild_id: int) -> dict[int, str]:
         """channel id -> the error of its newest delivery that has one (a retry waiting, a failure)."""
@@ -325,27 +376,35 @@ class PostgresDeliveryQueue:
         *,
         limit: int,
         skip: Iterable[int] = (),
+        at: datetime | None = None,
         shards: ShardScope | None = None,
         member: int | None = None,
     ) -> list[Job]:
-        """Deliveries due now: to send (planned), to reconcile (sending), to edit (sent, revised).
+        """Deliveries due now (or at `at`): to send (planned), to reconcile (sending), to edit (sent,
+        revised), to publish (sent, publishing pending). Channels blocked by a permission wait.
 
         `shards`: of servers on these shards only. A 'sending' delivery claimed by another live process
         is that process's (it is posting it); one claimed by a process that died is due here."""
-        at = stamp(now())
+        moment = stamp(at or now())
         skipped = set(skip)
         rows = await self.db.fetch(
             f"WITH {live_members(6)} "
             "SELECT d.id, d.guild_id, d.channel_id, d.group_key, d.nonce, d.state, d.message_id, "
-            "d.mention_role_id, d.attempts, d.sending_at, coalesce(g.language, g.server_language) "
+            "d.mention_role_id, d.attempts, d.sending_at, "
+            "d.state = 'sent' AND d.edit_needed AND d.due_at <= $1, "
+            "CASE WHEN d.publish = 'pending' AND d.publish_at > $1 THEN NULL ELSE d.publish END, "
+            "coalesce(g.publish, false), coalesce(g.language, g.server_language) "
             "FROM deliveries d LEFT JOIN guild_settings g ON g.guild_id = d.guild_id "
             "WHERE ((d.state IN ('planned', 'sending') AND d.due_at <= $1) "
-            "OR (d.state = 'sent' AND d.edit_needed AND d.due_at <= $1)) "
+            "OR (d.state = 'sent' AND d.edit_needed AND d.due_at <= $1) "
+            "OR (d.state = 'sent' AND d.publish = 'pending' AND d.publish_at <= $1)) "
+            "AND NOT EXISTS (SELECT 1 FROM channel_health h WHERE h.guild_id = d.guild_id "
+            "AND h.channel_id = d.channel_id AND h.blocked IS NOT NULL) "
             "AND ($3::int IS NULL OR (d.guild_id >> 22) % $3 = ANY($4::int[])) "
             "AND (d.state != 'sending' OR d.claimed_by IS NULL OR d.claimed_by = $5 "
             "OR d.claimed_by NOT IN (SELECT id FROM live)) "
             "ORDER BY d.due_at, d.id LIMIT $2",
-            at,
+            moment,
             limit + len(skipped),
             shards.count if shards else None,
             sorted(shards.ids) if shards else [],
@@ -353,7 +412,14 @@ class PostgresDeliveryQueue:
             MEMBER_SPACE,
         )
         jobs = [
-            Job(*row[:9], sending_at=row[9], edit=row[5] == SENT, language=row[10] or rules.SOURCE)
+            Job(
+                *row[:9],
+                sending_at=row[9],
+                edit=bool(row[10]),
+                publish=row[11],
+                publishes=row[12],
+                language=row[13] or rules.SOURCE,
+            )
             for row in rows
             if row[0] not in skipped
         ][:limit]
@@ -438,12 +504,39 @@ class PostgresDeliveryQueue:
                     for o in other
                 ],
             )
+            await db.executemany(
+                "UPDATE deliveries SET publish = $1, publish_at = $2 WHERE id = $3",
+                [
+                    (o.publish, stamp(o.publish_at) if o.publish_at else None, o.job_id)
+                    for o in sorted(outcomes, key=lambda o: o.job_id)
+                    if o.publish is not None
+                ],
+            )
 
     async def open_work(self) -> int:
         return await self.db.fetchval(
             "SELECT (SELECT count(*) FROM outbox WHERE status = 'pending') + (SELECT count(*) FROM deliveries "
-            "WHERE state IN ('planned', 'sending') OR edit_needed)"
+            "WHERE state IN ('planned', 'sending') OR edit_needed OR publish = 'pending')"
         )
+
+    async def halt(self, reason: str) -> None:
+        """Posting stopped for the whole bot: kept (with its first time) until `resume()`."""
+        async with self.db.transaction() as db:
+            await db.execute(
+                "INSERT INTO bot_state (key, value, updated_at) VALUES ($1, $2, $3) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                HALTED,
+                reason,
+                stamp(now()),
+            )
+
+    async def resume(self) -> None:
+        async with self.db.transaction() as db:
+            await db.execute("DELETE FROM bot_state WHERE key = $1", HALTED)
+
+    async def halted(self) -> PostingHalt | None:
+        row = await self.db.fetchrow("SELECT value, updated_at FROM bot_state WHERE key = $1", HALTED)
+        return PostingHalt(row[0], row[1]) if row else None
 
 
 async def _skip_stale(db: Conn, at: datetime) -> int:

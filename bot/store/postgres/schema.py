@@ -9,7 +9,7 @@ keys, chart names) is `COLLATE "C"`: byte order, as SQLite compares, whatever th
 A milestone's context is `text` holding the very JSON the SQLite engine writes, byte for byte, so a
 copied database and the command line's JSON are identical on both engines.
 
-Step 2 adds the cluster (see cluster.py).
+Step 3 adds the cluster (see cluster.py).
 
 Each step runs in one transaction holding the MIGRATE advisory lock: several processes opening a new
 database at once take turns, and each finds the steps the others took.
@@ -224,7 +224,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX delivery_items_by_delivery ON delivery_items (delivery_id);
     CREATE INDEX delivery_items_by_milestone ON delivery_items (milestone_id);
     """,
-    # The cluster: the bot processes sharing the database, and which of them claimed each delivery.
+    # 2 (SQLite's 9): Discord's failures as Discord documents them, and publishing. A channel where the
+    # bot lacks a permission now is `blocked` with the reason: its deliveries wait (pending, not failed)
+    # until the permission is back. A delivery keeps its publishing state and when Discord's
+    # per-channel limit lets it be published. `bot_state`: what holds for the whole bot.
+    """
+    ALTER TABLE guild_settings ADD COLUMN publish boolean NOT NULL DEFAULT false;
+    ALTER TABLE channel_health ADD COLUMN blocked text;  -- a permission missing now ('missing Embed Links')
+    ALTER TABLE channel_health ADD COLUMN blocked_at timestamptz;
+    ALTER TABLE deliveries ADD COLUMN publish text;      -- NULL, 'pending', 'published', 'refused', 'skipped'
+    ALTER TABLE deliveries ADD COLUMN publish_at timestamptz;  -- when a 'pending' one may be published
+    CREATE INDEX deliveries_publish ON deliveries (publish_at) WHERE publish = 'pending';
+    CREATE TABLE bot_state (
+        key text PRIMARY KEY,                          -- 'posting_halted'
+        value text NOT NULL,
+        updated_at timestamptz NOT NULL
+    );
+    """,
+    # 3: the cluster: the bot processes sharing the database, and which of them claimed each delivery.
     # A process is alive while its connection holds its advisory lock (see cluster.py), so a row here
     # may outlive its process; `chartbot status` lists only the live ones.
     """

@@ -352,6 +352,25 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE guild_settings ADD COLUMN language TEXT;
     ALTER TABLE guild_settings ADD COLUMN server_language TEXT;
     """,
+    # 9: Discord's failures as Discord documents them, and publishing (bot/announcer/engine.py).
+    # A channel where the bot lacks a permission now is `blocked` with the reason: its deliveries wait
+    # (pending, not failed) until the permission is back, unlike `broken` (403/404: failed for good).
+    # A server may publish its posts in announcement channels; a delivery keeps its publishing state,
+    # and when Discord's per-channel limit lets it be published (so a restart publishes it then).
+    # `bot_state`: what holds for the whole bot, e.g. posting stopped because the token was rejected.
+    """
+    ALTER TABLE guild_settings ADD COLUMN publish INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE channel_health ADD COLUMN blocked TEXT;  -- a permission missing now ('missing Embed Links')
+    ALTER TABLE channel_health ADD COLUMN blocked_at TEXT;
+    ALTER TABLE deliveries ADD COLUMN publish TEXT;      -- NULL, 'pending', 'published', 'refused', 'skipped'
+    ALTER TABLE deliveries ADD COLUMN publish_at TEXT;   -- when a 'pending' one may be published
+    CREATE INDEX deliveries_publish ON deliveries (publish_at) WHERE publish = 'pending';
+    CREATE TABLE bot_state (
+        key TEXT PRIMARY KEY,                          -- 'posting_halted'
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
