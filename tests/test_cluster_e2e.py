@@ -184,6 +184,22 @@ async def cluster_of_bots(
         await netflix.server.close()
 
 
+async def claimers(url: str) -> dict[int, set[int]]:
+    """Server -> the cluster members that claimed its deliveries (the ids of `cluster_members`)."""
+    async with await open_store(url) as store:
+        rows = await store.fetch_all("SELECT guild_id, claimed_by FROM deliveries WHERE state = 'sent'")
+    found: dict[int, set[int]] = {}
+    for guild, member in rows:
+        found.setdefault(guild, set()).add(member)
+    return found
+
+
+async def shards_of_members(url: str) -> dict[int, set[int]]:
+    async with await open_store(url) as store:
+        rows = await store.fetch_all("SELECT id, shard_ids FROM cluster_members")
+    return {member: set(shards) for member, shards in rows}
+
+
 async def members(url: str) -> list[MemberStatus]:
     async with await open_store(url) as store:
         return await store.cluster.members()
@@ -235,6 +251,10 @@ async def test_three_processes_post_a_new_week_once_in_every_channel(cluster_db:
         assert sorted(job for m in live for job in m.jobs) == sorted([PLAN, POLL])  # each held once
         netflix.publish()
         await exactly_one_post_everywhere(fake)
+        shards = {m.id: set(m.shard_ids) for m in live}
+        for guild, claimed in (await claimers(cluster_db)).items():  # each by the process of its shard
+            (member,) = claimed
+            assert (guild >> 22) % SHARDS in shards[member]
         logs = bots.logs(tail=0)
         assert logs.count("this process now polls the sources") == 1
         assert logs.count("this process now plans deliveries") == 1
@@ -259,8 +279,14 @@ async def test_a_process_killed_mid_fan_out_and_restarted_leaves_one_post_per_ch
         await asyncio.sleep(3.0)  # the posts in flight land (or not) meanwhile
         others = {g for g in GUILDS if owner_of(g) != victim}
         await until(lambda: all(posts(fake)[g] for g in others), 60, "the other processes' posts")
+        left = {m.id for m in await members(cluster_db)}
         await bots.start(victim, "--shards", SPLIT[victim])
         await exactly_one_post_everywhere(fake)
+        # what the process killed had claimed and not recorded, its successor took over
+        successor = {m.id for m in await members(cluster_db)} - left
+        claimed = await claimers(cluster_db)
+        assert successor and any(claimed[g] == successor for g in slow)
+        assert "cluster-test-token" not in bots.logs(tail=0)
 
 
 async def test_when_the_polling_process_dies_another_polls_within_the_interval(
