@@ -4,6 +4,7 @@ the database (the real one is tested in tests/test_cluster_store.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -162,3 +163,52 @@ def test_each_process_posts_its_share_of_the_bots_budget() -> None:
     assert rate_share(48.0, (2, 3, 4, 5), 6) == 32.0
     shares = [rate_share(48.0, ids, 6) for ids in ((0, 1), (2, 3), (4, 5))]
     assert sum(shares) == 48.0
+
+
+async def test_notices_wake_the_announcer_refresh_titles_and_unbreak_channels(tmp_path) -> None:
+    """What a process does on hearing another's notice (bot/client.py)."""
+    from bot.client import ChartBot
+    from bot.settings import Settings
+    from bot.store import DELIVERIES_PLANNED, HISTORY_CHANGED, RECONNECTED, SETTINGS_CHANGED
+
+    bot = ChartBot(Settings(db_path=str(tmp_path / "bot.sqlite3")))
+    link = Link()
+    link.free = {PLAN}  # another process polls (and refreshes its own index after each cycle)
+    bot.duties = duties(link, [])
+    await bot.duties.step()
+    woken, forgotten, refreshed = [], [], []
+    bot.announcer.wake = lambda: woken.append(1)  # type: ignore[method-assign]
+    bot.announcer.forget_broken = lambda g, c: forgotten.append((g, c))  # type: ignore[method-assign]
+
+    running = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def refresh() -> None:
+        refreshed.append(1)
+        running.set()
+        await go_on.wait()
+
+    bot.refresh_titles = refresh  # type: ignore[method-assign]
+    bot._on_notice(DELIVERIES_PLANNED, "")
+    assert woken == [1] and refreshed == []
+    bot._on_notice(SETTINGS_CHANGED, "81 82")
+    assert forgotten == [(81, 82)] and len(woken) == 2
+    bot._on_notice(SETTINGS_CHANGED, "81")  # a server's settings: nothing to un-break
+    assert forgotten == [(81, 82)]
+    bot._on_notice(HISTORY_CHANGED, "")  # charts without news: the title index only
+    assert len(woken) == 3
+    bot._on_notice(HISTORY_CHANGED, "milestones")
+    bot._on_notice(RECONNECTED, "")  # notices may have been missed: everything
+    assert len(woken) == 5
+    assert bot._title_refresh is not None
+    await running.wait()
+    assert refreshed == [1]  # three notices before the rebuild began: one rebuild
+    bot._on_notice(HISTORY_CHANGED, "")
+    bot._on_notice(HISTORY_CHANGED, "")
+    go_on.set()
+    await bot._title_refresh
+    assert refreshed == [1, 1]  # two during the rebuild: one more, not two
+    link.free.add(POLL)
+    await bot.duties.step()  # now this process polls: its poller refreshes the index itself
+    bot._on_notice(HISTORY_CHANGED, "")
+    assert bot._title_refresh.done() and refreshed == [1, 1]
