@@ -17,6 +17,7 @@ import os
 import random
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -298,9 +299,22 @@ class ChartBot(commands.AutoShardedBot):
             self._refresh_titles_soon()  # (the polling process refreshes its own after each cycle)
         if topic in (DELIVERIES_PLANNED, SETTINGS_CHANGED, RECONNECTED) or detail == "milestones":
             self.announcer.wake()
+        if topic == DELIVERIES_PLANNED:
+            self._wake_when_due(detail)
         if topic == SETTINGS_CHANGED and len(parts := detail.split()) == 2:
             self.announcer.forget_broken(int(parts[0]), int(parts[1]))
         self.dispatch("cluster_notice", topic, detail)
+
+    def _wake_when_due(self, detail: str) -> None:
+        """Wake the announcer again when the deliveries just planned are due (they wait for more news
+        of their title for a while), rather than at its next look."""
+        try:
+            due = float(detail)
+        except ValueError:
+            return
+        delay = due - time.time()
+        if 0 < delay < 86_400:
+            asyncio.get_running_loop().call_later(delay + 0.05, self.announcer.wake)
 
     def _refresh_titles_soon(self) -> None:
         """Rebuild the title index once; notices arriving meanwhile make one more rebuild, not one each."""

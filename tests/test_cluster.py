@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import pytest
@@ -189,8 +190,14 @@ async def test_notices_wake_the_announcer_refresh_titles_and_unbreak_channels(tm
         await go_on.wait()
 
     bot.refresh_titles = refresh  # type: ignore[method-assign]
-    bot._on_notice(DELIVERIES_PLANNED, "")
+    bot._on_notice(DELIVERIES_PLANNED, f"{time.time() + 0.2:.3f}")  # due in 0.2 s: woken now and then
     assert woken == [1] and refreshed == []
+    await asyncio.sleep(0.4)
+    assert woken == [1, 1]
+    del woken[1:]
+    bot._on_notice(DELIVERIES_PLANNED, "not a time")  # (woken now all the same)
+    assert woken == [1, 1]
+    del woken[1:]
     bot._on_notice(SETTINGS_CHANGED, "81 82")
     assert forgotten == [(81, 82)] and len(woken) == 2
     bot._on_notice(SETTINGS_CHANGED, "81")  # a server's settings: nothing to un-break

@@ -143,7 +143,8 @@ JOBS = (POLL, PLAN)
 # Notices, sent by the store in the transaction that made the change (a notice is only heard once its
 # change is visible): (topic, detail).
 HISTORY_CHANGED = "history"  # charts were stored (detail: "milestones" when new news came with them)
-DELIVERIES_PLANNED = "deliveries"  # new deliveries (or news joined to waiting ones)
+DELIVERIES_PLANNED = "deliveries"  # new deliveries, or news joined to waiting ones (detail: when the
+# first of them is due, in seconds since the epoch)
 SETTINGS_CHANGED = "settings"  # a server's settings or watches (detail: "guild" or "guild channel")
 RECONNECTED = "reconnected"  # heard from the link itself: notices may have been missed meanwhile
 

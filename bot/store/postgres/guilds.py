@@ -362,8 +362,9 @@ class PostgresDeliveryQueue:
             )
             report.planned = len(routed)
             report.unwanted = len(pending) - len(routed)
-            if report.deliveries or report.joined:
-                await db.notify(DELIVERIES_PLANNED)
+            if report.deliveries or report.joined:  # every process looks when the first is due
+                wait = min(digest_hold if r.digest else hold for r in routes)
+                await db.notify(DELIVERIES_PLANNED, f"{moment.timestamp() + wait:.3f}")
         return report
 
     async def flag_edits(self, changed_since: datetime) -> int:
