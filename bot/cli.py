@@ -131,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("sync", "publish the slash commands to every server (Discord limits how often: not on every start)")
     p = add("poll", "poll the enabled sources without Discord; milestones are printed as they are found")
     p.add_argument("--once", action="store_true", help="one cycle of each source, then exit")
-    p = add("status", "each source's health: last success, failing charts, held-back aggregates")
+    p = add(
+        "status",
+        "each source's health: last success, failing charts, held-back aggregates; and, on PostgreSQL, "
+        "each live bot process: its shards, which one polls and plans, its queue, last post and error",
+    )
     p.add_argument("--all", dest="every_chart", action="store_true", help="list every chart")
     p = add("parse", "what the parser reads from a saved page (for layout changes)")
     p.add_argument("file", type=Path, metavar="FILE")
@@ -580,8 +584,11 @@ async def status_main(settings: Settings, out: TextIO, *, every_chart: bool = Fa
         halt = await store.deliveries.halted()
         waiting = await store.deliveries.open_work()
         blocked = len(await store.guilds.blocked_everywhere())
+        members = await store.cluster.members()
     out.write(terminal.format_status(rows, settings.sources, every_chart=every_chart))
     out.write("\n" + terminal.format_posting(halt, waiting, blocked))
+    if members:  # several bot processes share a PostgreSQL database
+        out.write("\n" + terminal.format_cluster(members))
     return 0
 
 

@@ -13,8 +13,11 @@ import contextlib
 import gc
 import importlib.util
 import logging
+import os
 import random
 import signal
+import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -28,21 +31,31 @@ from discord.ext import commands
 from bot import compat
 from bot.announcer.engine import Announcer, AnnouncerConfig
 from bot.announcer.pacing import InvalidRequests, RestGate
+from bot.cluster import Duties, LastError, tick_for
 from bot.i18n import ENGLISH, SOURCE, Messages, translator
 from bot.i18n.commands import ChartTranslator
 from bot.model import InputError
 from bot.poller import Poller
 from bot.render import CONTENT, clip
 from bot.settings import Settings
-from bot.shards import IDENTIFY_WINDOW, IdentifyPacer, describe_shards
+from bot.shards import IDENTIFY_WINDOW, IdentifyPacer, describe_shards, rate_share
 from bot.sources.http import DEFAULT_USER_AGENT
 from bot.store import (
+    DELIVERIES_PLANNED,
+    HISTORY_CHANGED,
+    PLAN,
+    POLL,
+    RECONNECTED,
+    SETTINGS_CHANGED,
     DatabaseUnavailable,
+    MemberReport,
     SchemaError,
+    ShardScope,
     Store,
     StoreBusy,
     StoreError,
     claim_process,
+    join_cluster,
     open_store,
     redact,
 )
@@ -170,13 +183,18 @@ class ChartBot(commands.AutoShardedBot):
         self.freeze_gc = freeze_gc
         self.store: Store | None = None
         self.announce_config = AnnouncerConfig(
-            rate=settings.announce_rate,
+            # CHARTBOT_ANNOUNCE_RATE is the whole bot's: a process running some shards posts its share
+            rate=rate_share(settings.announce_rate, settings.shards, settings.shard_count),
             workers=settings.announce_workers,
             hold=settings.announce_hold,
         )
         self.announcer: Announcer = Announcer(self, self.announce_config)
         self.rest_gate.budget = self.announcer.budget
         self.poller: Poller | None = None  # set by cogs/poll.py when the bot polls its sources
+        self.duties: Duties | None = None  # the jobs this process does for the cluster (setup_hook)
+        self.last_error = LastError()
+        self._title_refresh: asyncio.Task[None] | None = None
+        self._titles_stale = False
         self.titles = TitleIndex([])
         self.http_session: aiohttp.ClientSession | None = None
         self._store_lock = asyncio.Lock()
@@ -213,6 +231,7 @@ class ChartBot(commands.AutoShardedBot):
             await self.get_store()
         except DatabaseUnavailable as exc:
             log.error("the chart database is unavailable (%s); commands will say so until it opens", exc)
+        await self._join_cluster()
         for name in self.extensions_wanted:
             if importlib.util.find_spec(name) is None:
                 log.debug("extension %s does not exist (yet): skipped", name)
@@ -228,6 +247,92 @@ class ChartBot(commands.AutoShardedBot):
             self.tree.copy_global_to(guild=guild)
             synced = await self.tree.sync(guild=guild)
             log.info("synced %d commands to the dev guild %s", len(synced), self.settings.dev_guild)
+
+    # --- the cluster ----------------------------------------------------------------------------------
+
+    async def _join_cluster(self) -> None:
+        """Join the processes sharing the database: poll and plan when no other process does, hear
+        their notices. On SQLite this process is the whole cluster and does every job."""
+        link = join_cluster(self.settings.db_path)
+        link.subscribe(self._on_notice)
+        logging.getLogger().addHandler(self.last_error)
+        jobs = (POLL, PLAN) if self.settings.poll_in_bot else (PLAN,)
+        self.duties = Duties(
+            link, self._member_report, self._on_job, jobs=jobs, tick=tick_for(self.settings.poll_interval)
+        )
+        await self.duties.start()
+
+    def holds(self, job: str) -> bool:
+        """Does this process do that job (`bot.store.POLL`, `PLAN`) now? (Before it joined: yes.)"""
+        return self.duties is None or self.duties.holds(job)
+
+    def shard_scope(self) -> ShardScope | None:
+        """The shards whose servers this process posts for (None: every server)."""
+        if self.shard_ids is None or not self.shard_count:
+            return None
+        return ShardScope(frozenset(self.shard_ids), self.shard_count)
+
+    def _member_report(self) -> MemberReport:
+        count = self.shard_count or 0
+        ids = tuple(sorted(self.shard_ids)) if self.shard_ids is not None else tuple(range(count))
+        return MemberReport(
+            name=f"{socket.gethostname()}:{os.getpid()}",
+            shard_ids=ids if self.is_ready() or self.shard_ids is not None else (),
+            shard_count=count,
+            last_error=self.last_error.text,
+            last_error_at=self.last_error.at,
+        )
+
+    async def _on_job(self, job: str, held: bool) -> None:
+        if job == PLAN:
+            if held:
+                self.announcer.wake()  # (the announcer plans while this process holds PLAN)
+        elif job == POLL and self.poller is not None:
+            if held:
+                self.poller.start()
+            else:
+                await self.poller.stop()
+
+    def _on_notice(self, topic: str, detail: str) -> None:
+        """Another process (or this one) changed something in the database: act on it here."""
+        if topic in (HISTORY_CHANGED, RECONNECTED) and not (topic == HISTORY_CHANGED and self.holds(POLL)):
+            self._refresh_titles_soon()  # (the polling process refreshes its own after each cycle)
+        if topic in (DELIVERIES_PLANNED, SETTINGS_CHANGED, RECONNECTED) or detail == "milestones":
+            self.announcer.wake()
+        if topic == DELIVERIES_PLANNED:
+            self._wake_when_due(detail)
+        if topic == SETTINGS_CHANGED and len(parts := detail.split()) == 2:
+            self.announcer.forget_broken(int(parts[0]), int(parts[1]))
+        self.dispatch("cluster_notice", topic, detail)
+
+    def _wake_when_due(self, detail: str) -> None:
+        """Wake the announcer again when the deliveries just planned are due (they wait for more news
+        of their title for a while), rather than at its next look."""
+        try:
+            due = float(detail)
+        except ValueError:
+            return
+        delay = due - time.time()
+        if 0 < delay < 86_400:
+            asyncio.get_running_loop().call_later(delay + 0.05, self.announcer.wake)
+
+    def _refresh_titles_soon(self) -> None:
+        """Rebuild the title index once; notices arriving meanwhile make one more rebuild, not one each."""
+        if self._title_refresh is not None and not self._title_refresh.done():
+            self._titles_stale = True
+            return
+
+        async def refresh() -> None:
+            while True:
+                self._titles_stale = False
+                try:
+                    await self.refresh_titles()
+                except Exception as exc:
+                    log.warning("could not refresh the title index: %s", exc)
+                if not self._titles_stale:
+                    return
+
+        self._title_refresh = asyncio.get_running_loop().create_task(refresh(), name="chartbot-titles")
 
     # --- shards ---------------------------------------------------------------------------------------
 
@@ -289,6 +394,13 @@ class ChartBot(commands.AutoShardedBot):
         try:
             await super().close()
         finally:
+            duties, self.duties = self.duties, None
+            if duties is not None:
+                with contextlib.suppress(Exception):
+                    await duties.stop()
+            logging.getLogger().removeHandler(self.last_error)
+            if self._title_refresh is not None:
+                self._title_refresh.cancel()
             if self.http_session is not None:
                 await self.http_session.close()
                 self.http_session = None

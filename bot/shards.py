@@ -91,3 +91,12 @@ class IdentifyPacer:
                     await self._sleep(waited)
             self._last[key] = self._clock()
             return waited
+
+
+def rate_share(total: float, shard_ids: Iterable[int] | None, shard_count: int | None) -> float:
+    """This process's part of the bot's REST budget (`total` requests per second for the whole bot):
+    in proportion to the shards it runs, since its servers are those shards' servers. A process that
+    runs every shard (`shard_ids` None) has all of it."""
+    if shard_ids is None or not shard_count:
+        return total
+    return total * len(set(shard_ids)) / shard_count

@@ -14,7 +14,8 @@ from bot.i18n import ENGLISH, SOURCE, Messages
 from bot.i18n import formats as local
 from bot.model import ALL_TIME
 from bot.render import category_word, chart_name, date_text, movement, place_name, service_name, units
-from bot.store import StoreStatus
+from bot.shards import describe_shards
+from bot.store import JOBS, PLAN, POLL, MemberStatus, StoreStatus
 from bot.views import SOURCE_ROW, ChartView, HealthRow, TitleReport
 
 UNITS = {"day": ("day", "days"), "week": ("week", "weeks")}
@@ -223,6 +224,26 @@ def format_status(
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+def format_cluster(members: Sequence[MemberStatus]) -> str:
+    """`chartbot status` of a cluster: each live process, its shards, its jobs, its queue, its last
+    post and its last warning; and a line for a job nobody holds (it is being taken over)."""
+    rows = []
+    for m in members:
+        shards = describe_shards(m.shard_ids, m.shard_count) if m.shard_ids else "connecting"
+        jobs = ", ".join(JOB_WORDS[job] for job in m.jobs) or "-"
+        error = f"{m.last_error} ({_when(m.last_error_at)})" if m.last_error else ""
+        rows.append([str(m.id), m.name, shards, jobs, str(m.queue), _when(m.last_post), error])
+    headers = ["#", "PROCESS", "SHARDS", "JOBS", "QUEUE", "LAST POST", "LAST ERROR"]
+    lines = [f"cluster: {len(members)} live process{'es' if len(members) != 1 else ''}"]
+    lines += table(headers, rows)
+    held = {job for m in members for job in m.jobs}
+    lines += [f"no process {JOB_WORDS[job]} right now" for job in JOBS if job not in held]
+    return "\n".join(lines) + "\n"
+
+
+JOB_WORDS = {POLL: "polls", PLAN: "plans"}
 
 
 # --- progress -----------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 The poller writes through the bot's own store (SQLite in WAL mode: it writes while commands read).
 After a cycle that stored charts it refreshes the bot's title index; new milestones are dispatched as
-the `milestones` event, which wakes the announcer.
+the `milestones` event, which wakes the announcer. In a cluster of processes on one PostgreSQL database
+only one polls at a time (`bot.holds(POLL)`): the bot starts and stops the poller as that job comes
+and goes (bot/cluster.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from bot.client import ChartBot
 from bot.model import Milestone
 from bot.poller import Poller, make_http_client
 from bot.sources.http import HttpClient
+from bot.store import POLL
 
 log = logging.getLogger("chartbot.poll")
 
@@ -40,7 +43,8 @@ class Polling(commands.Cog):
         self.bot.poller = Poller(
             store, self.http, settings, on_milestones=self._found, on_stored=self._stored
         )
-        self.bot.poller.start()
+        if self.bot.holds(POLL):  # else the bot starts it once no other process of the cluster polls
+            self.bot.poller.start()
         log.info("polling %s every %.0f s", ", ".join(settings.sources), settings.poll_interval)
 
     async def cog_unload(self) -> None:

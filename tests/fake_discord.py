@@ -1284,7 +1284,9 @@ class FakeDiscord:
                 yield bot
             finally:
                 if not bot.is_closed():
-                    await bot.close()
+                    # bounded: a close that hangs fails the test (with the tasks still pending) instead
+                    # of stalling the whole run
+                    await asyncio.wait_for(bot.close(), timeout=max(timeout, 30.0))
                 done, _ = await asyncio.wait({task}, timeout=timeout)
                 if not done:
                     task.cancel()

@@ -162,6 +162,7 @@ class Cluster:
             os.chown(self.folder, self.owner, -1)
         self.data = self.folder / "data"
         self.port = 0
+        self.options = ""
 
     def _run(self, *command: str) -> None:
         done = subprocess.run([*self.as_user, *command], capture_output=True, text=True, timeout=60)
@@ -191,24 +192,24 @@ class Cluster:
                 f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
             )
+            self.options = options
             try:
-                self._run(
-                    str(self.bindir / "pg_ctl"),
-                    *(
-                        "-D",
-                        str(self.data),
-                        "-o",
-                        options,
-                        "-l",
-                        str(self.folder / "server.log"),
-                        "-w",
-                        "start",
-                    ),
-                )
+                self.resume()
                 return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
             except NoPostgres:
                 time.sleep(0.1)
         raise NoPostgres(f"the throwaway server did not start (see {self.folder / 'server.log'})")
+
+    def pause(self) -> None:
+        """Stop the server (its clients' connections end), keeping its data: `resume()` starts it again."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server (again), on the same port."""
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            *("-D", str(self.data), "-o", self.options, "-l", str(self.folder / "server.log"), "-w", "start"),
+        )
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):

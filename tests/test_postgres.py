@@ -343,9 +343,14 @@ async def test_planning_rounds_take_turns_across_processes(db_target: str, netfl
         )
         assert items == groups == []
         ids = [row[0] for row in await one.fetch_all("SELECT id FROM deliveries ORDER BY id")]
-        await asyncio.gather(one.deliveries.begin_sending(ids), other.deliveries.begin_sending(ids))
+        claims = await asyncio.gather(one.deliveries.begin_sending(ids), other.deliveries.begin_sending(ids))
         states = await one.fetch_all("SELECT state, min(attempts), max(attempts) FROM deliveries GROUP BY 1")
-        assert states == [("sending", 2, 2)]  # each claim counted once, none lost
+        # each claim counted once, none lost (one of the same unnamed process may skip a row the other
+        # is claiming at that moment: see tests/test_cluster_store.py for claims by two processes)
+        claimed = len(claims[0]) + len(claims[1])
+        assert states[0][0] == "sending" and len(states) == 1 and states[0][1] >= 1 and states[0][2] <= 2
+        total = (await one.fetch_all("SELECT sum(attempts) FROM deliveries"))[0][0]
+        assert total == claimed and set(claims[0]) | set(claims[1]) == set(ids)
 
 
 # --- errors and secrets ---------------------------------------------------------------------------------

@@ -74,6 +74,7 @@ from bot.announcer.jobs import (
     Outcome,
 )
 from bot.compat import amortize_bucket_sweep, send_prepared
+from bot.store import PLAN, ShardScope
 
 if TYPE_CHECKING:
     from bot.store import Store
@@ -247,6 +248,28 @@ class Announcer:
         if self.halt is not None:
             return
         config, store = self.config, await self._store()
+        if self._plans():
+            await self._plan(store)
+        if self._recheck_due or config.clock() >= self._rechecked_at + config.interval:
+            await self._recheck_blocked(store)
+        if len(self._ready) + self._queue.qsize() < config.load // 2:
+            jobs = await store.deliveries.due_jobs(
+                limit=config.load,
+                skip=set(self._inflight),
+                at=config.now(),
+                shards=self._shards(),
+                member=self._member(),
+            )
+            for job in jobs:
+                self._inflight.add(job.id)
+                self._ready.append(job)
+            if jobs:
+                self._fed.set()
+        self.rounds += 1
+
+    async def _plan(self, store: Store) -> None:
+        """Pending milestones into deliveries, and revised posts flagged for an edit."""
+        config = self.config
         report = await store.deliveries.plan(
             hold=config.hold, digest_hold=config.digest_hold, settle=config.settle
         )
@@ -263,18 +286,23 @@ class Announcer:
         edits = await store.deliveries.flag_edits(cursor)
         if edits:
             log.info("%d posts to edit: their milestones were revised or withdrawn", edits)
-        if self._recheck_due or config.clock() >= self._rechecked_at + config.interval:
-            await self._recheck_blocked(store)
-        if len(self._ready) + self._queue.qsize() < config.load // 2:
-            jobs = await store.deliveries.due_jobs(
-                limit=config.load, skip=set(self._inflight), at=config.now()
-            )
-            for job in jobs:
-                self._inflight.add(job.id)
-                self._ready.append(job)
-            if jobs:
-                self._fed.set()
-        self.rounds += 1
+
+    # --- this process's part of a cluster (bot/cluster.py): all of it for a bot alone -------------
+
+    def _plans(self) -> bool:
+        """Does this process plan? In a cluster of processes one does (the bot's `holds(PLAN)`)."""
+        holds = getattr(self.bot, "holds", None)
+        return holds(PLAN) if holds is not None else True
+
+    def _shards(self) -> ShardScope | None:
+        """The shards whose servers this process posts for (None: every server)."""
+        scope = getattr(self.bot, "shard_scope", None)
+        return scope() if scope is not None else None
+
+    def _member(self) -> int | None:
+        """This process's number in the cluster, which its claims carry."""
+        duties = getattr(self.bot, "duties", None)
+        return duties.link.member_id if duties is not None else None
 
     async def _recheck_blocked(self, store: Store) -> None:
         """Channels waiting for a permission: posting resumes by itself once the cache shows it back.
@@ -317,7 +345,11 @@ class Announcer:
                     to_send = [job.id for job in batch if job.state != SENT]
                     if to_send:
                         store = await self._store()
-                        await store.deliveries.begin_sending(to_send)
+                        claimed = set(await store.deliveries.begin_sending(to_send, member=self._member()))
+                        taken = [job for job in batch if job.state != SENT and job.id not in claimed]
+                        for job in taken:  # another process took it (or it is done): not ours to post
+                            self._inflight.discard(job.id)
+                        batch = [job for job in batch if job.state == SENT or job.id in claimed]
                         claimed_at = self.config.now()
                         for job in batch:
                             if job.state != SENT and job.sending_at is None:

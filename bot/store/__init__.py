@@ -14,20 +14,32 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot.store.catalog import TABLES
 from bot.store.interfaces import (
+    DELIVERIES_PLANNED,
+    HISTORY_CHANGED,
+    JOBS,
+    PLAN,
+    POLL,
+    RECONNECTED,
+    SETTINGS_CHANGED,
     ChartHistory,
     ChartQueries,
+    ClusterBook,
+    ClusterLink,
     CountryInputs,
     DatabaseUnavailable,
     DeliveryQueue,
     GroupKey,
     GuildConfig,
     HistoryWrite,
+    MemberReport,
+    MemberStatus,
     ProcessClaim,
     ReadOutcome,
     RunRecord,
     SchemaError,
     SeriesState,
     SeriesUpdate,
+    ShardScope,
     SourceBook,
     Store,
     StoreBusy,
@@ -100,23 +112,49 @@ async def claim_process(target: str | Path = MEMORY, *, shard_subset: bool = Fal
     return claim_sqlite(str(target), shard_subset=shard_subset)
 
 
+def join_cluster(target: str | Path = MEMORY) -> ClusterLink:
+    """This bot process's link to the cluster of processes serving the database at `target`.
+
+    It connects on first use (a database that is down at start is no error) and again after a loss.
+    On SQLite the process is the whole cluster: it holds every job."""
+    if is_postgres_url(target):
+        from bot.store.postgres import PostgresClusterLink
+
+        return PostgresClusterLink(str(target))
+    from bot.store.sqlite.cluster import SoleProcess
+
+    return SoleProcess()
+
+
 __all__ = [
+    "DELIVERIES_PLANNED",
+    "HISTORY_CHANGED",
+    "JOBS",
     "MEMORY",
+    "PLAN",
+    "POLL",
+    "RECONNECTED",
+    "SETTINGS_CHANGED",
     "TABLES",
     "ChartHistory",
     "ChartQueries",
+    "ClusterBook",
+    "ClusterLink",
     "CountryInputs",
     "DatabaseUnavailable",
     "DeliveryQueue",
     "GroupKey",
     "GuildConfig",
     "HistoryWrite",
+    "MemberReport",
+    "MemberStatus",
     "ProcessClaim",
     "ReadOutcome",
     "RunRecord",
     "SchemaError",
     "SeriesState",
     "SeriesUpdate",
+    "ShardScope",
     "SourceBook",
     "Store",
     "StoreBusy",
@@ -127,6 +165,7 @@ __all__ = [
     "TableRows",
     "claim_process",
     "is_postgres_url",
+    "join_cluster",
     "open_store",
     "redact",
 ]

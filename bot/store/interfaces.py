@@ -10,6 +10,11 @@ Five interfaces, all async, each a narrow face of one store:
 - `GuildConfig`: each server's announcement policy, watches and channel health (broken for good, or
   blocked while a permission is missing).
 - `DeliveryQueue`: milestones turned into deliveries, claimed, and their outcomes recorded.
+- `ClusterBook`: the bot processes serving this database, as `chartbot status` shows them.
+
+A running bot process also joins the cluster of processes sharing its database (`ClusterLink`, from
+`bot.store.join_cluster`): it holds jobs that one process does at a time (polling, planning), hears the
+others' notices (new deliveries, changed settings, changed history) and tells how it fares.
 
 Two engines implement them: SQLite (`bot.store.sqlite`, the embedded default) and PostgreSQL
 (`bot.store.postgres`). Nothing outside the engines sees SQL, a driver or an engine module: callers
@@ -25,7 +30,7 @@ starts at the high-water mark of milestone ids, taken when no history write is i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -127,6 +132,112 @@ class StoreStatus:
     location: str  # a file path, or the URL without its password
     schema_version: int
     counts: Mapping[str, int] = field(default_factory=dict)  # table -> rows
+
+
+# --- the cluster ------------------------------------------------------------------------------------
+
+POLL, PLAN = "poll", "plan"
+JOBS = (POLL, PLAN)
+"""Jobs one process of the cluster does at a time: polling the sources, planning deliveries."""
+
+# Notices, sent by the store in the transaction that made the change (a notice is only heard once its
+# change is visible): (topic, detail).
+HISTORY_CHANGED = "history"  # charts were stored (detail: "milestones" when new news came with them)
+DELIVERIES_PLANNED = "deliveries"  # new deliveries, or news joined to waiting ones (detail: when the
+# first of them is due, in seconds since the epoch)
+SETTINGS_CHANGED = "settings"  # a server's settings or watches (detail: "guild" or "guild channel")
+RECONNECTED = "reconnected"  # heard from the link itself: notices may have been missed meanwhile
+
+Notice = Callable[[str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ShardScope:
+    """The shards a process posts for, of `count`: a server belongs to shard (guild_id >> 22) % count."""
+
+    ids: frozenset[int]
+    count: int
+
+    def owns(self, guild_id: int) -> bool:
+        return (guild_id >> 22) % self.count in self.ids
+
+
+@dataclass(frozen=True, slots=True)
+class MemberReport:
+    """What a process tells the cluster about itself at each heartbeat."""
+
+    name: str  # host:pid
+    shard_ids: tuple[int, ...]  # empty: not connected to Discord yet
+    shard_count: int
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStatus:
+    """A live process of the cluster, as `chartbot status` shows it."""
+
+    id: int
+    name: str
+    shard_ids: tuple[int, ...]
+    shard_count: int
+    jobs: tuple[str, ...]  # of `JOBS`, held now
+    started_at: datetime
+    seen_at: datetime
+    queue: int  # deliveries of its shards waiting to be posted
+    last_post: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+class ClusterLink(Protocol):
+    """A bot process's membership of the cluster serving one database, for as long as it runs.
+
+    On PostgreSQL: a connection of its own (not the store's pool), on which the process holds an
+    advisory lock for each job it does, and one that says it is alive; if the process dies (even by
+    SIGKILL) its connection ends and the server lets the locks go, so another process takes the jobs
+    over. It listens for notices there, and reconnects when the database comes back (the jobs are then
+    held again only if no other process took them meanwhile). On SQLite (one process per file) the
+    process holds every job and hears nothing: every change is its own.
+    """
+
+    @property
+    def member_id(self) -> int | None:
+        """This process's number in the cluster (None: not registered yet, or no cluster)."""
+        ...
+
+    async def hold(self, job: str) -> bool:
+        """Keep the job (if held: is the connection still there?) or take it if no process holds it.
+        DatabaseUnavailable when the database cannot be reached: then no job is held."""
+        ...
+
+    async def release(self, job: str) -> None: ...
+
+    def held(self) -> frozenset[str]:
+        """The jobs held as far as the link knows (a lost connection empties it at once)."""
+        ...
+
+    async def heartbeat(self, report: MemberReport) -> None:
+        """Tell the cluster how this process fares (registers it on the first call)."""
+        ...
+
+    def subscribe(self, callback: Notice) -> None:
+        """`callback(topic, detail)` for every notice (another process's, or this one's own)."""
+        ...
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """`callback()` as soon as the connection is lost (every job is lost with it)."""
+        ...
+
+    async def close(self) -> None:
+        """Leave the cluster: jobs released, the process no longer listed."""
+        ...
+
+
+class ClusterBook(Protocol):
+    async def members(self) -> list[MemberStatus]:
+        """The live processes of the cluster (none on an engine that serves one process)."""
+        ...
 
 
 # --- the interfaces -----------------------------------------------------------------------------------
@@ -391,17 +502,33 @@ class DeliveryQueue(Protocol):
     async def flag_edits(self, changed_since: datetime) -> int: ...
 
     async def due_jobs(
-        self, *, limit: int, skip: Iterable[int] = (), at: datetime | None = None
+        self,
+        *,
+        limit: int,
+        skip: Iterable[int] = (),
+        at: datetime | None = None,
+        shards: ShardScope | None = None,
+        member: int | None = None,
     ) -> list[Job]:
         """Deliveries due at `at` (default: now), oldest due first, but those in `skip` and those of
         blocked channels: to send ('planned'), to look for ('sending'), to edit ('sent' with an edit
         due: `Job.edit`), to publish ('sent' with publishing 'pending' and `publish_at` reached:
         `Job.publish` is 'pending'; a publishing not due yet reads as None). `Job.publishes`: the
         server's `publish` setting now; `Job.language`: its server's post language (the one chosen,
-        else the server's own, else English)."""
+        else the server's own, else English).
+
+        `shards`: only those of servers on these shards (None: every server). `member`: the process
+        asking (`ClusterLink.member_id`); a delivery another live process claimed is its own, not due
+        here (one claimed by a process that died is, to be looked for)."""
         ...
 
-    async def begin_sending(self, ids: Sequence[int]) -> None: ...
+    async def begin_sending(self, ids: Sequence[int], *, member: int | None = None) -> list[int]:
+        """Claim deliveries before their POST ('sending', by `member`): the ids claimed, in order.
+
+        A delivery is claimed only when still 'planned', or 'sending' and claimed by this member, by
+        none, or by a process no longer alive; rows another claim holds right now are skipped (never
+        waited for), so two processes never take one delivery."""
+        ...
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """A batch of outcomes in one transaction. An outcome's `publish` (when not None) and
@@ -471,7 +598,7 @@ class ProcessClaim(Protocol):
 
 
 class Store(Protocol):
-    """An open database: the five interfaces, and its own upkeep."""
+    """An open database: the six interfaces, and its own upkeep."""
 
     engine: str
     location: str
@@ -480,6 +607,7 @@ class Store(Protocol):
     sources: SourceBook
     guilds: GuildConfig
     deliveries: DeliveryQueue
+    cluster: ClusterBook
 
     async def close(self) -> None: ...
 

@@ -5,6 +5,8 @@ for one statement, a transaction holds one until it ends. Several processes may 
 (two imports, an import beside the bot): history writes take turns by an advisory lock, and the
 database keeps milestones unique and assigns every id (see connection.py, history.py, guilds.py).
 Every table can be read and written whole, for copies between engines (tables.py, bot/store/catalog.py).
+Bot processes sharing the database form a cluster (cluster.py): one polls, one plans, each posts for
+its own shards, and they wake each other with LISTEN/NOTIFY.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from bot.store import redact
 from bot.store.catalog import TABLE_NAMES
 from bot.store.interfaces import StoreStatus
+from bot.store.postgres.cluster import PostgresClusterBook, PostgresClusterLink
 from bot.store.postgres.connection import (
     LOCK_TIMEOUT,
     POOL_SIZE,
@@ -68,6 +71,7 @@ class PostgresStore:
         self.sources = PostgresSourceBook(pg)
         self.guilds = PostgresGuildConfig(pg)
         self.deliveries = PostgresDeliveryQueue(pg)
+        self.cluster = PostgresClusterBook(pg)
 
     @classmethod
     async def open(
@@ -134,4 +138,4 @@ class PostgresStore:
         return load_tables(self._pg)
 
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+__all__ = ["SCHEMA_VERSION", "PostgresClusterLink", "PostgresStore"]

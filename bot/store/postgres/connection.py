@@ -11,6 +11,9 @@ the server when a client dies), in one key space of chartbot's own:
   planning round), exactly as SQLite's single writer orders them.
 - PLAN: one planning round of the delivery queue at a time.
 - MIGRATE: one migration step at a time.
+
+The cluster's locks are session-level, on a connection of their own (cluster.py): POLL_JOB and PLAN_JOB
+in the same space, and one per live process in MEMBER_SPACE.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from bot.store.interfaces import DatabaseUnavailable, StoreBusy, StoreError
 
 LOCK_SPACE = 0x43_48_42_54  # "CHBT": the first key of every chartbot advisory lock
 HISTORY, PLAN, MIGRATE = 1, 2, 3  # the second key
+POLL_JOB, PLAN_JOB = 10, 11  # session locks: the process that polls, the one that plans (cluster.py)
+MEMBER_SPACE = LOCK_SPACE + 1  # session locks keyed by cluster member: held while the process lives
+NOTICES = "chartbot"  # the LISTEN/NOTIFY channel of the cluster's notices
 
 POOL_SIZE = 10  # connections at most: the bot's commands, the poller, the announcer
 STATEMENT_TIMEOUT = 60.0  # seconds a statement may run on the server
@@ -208,6 +214,10 @@ class Conn:
         except Exception as exc:
             raise translate(exc, self.target) from exc
 
+    async def notify(self, topic: str, detail: str = "") -> None:
+        """A notice to every listening process, sent when (and only if) this transaction commits."""
+        await self.execute("SELECT pg_notify($1, $2)", NOTICES, f"{topic} {detail}".strip())
+
     async def lock(self, key: int, *, shared: bool = False, wait: float | None = None) -> None:
         """Take one of chartbot's advisory locks until the transaction ends.
 
@@ -333,8 +343,12 @@ __all__ = [
     "FOREVER",
     "HISTORY",
     "LOCK_SPACE",
+    "MEMBER_SPACE",
     "MIGRATE",
+    "NOTICES",
     "PLAN",
+    "PLAN_JOB",
+    "POLL_JOB",
     "Conn",
     "Pg",
     "Target",

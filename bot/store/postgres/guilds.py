@@ -24,7 +24,8 @@ from typing import Any
 from bot.announcer import policy as rules
 from bot.announcer.jobs import FAILED, SENT, Item, Job, Outcome, PlanReport, PostingHalt, new_nonce
 from bot.announcer.policy import ALL, Pending, Policy, Route, Watch
-from bot.store.postgres.connection import HISTORY, PLAN, Conn, Pg
+from bot.store.interfaces import DELIVERIES_PLANNED, SETTINGS_CHANGED, ShardScope
+from bot.store.postgres.connection import HISTORY, MEMBER_SPACE, PLAN, Conn, Pg
 from bot.store.postgres.history import columns
 from bot.store.postgres.queries import MILESTONE_COLUMNS, MILESTONE_JOINS, milestone_from_row
 from bot.store.shaping import HALTED, SETTINGS, policy_from_row
@@ -57,7 +58,7 @@ class PostgresGuildConfig:
 
     async def policy(self, guild_id: int) -> Policy:
         async with self.db.connection() as conn:
-            return await _getpolicy_from_row(conn, guild_id)
+            return await _get_policy(conn, guild_id)
 
     async def update_settings(self, guild_id: int, **changes: Any) -> Policy:
         """Change some of a server's settings (`SETTINGS`; the others keep their values)."""
@@ -77,7 +78,7 @@ class PostgresGuildConfig:
                 stamp(now()),
             )
             await db.execute("SELECT 1 FROM guild_settings WHERE guild_id = $1 FOR UPDATE", guild_id)
-            values = replace(await _getpolicy_from_row(db, guild_id), **changes)
+            values = replace(await _get_policy(db, guild_id), **changes)
             region_list = [ALL] if values.regions is None else sorted(values.regions)
             await db.execute(
                 "UPDATE guild_settings SET channel_id = $2, regions = $3, events = $4, digest = $5, "
@@ -94,7 +95,8 @@ class PostgresGuildConfig:
                 values.publish,
                 stamp(now()),
             )
-            return await _getpolicy_from_row(db, guild_id)
+            await db.notify(SETTINGS_CHANGED, str(guild_id))
+            return await _get_policy(db, guild_id)
 
     async def add_watch(
         self, guild_id: int, target: str, title: str, channel_id: int = 0
@@ -123,6 +125,8 @@ class PostgresGuildConfig:
                 since_read,
                 stamp(now()),
             )
+            if created is not None:
+                await db.notify(SETTINGS_CHANGED, str(guild_id))
             row = await db.fetchrow(
                 f"SELECT {_WATCH_COLUMNS} FROM watches WHERE guild_id = $1 AND target = $2 AND channel_id = $3",
                 guild_id,
@@ -135,15 +139,19 @@ class PostgresGuildConfig:
     async def remove_watches(self, guild_id: int, target: str, channel_id: int | None = None) -> int:
         async with self.db.transaction() as db:
             if channel_id is None:
-                return await db.execute(
+                removed = await db.execute(
                     "DELETE FROM watches WHERE guild_id = $1 AND target = $2", guild_id, target
                 )
-            return await db.execute(
-                "DELETE FROM watches WHERE guild_id = $1 AND target = $2 AND channel_id = $3",
-                guild_id,
-                target,
-                channel_id,
-            )
+            else:
+                removed = await db.execute(
+                    "DELETE FROM watches WHERE guild_id = $1 AND target = $2 AND channel_id = $3",
+                    guild_id,
+                    target,
+                    channel_id,
+                )
+            if removed:
+                await db.notify(SETTINGS_CHANGED, str(guild_id))
+            return removed
 
     async def watches(self, guild_id: int) -> list[Watch]:
         rows = await self.db.fetch(
@@ -196,13 +204,15 @@ class PostgresGuildConfig:
             )
 
     async def clear_broken(self, guild_id: int, channel_id: int) -> bool:
-        """Forget why a channel failed or waited (an admin chose it again): posting there resumes."""
+        """Forget why a channel failed or waited (an admin chose it again): posting there resumes, in
+        every process (the notice names the channel)."""
         async with self.db.transaction() as db:
-            return bool(
-                await db.execute(
-                    "DELETE FROM channel_health WHERE guild_id = $1 AND channel_id = $2", guild_id, channel_id
-                )
+            cleared = await db.execute(
+                "DELETE FROM channel_health WHERE guild_id = $1 AND channel_id = $2", guild_id, channel_id
             )
+            if cleared:
+                await db.notify(SETTINGS_CHANGED, f"{guild_id} {channel_id}")
+            return bool(cleared)
 
     async def block_channel(self, guild_id: int, channel_id: int, reason: str) -> None:
         """The bot lacks a permission in a channel now: its deliveries wait (pending) until unblocked."""
@@ -251,12 +261,25 @@ class PostgresGuildConfig:
         return {channel_id: error for channel_id, error in rows}
 
 
-async def _getpolicy_from_row(db: Conn, guild_id: int) -> Policy:
+async def _get_policy(db: Conn, guild_id: int) -> Policy:
     row = await db.fetchrow(f"SELECT {_SETTINGS_COLUMNS} FROM guild_settings WHERE guild_id = $1", guild_id)
     return policy_from_row(guild_id, row) if row else Policy(guild_id)
 
 
 # --- the delivery queue ------------------------------------------------------------------------------
+
+THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+"""pg_locks shows the locks of every database of the server: this one's only."""
+
+
+def live_members(parameter: int) -> str:
+    """A `live` CTE: the cluster members alive now, those whose connection holds their advisory lock
+    (see cluster.py). The query passes MEMBER_SPACE as its parameter number `parameter`."""
+    return (
+        "live AS (SELECT objid::bigint AS id FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        f"AND objsubid = 2 AND classid::bigint = ${parameter} AND {THIS_DATABASE})"
+    )
+
 
 _PENDING_COLUMNS = f"{MILESTONE_COLUMNS}, o.status, o.revision, o.id, o.read_id"
 
@@ -310,6 +333,9 @@ class PostgresDeliveryQueue:
             )
             report.planned = len(routed)
             report.unwanted = len(pending) - len(routed)
+            if report.deliveries or report.joined:  # every process looks when the first is due
+                wait = min(digest_hold if r.digest else hold for r in routes)
+                await db.notify(DELIVERIES_PLANNED, f"{moment.timestamp() + wait:.3f}")
         return report
 
     async def flag_edits(self, changed_since: datetime) -> int:
@@ -318,13 +344,23 @@ class PostgresDeliveryQueue:
             return await db.execute(FLAG_EDITS, _seconds(changed_since))
 
     async def due_jobs(
-        self, *, limit: int, skip: Iterable[int] = (), at: datetime | None = None
+        self,
+        *,
+        limit: int,
+        skip: Iterable[int] = (),
+        at: datetime | None = None,
+        shards: ShardScope | None = None,
+        member: int | None = None,
     ) -> list[Job]:
         """Deliveries due now (or at `at`): to send (planned), to reconcile (sending), to edit (sent,
-        revised), to publish (sent, publishing pending). Channels blocked by a permission wait."""
+        revised), to publish (sent, publishing pending). Channels blocked by a permission wait.
+
+        `shards`: of servers on these shards only. A 'sending' delivery claimed by another live process
+        is that process's (it is posting it); one claimed by a process that died is due here."""
         moment = stamp(at or now())
         skipped = set(skip)
         rows = await self.db.fetch(
+            f"WITH {live_members(6)} "
             "SELECT d.id, d.guild_id, d.channel_id, d.group_key, d.nonce, d.state, d.message_id, "
             "d.mention_role_id, d.attempts, d.sending_at, "
             "d.state = 'sent' AND d.edit_needed AND d.due_at <= $1, "
@@ -336,9 +372,16 @@ class PostgresDeliveryQueue:
             "OR (d.state = 'sent' AND d.publish = 'pending' AND d.publish_at <= $1)) "
             "AND NOT EXISTS (SELECT 1 FROM channel_health h WHERE h.guild_id = d.guild_id "
             "AND h.channel_id = d.channel_id AND h.blocked IS NOT NULL) "
+            "AND ($3::int IS NULL OR (d.guild_id >> 22) % $3 = ANY($4::int[])) "
+            "AND (d.state != 'sending' OR d.claimed_by IS NULL OR d.claimed_by = $5 "
+            "OR d.claimed_by NOT IN (SELECT id FROM live)) "
             "ORDER BY d.due_at, d.id LIMIT $2",
             moment,
             limit + len(skipped),
+            shards.count if shards else None,
+            sorted(shards.ids) if shards else [],
+            member,
+            MEMBER_SPACE,
         )
         jobs = [
             Job(
@@ -375,22 +418,31 @@ class PostgresDeliveryQueue:
             )
             by_id[delivery_id].items.append(item)
 
-    async def begin_sending(self, ids: Sequence[int]) -> None:
-        """Mark deliveries 'sending' before their POST: after a crash they are looked for, not resent blind.
+    async def begin_sending(self, ids: Sequence[int], *, member: int | None = None) -> list[int]:
+        """Mark deliveries 'sending' (claimed by `member`) before their POST: after a crash they are
+        looked for, not resent blind. Returns the ids claimed.
 
-        One UPDATE claims them all, and only those still 'planned' or 'sending' (never a sent or failed
-        one, whatever another process did meanwhile)."""
+        One UPDATE claims them all, and only those still 'planned', or 'sending' and claimed by this
+        member, by none or by a process no longer alive (never a sent or failed one, nor one another
+        live process took). Rows another transaction is claiming are skipped, not waited for
+        (FOR UPDATE SKIP LOCKED): two processes never take one delivery."""
         if not ids:
-            return
+            return []
         at = stamp(now())
         async with self.db.transaction() as db:
-            await db.fetch(
-                "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, "
-                "sending_at = coalesce(sending_at, $1), updated_at = $1 WHERE id = ANY($2::bigint[]) "
-                "AND state IN ('planned', 'sending') RETURNING id",
+            rows = await db.fetch(
+                f"WITH {live_members(4)}, claim AS (SELECT id FROM deliveries WHERE id = ANY($2::bigint[]) "
+                "AND (state = 'planned' OR (state = 'sending' AND (claimed_by IS NULL OR claimed_by = $3 "
+                "OR claimed_by NOT IN (SELECT id FROM live)))) ORDER BY id FOR UPDATE SKIP LOCKED) "
+                "UPDATE deliveries d SET state = 'sending', attempts = d.attempts + 1, claimed_by = $3, "
+                "sending_at = coalesce(d.sending_at, $1), updated_at = $1 FROM claim WHERE d.id = claim.id "
+                "RETURNING d.id",
                 at,
                 sorted(set(ids)),
+                member,
+                MEMBER_SPACE,
             )
+        return sorted(row[0] for row in rows)
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """A batch of outcomes in one transaction (posts made, edits made, failures, retries)."""

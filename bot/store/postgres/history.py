@@ -21,7 +21,14 @@ from typing import Any
 
 from bot.model import PERIODS, WORLD, ChartKey, Entry, Milestone, Snapshot
 from bot.stats import TitleStats
-from bot.store.interfaces import CountryInputs, GroupKey, RunRecord, SeriesState, SeriesUpdate
+from bot.store.interfaces import (
+    HISTORY_CHANGED,
+    CountryInputs,
+    GroupKey,
+    RunRecord,
+    SeriesState,
+    SeriesUpdate,
+)
 from bot.store.postgres.connection import FOREVER, HISTORY, Conn, Pg
 from bot.views import SeriesKey
 
@@ -150,7 +157,10 @@ class PostgresHistory:
                 await conn.lock(HISTORY, wait=FOREVER)
                 if read is None:
                     read = await begin_read(conn, "file")
-                yield PostgresHistoryWrite(conn, self.ids, read)
+                write = PostgresHistoryWrite(conn, self.ids, read)
+                yield write
+                # heard by every process once this commits: their title indexes, the planner
+                await conn.notify(HISTORY_CHANGED, "milestones" if write.news else "")
         except BaseException:
             self.ids.forget()  # ids given out in the rolled-back transaction no longer exist
             raise
@@ -164,6 +174,7 @@ class PostgresHistoryWrite:
         self.ids = ids
         self.read = read
         self.now = moment()
+        self.news = False  # milestones were written (or withdrawn): the planner has work
 
     # --- titles -----------------------------------------------------------------------------------
 
@@ -641,6 +652,7 @@ class PostgresHistoryWrite:
     ) -> list[Milestone]:
         if not found:
             return []
+        self.news = True
         rows = await self._milestone_rows(found, scope)
         # (Not COPY under a savepoint: foreign key checks from a subtransaction leave multixacts on
         # the titles' rows, and every later check of those rows grows dearer, day after day.)
@@ -684,6 +696,7 @@ class PostgresHistoryWrite:
     async def retract_milestones(
         self, series: SeriesKey, day: date, titles: Collection[str], keep: Sequence[Milestone]
     ) -> int:
+        self.news = True
         title_ids = await self._title_ids(titles)
         if not title_ids:
             return 0

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.store.catalog import TABLE_NAMES
 from bot.store.interfaces import DatabaseUnavailable, StoreStatus
+from bot.store.sqlite.cluster import SqliteClusterBook
 from bot.store.sqlite.connection import MEMORY, Db
 from bot.store.sqlite.guilds import SqliteDeliveryQueue, SqliteGuildConfig
 from bot.store.sqlite.history import SqliteHistory
@@ -38,6 +39,7 @@ class SqliteStore:
         self.sources = SqliteSourceBook(writer, reader)
         self.guilds = SqliteGuildConfig(writer, reader)
         self.deliveries = SqliteDeliveryQueue(writer, reader)
+        self.cluster = SqliteClusterBook()
 
     @classmethod
     async def open(cls, path: str | Path = MEMORY, *, cache_kib: int | None = None) -> SqliteStore:

@@ -18,6 +18,7 @@ from typing import Any
 from bot.announcer import policy as rules
 from bot.announcer.jobs import FAILED, SENT, Item, Job, Outcome, PlanReport, PostingHalt, new_nonce
 from bot.announcer.policy import ALL, Pending, Policy, Route, Watch
+from bot.store.interfaces import ShardScope
 from bot.store.shaping import HALTED, SETTINGS, policy_from_row
 from bot.store.sqlite.connection import VARIABLES, Db, chunks, placeholders, rows_placeholders
 from bot.store.sqlite.queries import MILESTONE_COLUMNS, MILESTONE_JOINS, milestone_from_row
@@ -53,7 +54,7 @@ class SqliteGuildConfig:
         self.reader = reader
 
     async def policy(self, guild_id: int) -> Policy:
-        return await _getpolicy_from_row(self.reader, guild_id)
+        return await _get_policy(self.reader, guild_id)
 
     async def update_settings(self, guild_id: int, **changes: Any) -> Policy:
         """Change some of a server's settings (`SETTINGS`; the others keep their values)."""
@@ -65,7 +66,7 @@ class SqliteGuildConfig:
         for name in ("language", "server_language"):
             rules.check_language(changes.get(name))
         async with self.db.transaction() as db:
-            values = replace(await _getpolicy_from_row(db, guild_id), **changes)
+            values = replace(await _get_policy(db, guild_id), **changes)
             region_list = [ALL] if values.regions is None else sorted(values.regions)
             at = stamp(now())
             await db.execute(
@@ -89,7 +90,7 @@ class SqliteGuildConfig:
                     at,
                 ),
             )
-            return await _getpolicy_from_row(db, guild_id)
+            return await _get_policy(db, guild_id)
 
     async def add_watch(
         self, guild_id: int, target: str, title: str, channel_id: int = 0
@@ -215,7 +216,7 @@ class SqliteGuildConfig:
         return dict(rows)
 
 
-async def _getpolicy_from_row(db: Db, guild_id: int) -> Policy:
+async def _get_policy(db: Db, guild_id: int) -> Policy:
     row = await db.fetchone(
         f"SELECT {_POLICY_COLUMNS} FROM guild_settings WHERE guild_id = ?",
         (guild_id,),
@@ -278,12 +279,25 @@ class SqliteDeliveryQueue:
             return await db.execute(FLAG_EDITS, (_seconds(changed_since),))
 
     async def due_jobs(
-        self, *, limit: int, skip: Iterable[int] = (), at: datetime | None = None
+        self,
+        *,
+        limit: int,
+        skip: Iterable[int] = (),
+        at: datetime | None = None,
+        shards: ShardScope | None = None,
+        member: int | None = None,
     ) -> list[Job]:
         """Deliveries due now (or at `at`): to send (planned), to reconcile (sending), to edit (sent,
-        revised), to publish (sent, publishing pending). Channels blocked by a permission wait."""
+        revised), to publish (sent, publishing pending). Channels blocked by a permission wait.
+        `shards`: of servers on these shards only. `member` means nothing here: one process per file."""
+        del member
         moment = stamp(at or now())
         skipped = set(skip)
+        scope, scope_params = "", ()
+        if shards is not None:
+            ids = sorted(shards.ids)
+            scope = f"AND ((d.guild_id >> 22) % ?) IN ({placeholders(len(ids))}) "
+            scope_params = (shards.count, *ids)
         rows = await self.reader.fetch(
             "SELECT d.id, d.guild_id, d.channel_id, d.group_key, d.nonce, d.state, d.message_id, "
             "d.mention_role_id, d.attempts, d.sending_at, "
@@ -295,9 +309,9 @@ class SqliteDeliveryQueue:
             "OR (d.state = 'sent' AND d.edit_needed = 1 AND d.due_at <= ?) "
             "OR (d.state = 'sent' AND d.publish = 'pending' AND d.publish_at <= ?)) "
             "AND NOT EXISTS (SELECT 1 FROM channel_health h WHERE h.guild_id = d.guild_id "
-            "AND h.channel_id = d.channel_id AND h.blocked IS NOT NULL) "
+            f"AND h.channel_id = d.channel_id AND h.blocked IS NOT NULL) {scope}"
             "ORDER BY d.due_at, d.id LIMIT ?",
-            (moment, moment, moment, moment, moment, limit + len(skipped)),
+            (moment, moment, moment, moment, moment, *scope_params, limit + len(skipped)),
         )
         jobs = [
             Job(
@@ -341,19 +355,25 @@ class SqliteDeliveryQueue:
         for delivery_id, milestone_id in links:
             by_id[delivery_id].items.append(items[milestone_id])
 
-    async def begin_sending(self, ids: Sequence[int]) -> None:
-        """Mark deliveries 'sending' before their POST: after a crash they are looked for, not resent blind."""
+    async def begin_sending(self, ids: Sequence[int], *, member: int | None = None) -> list[int]:
+        """Mark deliveries 'sending' before their POST: after a crash they are looked for, not resent blind.
+        Returns the ids claimed (those still 'planned' or 'sending'); one process per file, so no other
+        process claims them."""
+        del member
         at = stamp(now())
+        claimed: list[int] = []
         async with self.db.transaction() as db:
-            for part in chunks(list(ids), VARIABLES - 2):
-                await db.execute(
+            for part in chunks(sorted(set(ids)), VARIABLES - 2):
+                rows = await db.fetch(
                     "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, "
                     f"sending_at = coalesce(sending_at, ?), updated_at = ? WHERE id IN ({placeholders(len(part))}) "
                     # `+state`: found by id. Given a choice, SQLite's planner reads every planned delivery
                     # through deliveries_due instead (4x the CPU of a fan-out's claims: bench/fanout.py).
-                    "AND +state IN ('planned', 'sending')",
+                    "AND +state IN ('planned', 'sending') RETURNING id",
                     (at, at, *part),
                 )
+                claimed += (row[0] for row in rows)
+        return sorted(claimed)
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """A batch of outcomes in one transaction (posts made, edits made, failures, retries)."""
