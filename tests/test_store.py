@@ -11,7 +11,7 @@ import pytest
 from engines import both_engines
 
 from bot import milestones as detector
-from bot.ingest import ingest
+from bot.ingest import Ingester, ingest
 from bot.model import ChartKey, Entry, make_snapshot
 from bot.sources.files import read_file
 from bot.store import SchemaError, Store, open_store
@@ -77,6 +77,36 @@ async def test_twice_other_order_and_week_by_week_in_reverse(countries, world, n
             await ingest(reverse, [s for s in countries + world if s.key.date == week], news=False)
         await assert_aouad_story(reverse)
         assert await dump_derived(reverse) == baseline
+
+
+@both_engines
+async def test_country_counts_whatever_the_batches(countries, new_db):
+    """Country periods are counted once per batch for all the periods it touched. The same history in
+    one import, in chunks that split the weeks, in two halves of the countries (the second half meets
+    weeks stored before), and recounted afterwards: the same counts every time."""
+    async with await open_store(new_db()) as whole:
+        await ingest(whole, countries, news=False)
+        counted = await dump_derived(whole)
+        await assert_aouad_story_countries(whole)
+    async with await open_store(new_db()) as chunked:
+        async with Ingester(chunked).batch() as batch:
+            await batch.add(countries, news=False, chunk=137)  # 94 countries a week: weeks split
+        assert await dump_derived(chunked) == counted
+    regions = sorted({s.key.region for s in countries})
+    async with await open_store(new_db()) as halves:
+        await ingest(halves, [s for s in countries if s.key.region in regions[::2]], news=False)
+        await ingest(halves, [s for s in countries if s.key.region not in regions[::2]], news=False)
+        assert await dump_derived(halves) == counted
+        periods = {((s.key.service, s.key.category, s.key.period), s.key.date) for s in countries}
+        async with halves.history.write() as tx:
+            await tx.count_countries(sorted(periods))  # every period at once, from the rows
+        assert await dump_derived(halves) == counted
+
+
+async def assert_aouad_story_countries(store: Store) -> None:
+    report = await store.charts.title_report(AOUAD, date(2022, 2, 6))
+    assert report is not None
+    assert (report.countries[0].no1, report.countries[0].top10, report.countries[0].reporting) == (63, 94, 94)
 
 
 async def dump_derived(store: Store) -> dict[str, list[tuple]]:
