@@ -1,16 +1,20 @@
 """What both engines make of their rows: standings folded from appearances, current country counts,
-the series a rank-history picture shows, a server's policy. Pure functions, no SQL."""
+the series a rank-history picture shows, a milestone, a server's policy; the ids a history write
+keeps between transactions. Pure, no SQL."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
+from typing import Any
 
 from bot.announcer import policy as rules
-from bot.announcer.policy import ALL, Policy
+from bot.announcer.jobs import PlanReport, new_nonce
+from bot.announcer.policy import ALL, Pending, Policy, Route
 from bot.milestones import MIN_REPORTING
-from bot.model import PERIODS, WORLD
+from bot.model import PERIODS, WORLD, ChartKey, Milestone, join_key
 from bot.stats import fold
 from bot.views import CountryCount, RankHistory, SeriesKey, Standing
 
@@ -118,3 +122,96 @@ def policy_from_row(guild_id: int, row: Sequence) -> Policy:
         server_language=server_language,
         publish=bool(publish),
     )
+
+
+# --- milestones and ids ----------------------------------------------------------------------------------
+
+
+def milestone_from_row(row: Sequence) -> Milestone:
+    """A Milestone from the 13 columns of MILESTONE_COLUMNS (more may follow); its key is built from
+    the parts the database keeps unique."""
+    kind, source, service, region, category, period, day, key, title, value, previous, detail, context = row[
+        :13
+    ]
+    if not isinstance(day, date):  # SQLite keeps dates as ISO text
+        day = date.fromisoformat(day)
+    series = f"{service}|{region}|{category}|{period}"
+    return Milestone(
+        kind=kind,
+        chart=ChartKey(source, service, region, category, period, day),
+        title_key=key,
+        title=title,
+        value=value,
+        previous=previous,
+        key=join_key(day.isoformat(), kind, series, key, detail),
+        context=json.loads(context),
+        detail=detail,
+    )
+
+
+class Identities:
+    """Title and series ids by key, kept between transactions; `forget()` after a rollback."""
+
+    def __init__(self) -> None:
+        self.title_ids: dict[str, int] = {}  # also a cut-short key -> the full title's id
+        self.title_keys: dict[int, str] = {}
+        self.title_names: dict[int, str] = {}
+        self.series_ids: dict[SeriesKey, int] = {}
+
+    def forget(self) -> None:
+        for table in (self.title_ids, self.title_keys, self.title_names, self.series_ids):
+            table.clear()
+
+    def remember_titles(self, rows: Iterable[tuple[int, str, str]]) -> None:
+        for title_id, key, name in rows:
+            self.title_ids[key] = title_id
+            self.title_keys[title_id] = key
+            self.title_names[title_id] = name
+
+
+# --- planning: routes into deliveries --------------------------------------------------------------------
+
+DeliveryGroups = dict[tuple[int, int, str], list[Route]]
+
+
+def delivery_groups(routes: Iterable[Route]) -> DeliveryGroups:
+    """Routes by (server, channel, group key): one message each."""
+    groups: DeliveryGroups = defaultdict(list)
+    for r in routes:
+        groups[(r.guild_id, r.channel_id, r.group_key)].append(r)
+    return groups
+
+
+def split_deliveries(
+    groups: DeliveryGroups,
+    unsent: Mapping[tuple[int, str], int],
+    due_at: Mapping[bool, Any],
+    at: Any,
+    report: PlanReport,
+) -> tuple[list[tuple[Any, Any, int]], list[tuple[int, int, str, str, int | None, Any]]]:
+    """Which groups join the delivery of their channel and group still unsent - (due, at, delivery id):
+    the news pushes its time back - and which start one: (server, channel, group key, nonce, mention
+    role, due). `due_at[digest]` and `at` are moments as the engine writes them."""
+    joins, starts = [], []
+    for (guild_id, channel_id, key), members in groups.items():
+        due = due_at[members[0].digest]
+        if (channel_id, key) in unsent:
+            joins.append((due, at, unsent[(channel_id, key)]))
+            report.joined += len(members)
+        else:
+            starts.append((guild_id, channel_id, key, new_nonce(), members[0].mention_role_id, due))
+            report.deliveries += 1
+    return joins, starts
+
+
+def delivery_items(
+    groups: DeliveryGroups,
+    delivery_of: Mapping[tuple[int, str], int],
+    pending: Mapping[int, Pending],
+) -> list[tuple[int, int, int, int]]:
+    """(channel, milestone, delivery, revision) of every routed milestone, in its group's delivery."""
+    return [
+        (channel_id, m.milestone_id, delivery_of[(channel_id, key)], pending[m.milestone_id].revision)
+        for (_, channel_id, key), members in groups.items()
+        for m in members
+    ]

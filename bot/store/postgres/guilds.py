@@ -15,20 +15,27 @@ without changing shape (the column lists are the only place they are named).
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.announcer import policy as rules
-from bot.announcer.jobs import FAILED, SENT, Item, Job, Outcome, PlanReport, PostingHalt, new_nonce
+from bot.announcer.jobs import FAILED, SENT, Item, Job, Outcome, PlanReport, PostingHalt
 from bot.announcer.policy import ALL, Pending, Policy, Route, Watch
 from bot.store.interfaces import DELIVERIES_PLANNED, SETTINGS_CHANGED, ShardScope
 from bot.store.postgres.connection import HISTORY, MEMBER_SPACE, PLAN, Conn, Pg
 from bot.store.postgres.history import columns
-from bot.store.postgres.queries import MILESTONE_COLUMNS, MILESTONE_JOINS, milestone_from_row
-from bot.store.shaping import HALTED, SETTINGS, policy_from_row
+from bot.store.postgres.queries import MILESTONE_COLUMNS, MILESTONE_JOINS
+from bot.store.shaping import (
+    HALTED,
+    SETTINGS,
+    delivery_groups,
+    delivery_items,
+    milestone_from_row,
+    policy_from_row,
+    split_deliveries,
+)
 
 __all__ = ["FAILED", "PostgresDeliveryQueue", "PostgresGuildConfig"]
 
@@ -575,24 +582,13 @@ async def _write_routes(
     report: PlanReport,
 ) -> None:
     """One statement per kind of write, not per channel: a fan-out plans thousands of deliveries."""
-    groups: dict[tuple[int, int, str], list[Route]] = defaultdict(list)
-    for r in routes:
-        groups[(r.guild_id, r.channel_id, r.group_key)].append(r)
+    groups = delivery_groups(routes)
     at = stamp(moment)
     unsent = await _unsent_deliveries(db, {key for _, _, key in groups})
     due_at = {
         digest: stamp(moment + timedelta(seconds=digest_hold if digest else hold)) for digest in (False, True)
     }
-    joins, starts = [], []
-    for (guild_id, channel_id, key), members in groups.items():
-        due = due_at[members[0].digest]
-        if (channel_id, key) in unsent:
-            joins.append((due, at, unsent[(channel_id, key)]))
-            report.joined += len(members)
-        else:
-            mention = members[0].mention_role_id
-            starts.append((guild_id, channel_id, key, new_nonce(), mention, due))
-            report.deliveries += 1
+    joins, starts = split_deliveries(groups, unsent, due_at, at, report)
     await db.executemany(
         "UPDATE deliveries SET due_at = $1, updated_at = $2 WHERE id = $3", sorted(joins, key=lambda j: j[2])
     )
@@ -607,11 +603,7 @@ async def _write_routes(
             at,
         )
         created.update(((channel_id, key), delivery_id) for delivery_id, channel_id, key in rows)
-    items = []
-    for (_, channel_id, key), members in groups.items():
-        delivery_id = unsent.get((channel_id, key)) or created[(channel_id, key)]
-        for m in members:
-            items.append((channel_id, m.milestone_id, delivery_id, pending[m.milestone_id].revision))
+    items = delivery_items(groups, {**created, **unsent}, pending)
     # A (channel, milestone) already delivered keeps its first delivery: never posted twice.
     if items:
         await db.execute(

@@ -30,6 +30,7 @@ from bot.store.interfaces import (
     SeriesUpdate,
 )
 from bot.store.postgres.connection import FOREVER, HISTORY, Conn, Pg
+from bot.store.shaping import Identities
 from bot.views import SeriesKey
 
 TRUNCATED = "…"
@@ -121,26 +122,6 @@ def context_json(context: Mapping[str, Any]) -> str:
 def moment() -> datetime:
     """A write's timestamp: UTC, whole seconds (as the SQLite engine keeps the outbox's)."""
     return datetime.now(UTC).replace(microsecond=0)
-
-
-class Identities:
-    """Title and series ids by key, kept between transactions; `forget()` after a rollback."""
-
-    def __init__(self) -> None:
-        self.title_ids: dict[str, int] = {}  # also a cut-short key -> the full title's id
-        self.title_keys: dict[int, str] = {}
-        self.title_names: dict[int, str] = {}
-        self.series_ids: dict[SeriesKey, int] = {}
-
-    def forget(self) -> None:
-        for table in (self.title_ids, self.title_keys, self.title_names, self.series_ids):
-            table.clear()
-
-    def remember_titles(self, rows: Iterable[Sequence]) -> None:
-        for title_id, key, name in rows:
-            self.title_ids[key] = title_id
-            self.title_keys[title_id] = key
-            self.title_names[title_id] = name
 
 
 class PostgresHistory:

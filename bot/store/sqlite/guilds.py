@@ -9,19 +9,26 @@ change another's. A delivery is one message: written 'planned' before anything i
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.announcer import policy as rules
-from bot.announcer.jobs import FAILED, SENT, Item, Job, Outcome, PlanReport, PostingHalt, new_nonce
+from bot.announcer.jobs import FAILED, SENT, Item, Job, Outcome, PlanReport, PostingHalt
 from bot.announcer.policy import ALL, Pending, Policy, Route, Watch
 from bot.store.interfaces import ShardScope
-from bot.store.shaping import HALTED, SETTINGS, policy_from_row
+from bot.store.shaping import (
+    HALTED,
+    SETTINGS,
+    delivery_groups,
+    delivery_items,
+    milestone_from_row,
+    policy_from_row,
+    split_deliveries,
+)
 from bot.store.sqlite.connection import VARIABLES, Db, chunks, placeholders, rows_placeholders
-from bot.store.sqlite.queries import MILESTONE_COLUMNS, MILESTONE_JOINS, milestone_from_row
+from bot.store.sqlite.queries import MILESTONE_COLUMNS, MILESTONE_JOINS
 
 __all__ = ["FAILED", "SqliteDeliveryQueue", "SqliteGuildConfig"]
 
@@ -507,38 +514,24 @@ async def _write_routes(
     report: PlanReport,
 ) -> None:
     """One statement per kind of write, not per channel: a fan-out plans thousands of deliveries."""
-    groups: dict[tuple[int, int, str], list[Route]] = defaultdict(list)
-    for r in routes:
-        groups[(r.guild_id, r.channel_id, r.group_key)].append(r)
+    groups = delivery_groups(routes)
     at = stamp(moment)
     unsent = await _unsent_deliveries(db, {key for _, _, key in groups})
     due_at = {
         digest: stamp(moment + timedelta(seconds=digest_hold if digest else hold)) for digest in (False, True)
     }
-    joins, starts = [], []
-    for (guild_id, channel_id, key), members in groups.items():
-        due = due_at[members[0].digest]
-        if (channel_id, key) in unsent:
-            joins.append((due, at, unsent[(channel_id, key)]))
-            report.joined += len(members)
-        else:
-            mention = members[0].mention_role_id
-            starts.append((guild_id, channel_id, key, new_nonce(), mention, due, at, at))
-            report.deliveries += 1
+    joins, starts = split_deliveries(groups, unsent, due_at, at, report)
     await db.executemany("UPDATE deliveries SET due_at = ?, updated_at = ? WHERE id = ?", joins)
     created: dict[tuple[int, str], int] = {}
-    for part in chunks(starts, VARIABLES // 8):
+    rows_to_add = [(*start, at, at) for start in starts]
+    for part in chunks(rows_to_add, VARIABLES // 8):
         rows = await db.fetch(
             "INSERT INTO deliveries (guild_id, channel_id, group_key, nonce, mention_role_id, due_at, "
             f"created_at, updated_at) VALUES {rows_placeholders(len(part), 8)} RETURNING id, channel_id, group_key",
             [value for row in part for value in row],
         )
         created.update(((channel_id, key), delivery_id) for delivery_id, channel_id, key in rows)
-    items = []
-    for (_, channel_id, key), members in groups.items():
-        delivery_id = unsent.get((channel_id, key)) or created[(channel_id, key)]
-        for m in members:
-            items.append((channel_id, m.milestone_id, delivery_id, pending[m.milestone_id].revision))
+    items = delivery_items(groups, {**created, **unsent}, pending)
     # A (channel, milestone) already delivered keeps its first delivery: never posted twice.
     await db.executemany(
         "INSERT INTO delivery_items (channel_id, milestone_id, delivery_id, revision) VALUES (?, ?, ?, ?) "

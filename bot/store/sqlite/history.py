@@ -19,6 +19,7 @@ from typing import Any
 from bot.model import PERIODS, WORLD, ChartKey, Entry, Milestone, Snapshot
 from bot.stats import TitleStats
 from bot.store.interfaces import CountryInputs, GroupKey, RunRecord, SeriesState, SeriesUpdate
+from bot.store.shaping import Identities
 from bot.store.sqlite.connection import VARIABLES, Db, chunks, placeholders, rows_placeholders
 from bot.views import SeriesKey
 
@@ -103,26 +104,6 @@ def context_json(context: Mapping[str, Any]) -> str:
             _CONTEXTS.clear()
         encoded = _CONTEXTS[text] = _CONTEXT_JSON.encode(dict(context))
     return encoded
-
-
-class Identities:
-    """Title and series ids by key, kept between transactions; `forget()` after a rollback."""
-
-    def __init__(self) -> None:
-        self.title_ids: dict[str, int] = {}  # also a cut-short key -> the full title's id
-        self.title_keys: dict[int, str] = {}
-        self.title_names: dict[int, str] = {}
-        self.series_ids: dict[SeriesKey, int] = {}
-
-    def forget(self) -> None:
-        for table in (self.title_ids, self.title_keys, self.title_names, self.series_ids):
-            table.clear()
-
-    def remember_titles(self, rows: Iterable[tuple[int, str, str]]) -> None:
-        for title_id, key, name in rows:
-            self.title_ids[key] = title_id
-            self.title_keys[title_id] = key
-            self.title_names[title_id] = name
 
 
 class SqliteHistory:

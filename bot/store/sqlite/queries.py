@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from bot.model import ALL_TIME, PERIODS, WORLD, ChartKey, Milestone, join_key
-from bot.store.shaping import choose_histories, countries_from, standings_from
+from bot.model import ALL_TIME, PERIODS, WORLD
+from bot.store.shaping import choose_histories, countries_from, milestone_from_row, standings_from
 from bot.store.sqlite.connection import Db, placeholders
 from bot.views import (
     ChartRow,
@@ -29,26 +28,6 @@ MILESTONE_COLUMNS = (
     "o.value, o.previous, o.detail, o.context"
 )
 MILESTONE_JOINS = "outbox o JOIN titles t ON t.id = o.title_id JOIN series s ON s.id = o.series_id"
-
-
-def milestone_from_row(row: Sequence) -> Milestone:
-    """A Milestone from the 13 columns of MILESTONE_COLUMNS (more may follow); its key is built from
-    the parts the database keeps unique."""
-    kind, source, service, region, category, period, day, key, title, value, previous, detail, context = row[
-        :13
-    ]
-    series = f"{service}|{region}|{category}|{period}"
-    return Milestone(
-        kind=kind,
-        chart=ChartKey(source, service, region, category, period, date.fromisoformat(day)),
-        title_key=key,
-        title=title,
-        value=value,
-        previous=previous,
-        key=join_key(day, kind, series, key, detail),
-        context=json.loads(context),
-        detail=detail,
-    )
 
 
 class SqliteChartQueries:
