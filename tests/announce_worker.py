@@ -28,6 +28,8 @@ from bot.announcer.engine import AnnouncerConfig
 from bot.client import ChartBot
 from bot.settings import Settings
 
+HERE = Path(__file__).resolve()  # run as a process of its own by `run_worker`
+
 FAST = AnnouncerConfig(
     interval=0.05,
     hold=0.0,
@@ -104,6 +106,26 @@ async def run(db: str, limit: float, until_blocked: bool = False) -> int:
         await bot.close()
         await task
     return 0
+
+
+async def run_worker(fake: Any, db: str | Path, *args: str) -> tuple[int, str]:
+    """Run this worker as a process of its own against `fake` (a FakeDiscord); (exit code, its log).
+    An exit other than 0 or a SIGKILL (`--kill-after-posts`) fails with the log's end."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(HERE),
+        str(db),
+        *args,
+        env={**os.environ, **fake.settings_env()},
+        cwd=HERE.parent.parent,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    log = output.decode(errors="replace")
+    if process.returncode not in (0, -signal.SIGKILL):
+        raise AssertionError(log[-3000:])
+    return process.returncode, log  # type: ignore[return-value]
 
 
 def main() -> int:

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import date
-from pathlib import Path
 
 import pytest
-from announce_worker import FAST, make_bot
+from announce_worker import FAST, make_bot, run_worker
 from engines import both_engines
 from fake_discord import MANAGE_GUILD, FakeChannel, FakeMember, FakeRole, SentMessage
 from fake_discord_ext import DeliveryFake
@@ -34,7 +31,6 @@ MODS, OTHER_MODS, OTHER_FANS = 830_000_000_000_000_100, 830_000_000_000_000_101,
 ALICE, CAROL = 830_000_000_000_001_000, 830_000_000_000_003_000
 AOUAD = "all of us are dead"
 JAN30, FEB6 = date(2022, 1, 30), date(2022, 2, 6)
-ROOT = Path(__file__).resolve().parent.parent
 
 AOUAD_JAN30 = [
     "All of Us Are Dead is No. 1 in 29 countries this week (of 94 reporting)",
@@ -420,25 +416,6 @@ async def test_a_failing_item_does_not_stop_the_announcer(
 
 
 # --- a crash between the POST and its record ---------------------------------------------------------------
-
-
-async def run_worker(fake: DeliveryFake, db: str, *args: str) -> tuple[int, str]:
-    """Run tests/announce_worker.py against the fake; (exit code, its log)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "tests" / "announce_worker.py"),
-        str(db),
-        *args,
-        env={**os.environ, **fake.settings_env()},
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 60)
-    log = output.decode(errors="replace")
-    if process.returncode not in (0, -signal.SIGKILL):
-        raise AssertionError(log[-3000:])
-    return process.returncode, log  # type: ignore[return-value]
 
 
 @pytest.mark.parametrize("nonce_dedupe", [True, False], ids=["discord-dedupes", "history-only"])

@@ -9,17 +9,15 @@ import asyncio
 import dataclasses
 import io
 import logging
-import os
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 
 import pytest
-from announce_worker import FAST, make_bot
+from announce_worker import FAST, make_bot, run_worker
 from fake_discord import (
     EMBED_LINKS,
     MANAGE_GUILD,
@@ -46,7 +44,6 @@ MODS, FANS, PINGABLE = 840_000_000_000_000_100, 840_000_000_000_000_101, 840_000
 ALICE = 840_000_000_000_002_000
 AOUAD = "all of us are dead"
 JAN30, FEB6 = date(2022, 1, 30), date(2022, 2, 6)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def channel_ids(count: int) -> list[int]:
@@ -326,25 +323,6 @@ async def test_a_role_losing_read_message_history_blocks_every_channel_until_it_
             await fake.send_role_update(GUILD, role.id)
             await until(lambda: settled(bot))  # type: ignore[arg-type]
         assert posts_in(fake, channels) == dict.fromkeys(channels, 1)
-
-
-async def run_worker(fake: DeliveryFake, db: Path, *args: str) -> tuple[int, str]:
-    """Run tests/announce_worker.py against the fake; (exit code, its log)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "tests" / "announce_worker.py"),
-        str(db),
-        *args,
-        env={**os.environ, **fake.settings_env()},
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 60)
-    log = output.decode(errors="replace")
-    if process.returncode not in (0, -signal.SIGKILL):
-        raise AssertionError(log[-3000:])
-    return process.returncode, log  # type: ignore[return-value]
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import shutil
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from announce_worker import FAST, make_bot
+from announce_worker import FAST, make_bot, run_worker
 from fake_discord import (
     MANAGE_GUILD,
     FakeChannel,
@@ -40,7 +38,6 @@ NEWS, TEXT = 850_000_000_000_000_010, 850_000_000_000_000_011
 MODS, ALICE = 850_000_000_000_000_100, 850_000_000_000_001_000
 JAN30, FEB6 = date(2022, 1, 30), date(2022, 2, 6)
 FEB6_HEADLINES = 4  # `/watch all`: four titles No. 1 worldwide (or in 10+ countries) that week
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -264,24 +261,6 @@ async def test_turning_publish_off_skips_the_posts_still_waiting(
         "skipped",
         "skipped",
     ]
-
-
-async def run_worker(fake: DeliveryFake, db: Path, *args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "tests" / "announce_worker.py"),
-        str(db),
-        *args,
-        env={**os.environ, **fake.settings_env()},
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 60)
-    log = output.decode(errors="replace")
-    if process.returncode not in (0, -signal.SIGKILL):
-        raise AssertionError(log[-3000:])
-    return process.returncode, log  # type: ignore[return-value]
 
 
 async def test_a_post_made_just_before_a_crash_is_published_after_it(
