@@ -25,7 +25,7 @@ from bot import milestones as detector
 from bot.model import ALL_TIME, PERIODS, WORLD, ChartKey, Milestone, Snapshot
 from bot.model import chart_digest as digest
 from bot.stats import TitleStats, advance, fold
-from bot.store import GroupKey, HistoryWrite, RunRecord, SeriesState, SeriesUpdate, Store
+from bot.store import CountryTally, GroupKey, HistoryWrite, RunRecord, SeriesState, SeriesUpdate, Store
 from bot.views import SeriesKey
 
 
@@ -109,6 +109,14 @@ async def ingest(
     return await Ingester(store).ingest(snapshots, news=news, countries=countries)
 
 
+@dataclass
+class _Chunk:
+    """Charts of one step of a batch, read for and then worked out series by series."""
+
+    step: IngestReport
+    work: list[_SeriesIngest]
+
+
 class Batch:
     """The steps of one history transaction, and what they did."""
 
@@ -123,6 +131,7 @@ class Batch:
         self.names: dict[str, str] = {}  # title key -> display title, of every title this batch met
         self.unsaved: dict[SeriesKey, dict[str, TitleStats]] = {}  # stats not written yet, newest
         self.unsaved_count = 0
+        self.tallies: dict[tuple[GroupKey, date], CountryTally] = {}  # new country charts, to be added
 
     async def keep_stats(self, series: SeriesKey, stats: Mapping[str, TitleStats]) -> None:
         """Stats to write before the transaction ends (read back from here until then)."""
@@ -161,18 +170,36 @@ class Batch:
         """Store charts; with `news`, detect the milestones of new newest periods. Returns this step's report.
 
         A long history (a first poll, a catch-up) goes in `chunk` charts at a time, oldest first, in
-        this same transaction; `progress(done)` is told how many charts are in after each."""
+        this same transaction; `progress(done)` is told how many charts are in after each. A chunk's
+        new charts are written after the next chunk's reads, while that chunk is worked out (the store
+        may write them behind, and its next statement waits for them)."""
         if len(snapshots) <= chunk:
             step = await self._add(snapshots, news=news)
             if progress is not None:
                 progress(len(snapshots))
             return step
-        ordered = sorted(snapshots, key=lambda s: s.key.date)
+        latest = {(s.key.series, s.key.date): s for s in snapshots}  # the last copy of a chart wins
+        ordered = sorted(latest.values(), key=lambda s: s.key.date)
         step = IngestReport()
+        held: _Chunk | None = None  # worked out and written, but for its new charts
         for start in range(0, len(ordered), chunk):
-            step.merge(await self._add(ordered[start : start + chunk], news=news))
-            if progress is not None:
-                progress(min(start + chunk, len(ordered)))
+            part = ordered[start : start + chunk]
+            lists = [s for s in part if s.key.period == ALL_TIME]
+            charts = [s for s in part if s.key.period != ALL_TIME]
+            current = await self._read_charts(charts, news=news) if charts else None
+            if held is not None:
+                step.merge(await self._add_new_charts(held))
+            if progress is not None and start:
+                progress(start)  # every chart before this part is in
+            if lists:
+                step.merge(await self._add_all_time(lists, news=news))
+            if current is not None:
+                await self._work_out(current)
+            held = current
+        if held is not None:
+            step.merge(await self._add_new_charts(held))
+        if progress is not None:
+            progress(len(ordered))
         return step
 
     async def _add(self, snapshots: Sequence[Snapshot], *, news: bool) -> IngestReport:
@@ -240,12 +267,18 @@ class Batch:
         return step
 
     async def _add_charts(self, snapshots: Sequence[Snapshot], *, news: bool) -> IngestReport:
+        chunk = await self._read_charts(snapshots, news=news)
+        await self._work_out(chunk)
+        return await self._add_new_charts(chunk)
+
+    async def _read_charts(self, snapshots: Sequence[Snapshot], *, news: bool) -> _Chunk:
+        """What the charts need of the store: titles, series, stored digests, previous ranks, stats."""
         step = IngestReport()
         latest: dict[tuple[SeriesKey, date], Snapshot] = {}
         for snapshot in snapshots:  # the last copy of a chart in a batch wins
             latest[(snapshot.key.series, snapshot.key.date)] = snapshot  # type: ignore[index]
         if not latest:
-            return step
+            return _Chunk(step, [])
         by_series: dict[SeriesKey, list[Snapshot]] = defaultdict(list)
         for snapshot in latest.values():
             by_series[snapshot.key.series].append(snapshot)  # type: ignore[index]
@@ -262,14 +295,24 @@ class Batch:
         work = [_SeriesIngest(self, step, states[key], identity, news) for key in by_series]
         await self._classify(work, by_series)
         await self._prefetch(work)
-        for series in work:
+        return _Chunk(step, work)
+
+    async def _work_out(self, chunk: _Chunk) -> None:
+        """Stats, records and news of the chunk's charts; everything written but its new charts."""
+        for series in chunk.work:
             await series.run()
-        await self._write(work)
-        touched = sorted({g for series in work for g in series.touched_groups})
-        if touched:
-            await self.tx.count_countries(touched)
-        self.report.merge(step)
-        return step
+        await self._write(chunk.work)
+
+    async def _add_new_charts(self, chunk: _Chunk) -> IngestReport:
+        """The chunk's new charts, and then the country periods they need counted again."""
+        charts = [chart for s in chunk.work for chart in s.new_charts]
+        if charts:
+            await self.tx.add_charts(charts)
+        recount = sorted({period for series in chunk.work for period in series.recount})
+        if recount:
+            await self.tx.count_countries(recount)
+        self.report.merge(chunk.step)
+        return chunk.step
 
     async def _classify(
         self, work: list[_SeriesIngest], by_series: Mapping[SeriesKey, list[Snapshot]]
@@ -297,7 +340,7 @@ class Batch:
             for series in work:
                 if series.key in before:
                     series.previous = previous.get(series.key)
-        wanted = {s.key: s.titles_to_load() for s in work if not s.is_new}
+        wanted = {s.key: s.stats_to_read() for s in work if not s.is_new}
         wanted = {key: titles for key, titles in wanted.items() if titles}
         if wanted:
             loaded = await self.tx.load_stats(wanted)
@@ -312,9 +355,13 @@ class Batch:
             self.names.update(await self.tx.title_names(missing))
 
     async def _write(self, work: list[_SeriesIngest]) -> None:
-        charts = [chart for s in work for chart in s.new_charts]
-        if charts:
-            await self.tx.add_charts(charts)
+        # a new country chart adds to its period's counts; a period with a chart stored late (a
+        # backfill, a revision) is counted again from its charts once they are all in
+        recount = {period for series in work for period in series.recount}
+        tallies = {period: tally for period, tally in self.tallies.items() if period not in recount}
+        self.tallies = {}
+        if tallies:
+            await self.tx.add_country_counts(tallies)
         for s in work:
             if s.dirty:
                 await self.keep_stats(s.key, {t: s.stats[t] for t in s.dirty})
@@ -383,7 +430,8 @@ class _SeriesIngest:
         memo = batch.memos.pop(self.key, None)  # back in remember() if still true
         self.memo = memo if memo is not None and memo.version == state.version else None
         self.stats: dict[str, TitleStats] = dict(self.memo.stats) if self.memo else {}
-        self.stats.update(batch.unsaved.get(self.key, {}))  # newer than the database's, until written
+        unsaved = batch.unsaved.get(self.key, {})  # newer than the database's, until written
+        self.stats.update((title, unsaved[title]) for title in self.stats.keys() & unsaved.keys())
         self.previous: dict[str, int] | None = self.memo.last_ranks if self.memo else None
         self.dirty: set[str] = set()
         self.fresh: list[Snapshot] = []
@@ -391,7 +439,7 @@ class _SeriesIngest:
         self.late: list[tuple[Snapshot, bool]] = []  # (chart, replaces a stored one)
         self.new_charts: list[tuple[Snapshot, str]] = []
         self.news_found: list[Milestone] = []
-        self.touched_groups: set[tuple[GroupKey, date]] = set()
+        self.recount: set[tuple[GroupKey, date]] = set()  # country periods with a chart stored late
         self.next_memo: _Memo | None = None
 
     def classify(self, charts: list[Snapshot], stored: Mapping[date, str]) -> None:
@@ -406,14 +454,27 @@ class _SeriesIngest:
                 self.late.append((snapshot, known is not None))
 
     def ranks_of(self, snapshot: Snapshot) -> dict[str, int]:
-        """Each title's best rank in the chart, under its stored identity."""
+        """Each title's best rank in the chart, under its stored identity, best first."""
         identity = self.identity
-        return {identity.get(key, key): rank for key, rank in snapshot.best_ranks().items()}
+        ranks: dict[str, int] = {}
+        for entry in snapshot.entries:  # in rank order: a title's first entry is its best
+            title = identity.get(entry.title_key, entry.title_key)
+            if title not in ranks:
+                ranks[title] = entry.rank
+        return ranks
 
-    def titles_to_load(self) -> set[str]:
-        """The titles whose stored stats the fresh charts need (and are not known already)."""
-        charted = {t for ranks in self.fresh_ranks for t in ranks}
-        return (charted | set(self.previous or ())) - set(self.stats)
+    def stats_to_read(self) -> set[str]:
+        """The titles whose stats the fresh charts need and are not known already: those this batch
+        changed are taken from what it has not written yet; the rest are to be read."""
+        wanted = {t for ranks in self.fresh_ranks for t in ranks}
+        wanted.update(self.previous or ())
+        wanted.difference_update(self.stats)
+        unsaved = self.batch.unsaved.get(self.key)
+        if unsaved:
+            for title in wanted & unsaved.keys():
+                self.stats[title] = unsaved[title]
+            wanted.difference_update(unsaved)
+        return wanted
 
     def names_needed(self) -> set[str]:
         needed = set(self.previous or ())
@@ -451,7 +512,9 @@ class _SeriesIngest:
                 revised_latest.append((snapshot, old_ranks))
             else:
                 self.report.backfilled += 1
-            self._touch_group(snapshot.key)
+            period = self._country_period(snapshot.key)
+            if period is not None:
+                self.recount.add(period)
         for snapshot, old_ranks in revised_latest:
             await self._detect_revision(snapshot, old_ranks)
         await self._recompute(affected)
@@ -532,7 +595,9 @@ class _SeriesIngest:
                     record_run = title_stats.longest_no1_run
             self.new_charts.append((snapshot, digest(snapshot)))
             self.report.entries += len(snapshot.entries)
-            self._touch_group(snapshot.key)
+            period = self._country_period(snapshot.key)
+            if period is not None:
+                self._tally(period, ranks)
             self.dirty.update(ranks)
             previous = ranks
         self.latest = self.fresh[-1].key.date
@@ -564,10 +629,24 @@ class _SeriesIngest:
         )
         return detector.detect_chart(change)
 
-    def _touch_group(self, key: ChartKey) -> None:
-        if key.region != WORLD:
-            self.touched_groups.add(((key.service, key.category, key.period), key.date))
-            self.report.country_periods[(key.service, key.category, key.period, key.date)] = key.source
+    def _country_period(self, key: ChartKey) -> tuple[GroupKey, date] | None:
+        """The period of the country charts a chart belongs to (None: a worldwide chart), noted as touched."""
+        if key.region == WORLD:
+            return None
+        self.report.country_periods[(key.service, key.category, key.period, key.date)] = key.source
+        return (key.service, key.category, key.period), key.date
+
+    def _tally(self, period: tuple[GroupKey, date], ranks: dict[str, int]) -> None:
+        """A country chart stored for the first time: what it adds to its period's counts."""
+        tally = self.batch.tallies.get(period)
+        if tally is None:
+            tally = self.batch.tallies[period] = CountryTally()
+        tally.charts += 1
+        tally.top10.update(ranks.keys())
+        for title, rank in ranks.items():  # best first: No. 1, if anyone, is the first
+            if rank == 1:
+                tally.no1[title] += 1
+            break
 
     def remember(self) -> None:
         """Keep this series' state for the next batch: what its newest chart left, or what it had."""

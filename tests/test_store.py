@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -12,9 +13,10 @@ from engines import both_engines
 
 from bot import milestones as detector
 from bot.ingest import Ingester, ingest
-from bot.model import ChartKey, Entry, make_snapshot
+from bot.model import ChartKey, Entry, Snapshot, make_snapshot
 from bot.sources.files import read_file
 from bot.store import SchemaError, Store, open_store
+from bot.store.sqlite.connection import Db
 from bot.store.sqlite.guilds import FLAG_EDITS
 from bot.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -89,9 +91,11 @@ async def test_country_counts_whatever_the_batches(countries, new_db):
         counted = await dump_derived(whole)
         await assert_aouad_story_countries(whole)
     async with await open_store(new_db()) as chunked:
+        seen: list[int] = []
         async with Ingester(chunked).batch() as batch:
-            await batch.add(countries, news=False, chunk=137)  # 94 countries a week: weeks split
+            await batch.add(countries, news=False, chunk=137, progress=seen.append)  # weeks split
         assert await dump_derived(chunked) == counted
+        assert seen == [*range(137, len(countries), 137), len(countries)]
     regions = sorted({s.key.region for s in countries})
     async with await open_store(new_db()) as halves:
         await ingest(halves, [s for s in countries if s.key.region in regions[::2]], news=False)
@@ -101,6 +105,37 @@ async def test_country_counts_whatever_the_batches(countries, new_db):
         async with halves.history.write() as tx:
             await tx.count_countries(sorted(periods))  # every period at once, from the rows
         assert await dump_derived(halves) == counted
+
+
+@both_engines
+async def test_country_counts_added_and_recounted_in_one_period(countries, new_db):
+    """A country chart stored for the first time adds to its period's counts; a backfill or a
+    revision has its period counted again from the charts. One batch that does all three in the same
+    two periods leaves the counts (and everything else) of one import of the charts as they end up."""
+    tv = [s for s in countries if s.key.category == "tv"]
+    weeks = sorted({s.key.date for s in tv})[-2:]
+    regions = sorted({s.key.region for s in tv})
+    late, backfilled, revised = regions[0], regions[1], regions[2]
+    original = next(s for s in tv if s.key.region == revised and s.key.date == weeks[1])
+    first, second, *rest = original.entries
+    correction = Snapshot(original.key, (replace(second, rank=1), replace(first, rank=2), *rest))
+    held_back = [
+        s
+        for s in tv
+        if (s.key.region == late and s.key.date in weeks)
+        or (s.key.region == backfilled and s.key.date == weeks[0])
+    ]
+    kept = [s for s in tv if all(s is not held for held in held_back)]
+    async with await open_store(new_db()) as once:
+        await ingest(once, [correction if s is original else s for s in tv], news=False)
+        expected = await dump_derived(once)
+    async with await open_store(new_db()) as twice:
+        await ingest(twice, kept, news=False)
+        step = await ingest(twice, [*held_back, correction], news=False)
+        assert (step.added, step.replaced, step.backfilled) == (3, 1, 2)
+        assert await dump_derived(twice) == expected
+    counted = {(row[3], row[4]): row[5:] for row in expected["countries"]}
+    assert counted[(str(weeks[1]), first.title_key)] != counted.get((str(weeks[1]), second.title_key))
 
 
 async def assert_aouad_story_countries(store: Store) -> None:
@@ -194,6 +229,81 @@ async def test_a_failing_ingest_leaves_nothing_behind(monkeypatch, countries, ne
         monkeypatch.undo()
         report = await ingest(store, countries[:400])  # the same store works on: nothing stale was kept
         assert report.added == 400
+
+
+async def test_a_write_left_behind_fails_its_own_transaction_only(tmp_path):
+    """A statement left to run in the driver's thread (a chunk's entries) that fails: its error is the
+    queuing task's, at its next statement or at its commit; another task reading meanwhile waits for
+    the write but is not handed the error; and the transaction rolls back whole."""
+    db = await Db.connect(str(tmp_path / "behind.sqlite3"))
+    try:
+        await db.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        with pytest.raises(sqlite3.IntegrityError):
+            async with db.transaction():
+                await db.execute("INSERT INTO t VALUES (1)")
+                await db.write_behind("INSERT INTO t VALUES (1)")
+                reader = asyncio.create_task(db.fetch("SELECT count(*) FROM t"))
+                assert await asyncio.gather(reader, return_exceptions=True) == [[(1,)]]
+                await db.fetch("SELECT 1")
+                pytest.fail("the queuing task's next statement raises the error")
+        with pytest.raises(sqlite3.IntegrityError):
+            async with db.transaction():
+                await db.execute("INSERT INTO t VALUES (2)")
+                await db.write_behind("INSERT INTO t VALUES (2)")
+        assert await db.fetch("SELECT count(*) FROM t") == [(0,)]
+        async with db.transaction():
+            await db.write_behind("INSERT INTO t VALUES (3)")
+        assert await db.fetch("SELECT n FROM t") == [(3,)]
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize("chunk", [2_000, 137])
+async def test_entries_failing_in_the_drivers_thread_leave_nothing(countries, tmp_path, chunk):
+    """The entries of a chunk are written behind while the next is worked out; when SQLite refuses
+    them, the import fails and nothing of it is kept (in one step, and in chunks)."""
+    async with await open_store(tmp_path / "refused.sqlite3") as store:
+        await store.fetch_all(
+            "CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN NEW.rank = 7 AND NEW.chart_id > 300 "
+            "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+        )
+        with pytest.raises(sqlite3.IntegrityError, match="disk on fire"):
+            async with Ingester(store).batch() as batch:
+                await batch.add(countries, news=False, chunk=chunk)
+        for table in ("charts", "entries", "title_stats", "titles", "series", "country_counts"):
+            assert await store.fetch_all(f"SELECT count(*) FROM {table}") == [(0,)], table
+        await store.fetch_all("DROP TRIGGER refuse")
+        assert (await ingest(store, countries, news=False)).added == len(countries)
+
+
+@both_engines
+async def test_figures_come_back_exactly(new_db):
+    """Every figure is stored bit for bit (SQLite takes a chunk's entries as JSON text)."""
+    points = [1 / 3, 0.1 + 0.2, 2.675, 1.8333333333333333, 123456.789, 1e-7, 1e22, 4.35, 0.3, 5e-5]
+    entries = [
+        Entry.make(rank, f"Show {rank}", points=p, runtime=p * 7, hours=rank * 1_000_003, views=2**53 + rank)
+        for rank, p in enumerate(points, start=1)
+    ]
+    snapshot = make_snapshot(ChartKey("file", "netflix", "us", "tv", "week", date(2022, 1, 2)), entries)
+    async with await open_store(new_db()) as store:
+        await ingest(store, [snapshot])
+        stored = await store.fetch_all("SELECT points, runtime, hours, views FROM entries ORDER BY rank")
+    assert stored == [(e.points, e.runtime, e.hours, e.views) for e in entries]
+
+
+@both_engines
+async def test_a_chart_given_twice_in_a_long_batch_is_stored_as_last_given(countries, new_db):
+    middle = countries[len(countries) // 2]
+    first, second, *rest = middle.entries
+    correction = Snapshot(middle.key, (replace(second, rank=1), replace(first, rank=2), *rest))
+    async with await open_store(new_db()) as once:
+        await ingest(once, [correction if s is middle else s for s in countries], news=False)
+        expected = await dump_derived(once)
+    async with await open_store(new_db()) as twice:
+        async with Ingester(twice).batch() as batch:
+            step = await batch.add([*countries, correction], news=False, chunk=137)
+        assert (step.added, step.replaced) == (len(countries), 0)
+        assert await dump_derived(twice) == expected
 
 
 async def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path):

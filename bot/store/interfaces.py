@@ -30,6 +30,7 @@ starts at the high-water mark of milestone ids, taken when no history write is i
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -97,6 +98,16 @@ class SeriesUpdate:
     key: SeriesKey
     latest: date | None
     record: RunRecord | None
+
+
+@dataclass(slots=True)
+class CountryTally:
+    """What country charts stored for the first time add to one period of a group: how many charts,
+    and per title (its stored key) in how many of them it is No. 1 and in the top 10."""
+
+    charts: int = 0
+    no1: Counter[str] = field(default_factory=Counter)
+    top10: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +331,11 @@ class HistoryWrite(Protocol):
     # country aggregates
     async def count_countries(self, periods: Iterable[tuple[GroupKey, date]]) -> None:
         """Recount, for each period of a group, each title's countries at No. 1 and in the top 10."""
+        ...
+
+    async def add_country_counts(self, tallies: Mapping[tuple[GroupKey, date], CountryTally]) -> None:
+        """Add to each period's counts what its charts stored for the first time contribute. A chart
+        that replaced another, or was stored without a tally, needs `count_countries` instead."""
         ...
 
     async def country_inputs(self, group: GroupKey, day: date, floor: int) -> CountryInputs: ...

@@ -16,6 +16,7 @@ from bot.announcer.policy import ALL, Pending, Policy, Route
 from bot.milestones import MIN_REPORTING
 from bot.model import PERIODS, WORLD, ChartKey, Milestone, join_key
 from bot.stats import fold
+from bot.store.interfaces import CountryTally, GroupKey
 from bot.views import CountryCount, RankHistory, SeriesKey, Standing
 
 
@@ -167,6 +168,20 @@ class Identities:
             self.title_ids[key] = title_id
             self.title_keys[title_id] = key
             self.title_names[title_id] = name
+
+
+def tally_rows(
+    tallies: Mapping[tuple[GroupKey, date], CountryTally],
+) -> tuple[list[tuple[str, str, str, date, str, int, int]], list[tuple[str, str, str, date, int]]]:
+    """Country tallies as rows to add: (group, date, title key, at No. 1, in the top 10) and (group,
+    date, charts), in key order (neighbours in the table's primary key are written together)."""
+    counts = []
+    periods = []
+    for (group, day), tally in sorted(tallies.items()):
+        periods.append((*group, day, tally.charts))
+        no1 = tally.no1
+        counts.extend((*group, day, title, no1[title], top10) for title, top10 in tally.top10.items())
+    return counts, periods
 
 
 # --- planning: routes into deliveries --------------------------------------------------------------------

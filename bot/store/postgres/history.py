@@ -24,13 +24,14 @@ from bot.stats import TitleStats
 from bot.store.interfaces import (
     HISTORY_CHANGED,
     CountryInputs,
+    CountryTally,
     GroupKey,
     RunRecord,
     SeriesState,
     SeriesUpdate,
 )
 from bot.store.postgres.connection import FOREVER, HISTORY, Conn, Pg
-from bot.store.shaping import Identities
+from bot.store.shaping import Identities, tally_rows
 from bot.views import SeriesKey
 
 TRUNCATED = "…"
@@ -68,6 +69,18 @@ INSERT_OUTBOX = (
 INSERT_ENTRIES = (
     f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) SELECT * FROM unnest($1::int[], $2::int[], $3::int[], "
     "$4::text[], $5::float8[], $6::bigint[], $7::bigint[], $8::float8[], $9::int[], $10::int[])"
+)
+ADD_COUNTRY_COUNTS = (
+    "INSERT INTO country_counts (service, category, period, date, title_id, no1, top10) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::int[], $6::int[], $7::int[]) "
+    "ON CONFLICT (service, category, period, date, title_id) DO UPDATE SET "
+    "no1 = country_counts.no1 + excluded.no1, top10 = country_counts.top10 + excluded.top10"
+)
+ADD_COUNTRY_PERIODS = (
+    "INSERT INTO country_periods (service, category, period, date, reporting) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::int[]) "
+    "ON CONFLICT (service, category, period, date) DO UPDATE SET "
+    "reporting = country_periods.reporting + excluded.reporting"
 )
 COPY_AT = 500  # entries from which COPY beats one INSERT of arrays
 
@@ -528,6 +541,15 @@ class PostgresHistoryWrite:
             day,
             WORLD,
         )
+
+    async def add_country_counts(self, tallies: Mapping[tuple[GroupKey, date], CountryTally]) -> None:
+        counts, periods = tally_rows(tallies)
+        title_ids = await self._title_ids({row[4] for row in counts})
+        if counts:
+            rows = [(s, c, p, d, title_ids[t], no1, top10) for s, c, p, d, t, no1, top10 in counts]
+            await self.db.execute(ADD_COUNTRY_COUNTS, *columns(rows, 7))
+        if periods:
+            await self.db.execute(ADD_COUNTRY_PERIODS, *columns(periods, 5))
 
     async def country_inputs(self, group: GroupKey, day: date, floor: int) -> CountryInputs:
         db = self.db

@@ -2,6 +2,11 @@
 
 Every statement goes through `Db`, so that a driver error leaves the engine as one of the store's own
 errors (`bot.store.interfaces`): callers never see `sqlite3`.
+
+Statements run one after another in aiosqlite's thread, in the order they were given. A write whose
+result nobody needs may be left to run there while the caller goes on (`write_behind`): the next
+statement waits for it first, and a transaction commits only after it. Its error is the queuing
+task's: raised at that task's next statement, or instead of its commit.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ class Db:
         self.conn = conn
         self.path = path
         self.write_lock = asyncio.Lock()
+        self.behind: list[asyncio.Future[Any]] = []  # writes queued in the driver's thread, not waited for
+        self.behind_for: asyncio.Task[Any] | None = None  # the task that queued them
+        self.behind_error: BaseException | None = None  # the first of them that failed, not yet raised
 
     @classmethod
     async def connect(cls, path: str) -> Db:
@@ -75,9 +83,38 @@ class Db:
         await conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
 
     async def close(self) -> None:
+        await self.settle()
         await self.conn.close()
 
+    async def write_behind(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Queue one statement and go on without waiting for it. One statement runs in sqlite3 without
+        holding the GIL (an `executemany` takes it back for every row), so the caller's Python runs
+        beside it; it pays when that statement is long."""
+        await self.caught_up()
+        self.behind_for = asyncio.current_task()
+        self.behind.append(asyncio.ensure_future(self.conn.execute_fetchall(sql, params)))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the task puts the statement in the driver's queue
+
+    async def caught_up(self) -> None:
+        """Wait for the writes queued behind. If one failed, its error is raised to the task that
+        queued it (as the store's own error); anyone else just waited."""
+        if self.behind:
+            queued, self.behind = self.behind, []
+            for outcome in await asyncio.gather(*queued, return_exceptions=True):
+                if isinstance(outcome, BaseException) and self.behind_error is None:
+                    self.behind_error = outcome
+        if self.behind_error is not None and asyncio.current_task() is self.behind_for:
+            error, self.behind_error = self.behind_error, None
+            raise translate(error) from error
+
+    async def settle(self) -> None:
+        """Wait for the writes queued behind, whatever became of them (a rollback or a close follows)."""
+        queued, self.behind = self.behind, []
+        await asyncio.gather(*queued, return_exceptions=True)
+        self.behind_for, self.behind_error = None, None
+
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        await self.caught_up()
         try:
             return list(await self.conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
         except Exception as exc:
@@ -93,6 +130,7 @@ class Db:
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement; returns how many rows it changed."""
+        await self.caught_up()
         try:
             cursor = await self.conn.execute(sql, params)
             count = cursor.rowcount
@@ -105,10 +143,18 @@ class Db:
         rows = list(rows)
         if not rows:
             return
+        await self.caught_up()
         try:
             await self.conn.executemany(sql, rows)
         except Exception as exc:
             raise translate(exc) from exc
+
+    async def executemany_changed(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """`executemany`, answering how many rows it changed."""
+        await self.caught_up()
+        before = self.conn.total_changes
+        await self.executemany(sql, rows)
+        return self.conn.total_changes - before
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Db]:
@@ -119,10 +165,13 @@ class Db:
             await self.execute("BEGIN IMMEDIATE")
             try:
                 yield self
+                await self.caught_up()
             except BaseException:
+                await self.settle()
                 with contextlib.suppress(Exception):  # a broken connection: the transaction went with it
                     await self.conn.rollback()
                 raise
+            self.behind_for = None
             await self.execute("COMMIT")
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from bot.model import PERIODS, WORLD, ChartKey, Entry, Milestone, Snapshot
 from bot.stats import TitleStats
-from bot.store.interfaces import CountryInputs, GroupKey, RunRecord, SeriesState, SeriesUpdate
-from bot.store.shaping import Identities
+from bot.store.interfaces import CountryInputs, CountryTally, GroupKey, RunRecord, SeriesState, SeriesUpdate
+from bot.store.shaping import Identities, tally_rows
 from bot.store.sqlite.connection import VARIABLES, Db, chunks, placeholders, rows_placeholders
 from bot.views import SeriesKey
 
@@ -47,10 +47,29 @@ INSERT_ENTRY = (
     "INSERT INTO entries (chart_id, rank, title_id, season, points, hours, views, runtime, weeks_reported, "
     "window_days) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+INSERT_ENTRIES_FROM_JSON = (
+    "INSERT INTO entries (chart_id, rank, title_id, season, points, hours, views, runtime, weeks_reported, "
+    "window_days) SELECT "
+    + ", ".join(f"json_extract(value, '$[{column}]')" for column in range(10))
+    + " FROM json_each(?)"
+)
+_ENTRIES_JSON = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+)
 INSERT_OUTBOX = (
     "INSERT INTO outbox (title_id, series_id, date, kind, detail, scope, source, value, previous, context, "
     "created_at, read_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (title_id, series_id, date, kind, detail) DO NOTHING"
+)
+
+ADD_COUNTRY_COUNTS = (
+    "INSERT INTO country_counts (service, category, period, date, title_id, no1, top10) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (service, category, period, date, title_id) "
+    "DO UPDATE SET no1 = no1 + excluded.no1, top10 = top10 + excluded.top10"
+)
+ADD_COUNTRY_PERIOD = (
+    "INSERT INTO country_periods (service, category, period, date, reporting) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (service, category, period, date) DO UPDATE SET reporting = reporting + excluded.reporting"
 )
 
 
@@ -364,7 +383,9 @@ class SqliteHistoryWrite:
         for snapshot, _ in charts:
             chart_id = chart_ids[(series_ids[snapshot.key.series], iso(snapshot.key.date))]  # type: ignore[index]
             entries.extend(_entry_rows(chart_id, snapshot, title_ids))
-        await self.db.executemany(INSERT_ENTRY, entries)
+        # one statement over a JSON array, written behind: the caller's Python runs while SQLite stores
+        # a chunk's entries (an executemany would hold the GIL for every row)
+        await self.db.write_behind(INSERT_ENTRIES_FROM_JSON, (_ENTRIES_JSON.encode(entries),))
 
     async def replace_chart(self, snapshot: Snapshot, digest: str) -> None:
         chart_id = await self._chart_id(snapshot.key.series, snapshot.key.date)  # type: ignore[arg-type]
@@ -497,6 +518,15 @@ class SqliteHistoryWrite:
             [*values, WORLD],
         )
 
+    async def add_country_counts(self, tallies: Mapping[tuple[GroupKey, date], CountryTally]) -> None:
+        counts, periods = tally_rows(tallies)
+        title_ids = await self._title_ids({row[4] for row in counts})
+        await self.db.executemany(
+            ADD_COUNTRY_COUNTS,
+            [(s, c, p, iso(d), title_ids[t], no1, top10) for s, c, p, d, t, no1, top10 in counts],
+        )
+        await self.db.executemany(ADD_COUNTRY_PERIOD, [(s, c, p, iso(d), n) for s, c, p, d, n in periods])
+
     async def country_inputs(self, group: GroupKey, day: date, floor: int) -> CountryInputs:
         db = self.db
         where = "service = ? AND category = ? AND period = ?"
@@ -583,12 +613,10 @@ class SqliteHistoryWrite:
         if not found:
             return []
         rows = await self._milestone_rows(found, scope)
-        if new_period:
-            before = self.db.conn.total_changes
-            await self.db.executemany(INSERT_OUTBOX, rows)
-            if self.db.conn.total_changes - before == len(rows):
-                return list(found)
-            # some were stored already after all: the careful way tells new from changed from the same
+        # news of a new period is new, unless some was stored already after all: then the careful way
+        # below tells new from changed from the same
+        if new_period and await self.db.executemany_changed(INSERT_OUTBOX, rows) == len(rows):
+            return list(found)
         stored = await self._stored_news(rows)
         written, new, revised = [], [], []
         for milestone, row in zip(found, rows, strict=True):
