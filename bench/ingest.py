@@ -33,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import history
 
-from bot.ingest import ingest
+from bot.ingest import Ingester, ingest
 from bot.model import Snapshot
 from bot.store import is_postgres_url, open_store, redact
 
@@ -192,9 +192,10 @@ async def import_all(days: list[list[Snapshot]], target: str) -> float:
 
 async def day_by_day(days: list[list[Snapshot]], target: str) -> float:
     async with await open_store(target) as store:
+        ingester = Ingester(store)  # as the poller: one ingester keeps each series' state between days
         start = time.perf_counter()
         for charts in days:
-            await ingest(store, charts, news=False)
+            await ingester.ingest(charts, news=False)
         return time.perf_counter() - start
 
 
