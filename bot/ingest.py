@@ -455,13 +455,7 @@ class _SeriesIngest:
 
     def ranks_of(self, snapshot: Snapshot) -> dict[str, int]:
         """Each title's best rank in the chart, under its stored identity, best first."""
-        identity = self.identity
-        ranks: dict[str, int] = {}
-        for entry in snapshot.entries:  # in rank order: a title's first entry is its best
-            title = identity.get(entry.title_key, entry.title_key)
-            if title not in ranks:
-                ranks[title] = entry.rank
-        return ranks
+        return snapshot.best_ranks(self.identity)
 
     def stats_to_read(self) -> set[str]:
         """The titles whose stats the fresh charts need and are not known already: those this batch

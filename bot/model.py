@@ -165,12 +165,14 @@ class Snapshot:
         """A full Top 10: only a complete chart may say that a title left it."""
         return [e.rank for e in self.entries] == list(range(1, CHART_SIZE + 1))
 
-    def best_ranks(self) -> dict[str, int]:
-        """title_key -> best rank in this chart (two seasons of one show may both chart)."""
+    def best_ranks(self, identity: Mapping[str, str] | None = None) -> dict[str, int]:
+        """title_key -> best rank in this chart, best first (two seasons of one show may both chart).
+        `identity` names titles by other keys (the ingest's: each title's stored key)."""
         best: dict[str, int] = {}
-        for entry in self.entries:
-            if entry.rank < best.get(entry.title_key, CHART_SIZE + 1):
-                best[entry.title_key] = entry.rank
+        for entry in self.entries:  # in rank order: a title's first entry is its best
+            key = entry.title_key if identity is None else identity.get(entry.title_key, entry.title_key)
+            if key not in best:
+                best[key] = entry.rank
         return best
 
 
