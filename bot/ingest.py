@@ -115,6 +115,7 @@ class _Chunk:
 
     step: IngestReport
     work: list[_SeriesIngest]
+    charts: set[tuple[SeriesKey, date]]  # every chart of the chunk, by series and date
 
 
 class Batch:
@@ -132,6 +133,7 @@ class Batch:
         self.unsaved: dict[SeriesKey, dict[str, TitleStats]] = {}  # stats not written yet, newest
         self.unsaved_count = 0
         self.tallies: dict[tuple[GroupKey, date], CountryTally] = {}  # new country charts, to be added
+        self.held: _Chunk | None = None  # worked out and written but for its new charts (see `add`)
 
     async def keep_stats(self, series: SeriesKey, stats: Mapping[str, TitleStats]) -> None:
         """Stats to write before the transaction ends (read back from here until then)."""
@@ -155,6 +157,7 @@ class Batch:
 
     async def finish(self) -> None:
         """What must be written before the transaction commits."""
+        await self.add_held()
         await self.save_stats()
 
     # --- charts -----------------------------------------------------------------------------------
@@ -170,47 +173,44 @@ class Batch:
         """Store charts; with `news`, detect the milestones of new newest periods. Returns this step's report.
 
         A long history (a first poll, a catch-up) goes in `chunk` charts at a time, oldest first, in
-        this same transaction; `progress(done)` is told how many charts are in after each. A chunk's
-        new charts are written after the next chunk's reads, while that chunk is worked out (the store
-        may write them behind, and its next statement waits for them)."""
-        if len(snapshots) <= chunk:
-            step = await self._add(snapshots, news=news)
-            if progress is not None:
-                progress(len(snapshots))
-            return step
+        this same transaction; `progress(done)` is told how many charts are in after each. The new
+        charts of a chunk are handed to the store only after the next chunk (of this call or the
+        next) is read, and that chunk is worked out while the store writes them: SQLite writes their
+        entries in its own thread (`HistoryWrite` reads wait for them)."""
         latest = {(s.key.series, s.key.date): s for s in snapshots}  # the last copy of a chart wins
         ordered = sorted(latest.values(), key=lambda s: s.key.date)
         step = IngestReport()
-        held: _Chunk | None = None  # worked out and written, but for its new charts
         for start in range(0, len(ordered), chunk):
             part = ordered[start : start + chunk]
             lists = [s for s in part if s.key.period == ALL_TIME]
             charts = [s for s in part if s.key.period != ALL_TIME]
+            if self.held is not None and not self.held.charts.isdisjoint(
+                (s.key.series, s.key.date) for s in charts
+            ):
+                await self.add_held()  # a chart given again: its first copy is stored first
             current = await self._read_charts(charts, news=news) if charts else None
-            if held is not None:
-                step.merge(await self._add_new_charts(held))
-            if progress is not None and start:
-                progress(start)  # every chart before this part is in
+            await self.add_held()
             if lists:
                 step.merge(await self._add_all_time(lists, news=news))
             if current is not None:
-                await self._work_out(current)
-            held = current
-        if held is not None:
-            step.merge(await self._add_new_charts(held))
-        if progress is not None:
-            progress(len(ordered))
+                step.merge(await self._work_out(current))
+                self.held = current
+            if progress is not None:
+                progress(start + len(part))
         return step
 
-    async def _add(self, snapshots: Sequence[Snapshot], *, news: bool) -> IngestReport:
-        lists = [s for s in snapshots if s.key.period == ALL_TIME]
-        if lists:
-            step = await self._add_all_time(lists, news=news)
-            charts = [s for s in snapshots if s.key.period != ALL_TIME]
-            if charts:
-                step.merge(await self._add_charts(charts, news=news))
-            return step
-        return await self._add_charts(snapshots, news=news)
+    async def add_held(self) -> None:
+        """The new charts of the chunk worked out last, and then the country periods it needs counted
+        again. Before anything that reads what they hold."""
+        held, self.held = self.held, None
+        if held is None:
+            return
+        charts = [chart for s in held.work for chart in s.new_charts]
+        if charts:
+            await self.tx.add_charts(charts)
+        recount = sorted({period for series in held.work for period in series.recount})
+        if recount:
+            await self.tx.count_countries(recount)
 
     async def _add_all_time(self, snapshots: Sequence[Snapshot], *, news: bool) -> IngestReport:
         """Netflix's all-time lists: versions of a list, dated by when they were read. No running
@@ -266,11 +266,6 @@ class Batch:
         self.report.merge(step)
         return step
 
-    async def _add_charts(self, snapshots: Sequence[Snapshot], *, news: bool) -> IngestReport:
-        chunk = await self._read_charts(snapshots, news=news)
-        await self._work_out(chunk)
-        return await self._add_new_charts(chunk)
-
     async def _read_charts(self, snapshots: Sequence[Snapshot], *, news: bool) -> _Chunk:
         """What the charts need of the store: titles, series, stored digests, previous ranks, stats."""
         step = IngestReport()
@@ -278,7 +273,7 @@ class Batch:
         for snapshot in snapshots:  # the last copy of a chart in a batch wins
             latest[(snapshot.key.series, snapshot.key.date)] = snapshot  # type: ignore[index]
         if not latest:
-            return _Chunk(step, [])
+            return _Chunk(step, [], set())
         by_series: dict[SeriesKey, list[Snapshot]] = defaultdict(list)
         for snapshot in latest.values():
             by_series[snapshot.key.series].append(snapshot)  # type: ignore[index]
@@ -295,22 +290,13 @@ class Batch:
         work = [_SeriesIngest(self, step, states[key], identity, news) for key in by_series]
         await self._classify(work, by_series)
         await self._prefetch(work)
-        return _Chunk(step, work)
+        return _Chunk(step, work, set(latest))
 
-    async def _work_out(self, chunk: _Chunk) -> None:
+    async def _work_out(self, chunk: _Chunk) -> IngestReport:
         """Stats, records and news of the chunk's charts; everything written but its new charts."""
         for series in chunk.work:
             await series.run()
         await self._write(chunk.work)
-
-    async def _add_new_charts(self, chunk: _Chunk) -> IngestReport:
-        """The chunk's new charts, and then the country periods they need counted again."""
-        charts = [chart for s in chunk.work for chart in s.new_charts]
-        if charts:
-            await self.tx.add_charts(charts)
-        recount = sorted({period for series in chunk.work for period in series.recount})
-        if recount:
-            await self.tx.count_countries(recount)
         self.report.merge(chunk.step)
         return chunk.step
 
@@ -378,6 +364,7 @@ class Batch:
 
     async def detect_countries(self, group: GroupKey, day: date, source: str) -> list[Milestone]:
         """Aggregate milestones for one complete period of a group; nothing for a backfill or a baseline."""
+        await self.add_held()
         inputs = await self.tx.country_inputs(group, day, detector.NO1_COUNTRIES_FLOOR)
         if inputs.newest != day or inputs.reporting is None or inputs.previous_reporting is None:
             return []

@@ -306,6 +306,24 @@ async def test_a_chart_given_twice_in_a_long_batch_is_stored_as_last_given(count
         assert await dump_derived(twice) == expected
 
 
+@both_engines
+async def test_a_chart_given_again_in_the_next_step_of_a_batch_revises_the_first(countries, new_db):
+    """A step's last chunk waits for the next step to be read before its new charts are handed over;
+    a chart given again in that next step is stored after its first copy, as its revision."""
+    newest = sorted(countries, key=lambda s: s.key.date)[-1]  # in the last chunk
+    first, second, *rest = newest.entries
+    correction = Snapshot(newest.key, (replace(second, rank=1), replace(first, rank=2), *rest))
+    async with await open_store(new_db()) as once:
+        await ingest(once, [correction if s is newest else s for s in countries], news=False)
+        expected = await dump_derived(once)
+    async with await open_store(new_db()) as twice:
+        async with Ingester(twice).batch() as batch:
+            await batch.add(countries, news=False, chunk=137)
+            step = await batch.add([correction], news=False)
+        assert (step.added, step.replaced) == (0, 1)
+        assert await dump_derived(twice) == expected
+
+
 async def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path):
     """SQLite's PRAGMAs (PostgreSQL's schema_version: tests/test_postgres.py)."""
     path = tmp_path / "chart.sqlite3"
