@@ -29,6 +29,7 @@ from bot.client import ChartBot
 from bot.ingest import Ingester, ingest
 from bot.model import ChartKey, Entry, Snapshot, make_snapshot
 from bot.settings import Settings
+from bot.sources.files import read_file
 from bot.store import (
     DatabaseUnavailable,
     SchemaError,
@@ -245,6 +246,41 @@ async def test_two_replays_at_once_store_each_milestone_once(db_target: str, new
     assert ours == theirs and len(ours["outbox"]) > 1000
     lines = [line for out in printed for line in out.splitlines()]
     assert len(lines) == len(set(lines)) == len(theirs["outbox"])  # each milestone printed once, by one
+
+
+async def test_a_write_that_doubles_the_history_leaves_fresh_planner_statistics(db_target: str) -> None:
+    """Autovacuum would analyze the new rows a minute later at best; until then the country news
+    were planned as if the tables were empty (the whole group's history read by the wrong index
+    every period). A write that doubles the history, from 10,000 entries on, analyzes it at once."""
+    countries = read_file(COUNTRIES)
+
+    async def estimated_entries(store: Store) -> float:
+        rows = await store.fetch_all(
+            "SELECT reltuples FROM pg_class WHERE relname = 'entries' AND relnamespace = current_schema()::regnamespace"
+        )
+        return rows[0][0]
+
+    async with await open_store(db_target) as store:
+        await ingest(store, countries[:10], news=False)
+        assert await estimated_entries(store) != 100  # 100 entries: not analyzed for so few
+        await ingest(store, countries[10:], news=False)
+        stored = (await store.fetch_all("SELECT count(*) FROM entries"))[0][0]
+        assert stored > 20_000 and await estimated_entries(store) == stored
+
+
+async def test_statistics_that_cannot_be_taken_do_not_fail_the_write(
+    db_target: str, monkeypatch, caplog
+) -> None:
+    """The write has committed when its tables are analyzed: a refused ANALYZE is logged, no more."""
+    from bot.store.postgres.history import PostgresHistory
+
+    monkeypatch.setattr(PostgresHistory, "HISTORY_TABLES", ("no_such_table",))
+    async with await open_store(db_target) as store:
+        with caplog.at_level(logging.WARNING):
+            report = await ingest(store, read_file(COUNTRIES), news=False)
+        assert report.added == 2_162
+        assert await store.fetch_all("SELECT count(*) FROM charts") == [(2_162,)]
+    assert "could not analyze the history tables" in caplog.text
 
 
 async def test_a_killed_import_leaves_nothing_of_its_file(db_target: str) -> None:

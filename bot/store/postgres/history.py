@@ -13,6 +13,7 @@ costs a dozen round trips; entries go in with COPY.
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -29,12 +30,14 @@ from bot.store.interfaces import (
     RunRecord,
     SeriesState,
     SeriesUpdate,
+    StoreError,
 )
 from bot.store.postgres.connection import FOREVER, HISTORY, Conn, Pg
 from bot.store.shaping import Identities, tally_rows
 from bot.views import SeriesKey
 
 TRUNCATED = "…"
+log = logging.getLogger(__name__)
 END_OF_TIME = date(9999, 12, 31)
 ENTRY_COLUMNS = (
     "chart_id",
@@ -138,11 +141,21 @@ def moment() -> datetime:
 
 
 class PostgresHistory:
-    """`ChartHistory`: one history write at a time across every process (the HISTORY lock)."""
+    """`ChartHistory`: one history write at a time across every process (the HISTORY lock).
+
+    A history that has doubled since its statistics were taken (from ANALYZE_FROM entries on) is
+    analyzed as soon as the write that doubled it commits. Autovacuum looks a minute later at best,
+    and until then a fresh database's queries are planned as if its tables were empty: the country
+    news, for one, read the whole group's history by the wrong index every period."""
+
+    ANALYZE_FROM = 10_000  # entries
+    HISTORY_TABLES = ("charts", "entries", "title_stats", "country_counts", "country_periods", "outbox")
 
     def __init__(self, pg: Pg) -> None:
         self.pg = pg
         self.ids = Identities()
+        self.analyzed = 0  # entries this process had written when it last analyzed the history
+        self.written = 0  # entries it has written since
 
     @asynccontextmanager
     async def write(self, read: int | None = None) -> AsyncIterator[PostgresHistoryWrite]:
@@ -158,6 +171,21 @@ class PostgresHistory:
         except BaseException:
             self.ids.forget()  # ids given out in the rolled-back transaction no longer exist
             raise
+        self.written += write.entries
+        if self.written >= max(self.ANALYZE_FROM, self.analyzed):
+            await self._analyze()
+
+    async def _analyze(self) -> None:
+        """Fresh planner statistics for the history tables. The write has committed: a failure here
+        is only logged (autovacuum will get to them)."""
+        try:
+            async with self.pg.connection() as conn:
+                await conn.execute(f"ANALYZE {', '.join(self.HISTORY_TABLES)}")
+        except StoreError as exc:
+            log.warning("could not analyze the history tables after a large write: %s", exc)
+            return
+        self.analyzed += self.written
+        self.written = 0
 
 
 class PostgresHistoryWrite:
@@ -169,6 +197,7 @@ class PostgresHistoryWrite:
         self.read = read
         self.now = moment()
         self.news = False  # milestones were written (or withdrawn): the planner has work
+        self.entries = 0  # entries written
 
     # --- titles -----------------------------------------------------------------------------------
 
@@ -402,6 +431,7 @@ class PostgresHistoryWrite:
         await self._insert_entries(entries)
 
     async def _insert_entries(self, entries: list[tuple]) -> None:
+        self.entries += len(entries)
         if len(entries) >= COPY_AT:
             await self.db.copy_rows("entries", ENTRY_COLUMNS, entries)
         elif entries:
