@@ -73,7 +73,9 @@ def main() -> None:
     real = files.read_file(REAL_DAILY, None) if REAL_DAILY.is_file() else []
     with scratch(args.db) as db:
         print(f"engine: {db.where()}")
+        db.settle()
         plain = asyncio.run(ingest_alone(days, db.target("plain")))
+        db.settle()
         detecting = asyncio.run(replay(days, db.target("replay"), kinds))
         if real:
             asyncio.run(replay([real], db.target("real") if db.postgres else ":memory:", real_kinds))
