@@ -115,14 +115,14 @@ async def test_country_counts_added_and_recounted_in_one_period(countries, new_d
     tv = [s for s in countries if s.key.category == "tv"]
     weeks = sorted({s.key.date for s in tv})[-2:]
     regions = sorted({s.key.region for s in tv})
-    late, backfilled, revised = regions[0], regions[1], regions[2]
+    added, backfilled, revised = regions[0], regions[1], regions[2]  # in the second batch
     original = next(s for s in tv if s.key.region == revised and s.key.date == weeks[1])
     first, second, *rest = original.entries
     correction = Snapshot(original.key, (replace(second, rank=1), replace(first, rank=2), *rest))
     held_back = [
         s
         for s in tv
-        if (s.key.region == late and s.key.date in weeks)
+        if (s.key.region == added and s.key.date in weeks)
         or (s.key.region == backfilled and s.key.date == weeks[0])
     ]
     kept = [s for s in tv if all(s is not held for held in held_back)]
