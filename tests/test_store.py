@@ -117,8 +117,8 @@ async def test_country_counts_added_and_recounted_in_one_period(countries, new_d
     regions = sorted({s.key.region for s in tv})
     added, backfilled, revised = regions[0], regions[1], regions[2]  # in the second batch
     original = next(s for s in tv if s.key.region == revised and s.key.date == weeks[1])
-    first, second, *rest = original.entries
-    correction = Snapshot(original.key, (replace(second, rank=1), replace(first, rank=2), *rest))
+    first, second = original.entries[:2]
+    correction = top_two_swapped(original)
     held_back = [
         s
         for s in tv
@@ -136,6 +136,12 @@ async def test_country_counts_added_and_recounted_in_one_period(countries, new_d
         assert await dump_derived(twice) == expected
     counted = {(row[3], row[4]): row[5:] for row in expected["countries"]}
     assert counted[(str(weeks[1]), first.title_key)] != counted.get((str(weeks[1]), second.title_key))
+
+
+def top_two_swapped(chart: Snapshot) -> Snapshot:
+    """A correction of a chart: its No. 1 and No. 2 change places."""
+    first, second, *rest = chart.entries
+    return Snapshot(chart.key, (replace(second, rank=1), replace(first, rank=2), *rest))
 
 
 async def assert_aouad_story_countries(store: Store) -> None:
@@ -294,8 +300,7 @@ async def test_figures_come_back_exactly(new_db):
 @both_engines
 async def test_a_chart_given_twice_in_a_long_batch_is_stored_as_last_given(countries, new_db):
     middle = countries[len(countries) // 2]
-    first, second, *rest = middle.entries
-    correction = Snapshot(middle.key, (replace(second, rank=1), replace(first, rank=2), *rest))
+    correction = top_two_swapped(middle)
     async with await open_store(new_db()) as once:
         await ingest(once, [correction if s is middle else s for s in countries], news=False)
         expected = await dump_derived(once)
@@ -311,8 +316,7 @@ async def test_a_chart_given_again_in_the_next_step_of_a_batch_revises_the_first
     """A step's last chunk waits for the next step to be read before its new charts are handed over;
     a chart given again in that next step is stored after its first copy, as its revision."""
     newest = sorted(countries, key=lambda s: s.key.date)[-1]  # in the last chunk
-    first, second, *rest = newest.entries
-    correction = Snapshot(newest.key, (replace(second, rank=1), replace(first, rank=2), *rest))
+    correction = top_two_swapped(newest)
     async with await open_store(new_db()) as once:
         await ingest(once, [correction if s is newest else s for s in countries], news=False)
         expected = await dump_derived(once)

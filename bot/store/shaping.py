@@ -174,7 +174,7 @@ def tally_rows(
     tallies: Mapping[tuple[GroupKey, date], CountryTally],
 ) -> tuple[list[tuple[str, str, str, date, str, int, int]], list[tuple[str, str, str, date, int]]]:
     """Country tallies as rows to add: (group, date, title key, at No. 1, in the top 10) and (group,
-    date, charts), in key order (neighbours in the table's primary key are written together)."""
+    date, charts), period by period in order (a period's rows are neighbours in the tables)."""
     counts = []
     periods = []
     for (group, day), tally in sorted(tallies.items()):
